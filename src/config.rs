@@ -1,0 +1,394 @@
+//! `gateway.toml`: what operators edit. Parsing, `${VAR}` expansion and secrets live here;
+//! rules are compiled (and checked) by [`crate::mapping`], whose errors point back into the
+//! file through [`Loaded::error_at`].
+
+use std::{fmt, ops::Range, path::PathBuf, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    At { path: String, line: usize, column: usize, message: String },
+}
+
+/// A configuration file as read, kept with its text so later checks can name a line.
+pub struct Loaded {
+    pub path: String,
+    pub text: String,
+    pub config: Config,
+}
+
+impl Loaded {
+    pub fn read(path: &str) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File { path: path.into(), message: e.to_string() })?;
+        Self::parse(path, text)
+    }
+
+    pub fn parse(path: &str, text: String) -> Result<Loaded, ConfigError> {
+        let config: Config = match toml::from_str(&text) {
+            Ok(c) => c,
+            // Our own formatting, not toml's snippet: the offending line may hold an inline secret.
+            Err(e) => {
+                let message = e.message().trim().to_owned();
+                return Err(match e.span() {
+                    Some(span) => error_at(path, &text, span, message),
+                    None => ConfigError::File { path: path.into(), message },
+                });
+            }
+        };
+        let loaded = Loaded { path: path.into(), text, config };
+        loaded.check()?;
+        Ok(loaded)
+    }
+
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        error_at(&self.path, &self.text, span, message.into())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        if c.auth.bearer.is_empty() && c.auth.basic.is_empty() {
+            return Err(self.file_error("[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"));
+        }
+        let url = c.directory.url.get_ref().as_str();
+        if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+            return Err(self.error_at(c.directory.url.span(), "directory.url must start with ldap:// or ldaps://"));
+        }
+        let secrets = c.auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("[[auth.bearer]] {}: {e}", b.name)));
+        let secrets = secrets
+            .chain(c.auth.basic.iter().map(|b| b.secret().map_err(|e| format!("[[auth.basic]] {}: {e}", b.name))))
+            .chain(std::iter::once(c.directory.bind_password().map_err(|e| format!("[directory] {e}"))));
+        for s in secrets {
+            s.map_err(|e| self.file_error(&e))?;
+        }
+        let base = &c.server.base_path;
+        if !base.get_ref().starts_with('/') || base.get_ref().ends_with('/') {
+            return Err(self.error_at(base.span(), "server.base_path must start with '/' and not end with one"));
+        }
+        Ok(())
+    }
+
+    fn file_error(&self, message: &str) -> ConfigError {
+        ConfigError::File { path: self.path.clone(), message: message.into() }
+    }
+}
+
+fn error_at(path: &str, text: &str, span: Range<usize>, message: String) -> ConfigError {
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+    ConfigError::At { path: path.into(), line, column, message }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub directory: DirectoryConfig,
+    pub users: UsersConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: Text,
+    pub base_path: Spanned<String>,
+    /// Absolute URL prefix for `meta.location` (e.g. behind a proxy); default: from the Host header.
+    pub public_url: Option<Text>,
+    pub max_body_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: Text("127.0.0.1:8080".into()),
+            base_path: Spanned::new(0..0, "/scim/v2".into()),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            tls: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: Text,
+    pub key_file: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub bearer: Vec<BearerToken>,
+    #[serde(default)]
+    pub basic: Vec<BasicCredential>,
+}
+
+/// A bearer token; `name` identifies the caller in logs, the value never appears.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerToken {
+    pub name: String,
+    token: Option<Text>,
+    token_file: Option<Text>,
+}
+
+impl BearerToken {
+    pub fn secret(&self) -> Result<Secret, String> {
+        secret("token", &self.token, &self.token_file)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    pub name: String,
+    pub username: Text,
+    password: Option<Text>,
+    password_file: Option<Text>,
+}
+
+impl BasicCredential {
+    pub fn secret(&self) -> Result<Secret, String> {
+        secret("password", &self.password, &self.password_file)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    pub url: Spanned<Text>,
+    pub bind_dn: Text,
+    bind_password: Option<Text>,
+    bind_password_file: Option<Text>,
+    /// Upgrade `ldap://` with StartTLS before binding.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM bundle of the CAs that sign the directory's certificate; default: the system's.
+    pub ca_file: Option<Text>,
+    #[serde(default = "defaults::pool_size")]
+    pub pool_size: usize,
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "defaults::operation_timeout")]
+    pub operation_timeout_secs: u64,
+    /// Paged-results page size; keep it at or below the server's size limit.
+    #[serde(default = "defaults::page_size")]
+    pub page_size: i32,
+}
+
+impl DirectoryConfig {
+    pub fn bind_password(&self) -> Result<Secret, String> {
+        secret("bind_password", &self.bind_password, &self.bind_password_file)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_secs(self.operation_timeout_secs)
+    }
+}
+
+mod defaults {
+    pub fn pool_size() -> usize {
+        4
+    }
+    pub fn connect_timeout() -> u64 {
+        5
+    }
+    pub fn operation_timeout() -> u64 {
+        10
+    }
+    pub fn page_size() -> i32 {
+        500
+    }
+    pub fn id_attribute() -> String {
+        "entryUUID".into()
+    }
+    pub fn created_attribute() -> String {
+        "createTimestamp".into()
+    }
+    pub fn modified_attribute() -> String {
+        "modifyTimestamp".into()
+    }
+    pub fn version_attribute() -> String {
+        "entryCSN".into()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Where new users are created, and the search base for existing ones.
+    pub base_dn: Text,
+    /// Which entries under `base_dn` are users (operator-written LDAP filter).
+    pub filter: Spanned<String>,
+    /// The RDN attribute of new entries; its value comes from the attribute rules.
+    pub rdn_attribute: Spanned<String>,
+    pub object_classes: Vec<String>,
+    /// Source of the SCIM `id`: must be stable across renames.
+    #[serde(default = "defaults::id_attribute")]
+    pub id_attribute: String,
+    #[serde(default = "defaults::created_attribute")]
+    pub created_attribute: String,
+    #[serde(default = "defaults::modified_attribute")]
+    pub modified_attribute: String,
+    #[serde(default = "defaults::version_attribute")]
+    pub version_attribute: String,
+    pub deactivation: Spanned<Deactivation>,
+    #[serde(rename = "attribute")]
+    pub attributes: Vec<AttributeRule>,
+}
+
+/// How `active: false` is written to the directory.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Deactivation {
+    /// Set `attribute` to `inactive_value`; active means any other value (or none). On
+    /// reactivation the attribute is set to `active_value`, or removed when there is none.
+    Attribute { attribute: String, inactive_value: String, active_value: Option<String> },
+    /// OpenLDAP ppolicy: a permanent `pwdAccountLockedTime` blocks binds.
+    Ppolicy,
+}
+
+/// One mapping rule: a SCIM attribute path and the LDAP attribute that holds it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeRule {
+    pub scim: Spanned<String>,
+    pub ldap: Spanned<String>,
+}
+
+/// Reads a secret given inline (`key`, `${ENV}` allowed) or as a file (`key_file`).
+fn secret(key: &str, inline: &Option<Text>, file: &Option<Text>) -> Result<Secret, String> {
+    let value = match (inline, file) {
+        (Some(v), None) => v.0.clone(),
+        (None, Some(path)) => std::fs::read_to_string(&path.0)
+            .map_err(|e| format!("cannot read {key}_file {}: {e}", path.0))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+        _ => return Err(format!("give exactly one of `{key}` and `{key}_file`")),
+    };
+    if value.is_empty() {
+        return Err(format!("`{key}` is empty"));
+    }
+    Ok(Secret(value.into()))
+}
+
+/// A credential. Its `Debug` never shows the value; only [`Secret::expose`] does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A string with `${VAR}` and `${VAR:-default}` replaced from the environment when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Text> for PathBuf {
+    fn from(t: Text) -> PathBuf {
+        t.0.into()
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        expand(&raw, |name| std::env::var(name).ok()).map(Text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn expand(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unterminated `${{` in {raw:?}"))?;
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&after[..end], None),
+        };
+        match (lookup(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SET").then(|| "value".into())
+    }
+
+    #[test]
+    fn expands_variables_and_defaults() {
+        assert_eq!(expand("a${SET}b", env).unwrap(), "avalueb");
+        assert_eq!(expand("${UNSET:-8080}", env).unwrap(), "8080");
+        assert_eq!(expand("${SET:-x}", env).unwrap(), "value");
+        assert_eq!(expand("plain $ text", env).unwrap(), "plain $ text");
+        assert!(expand("${UNSET}", env).unwrap_err().contains("UNSET is not set"));
+        assert!(expand("${OPEN", env).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "[server]\nlisten = \"x\"\nbogus = 1\n".to_string();
+        match Loaded::parse("g.toml", text) {
+            Err(ConfigError::At { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! ldap3 errors and LDAP result codes (RFC 4511 Appendix A) → [`DirectoryError`].
+
+use ldap3::{LdapError, LdapResult};
+
+use crate::directory::DirectoryError;
+
+pub fn from_ldap(e: LdapError) -> DirectoryError {
+    match e {
+        LdapError::LdapResult { result } => from_result(result),
+        e @ (LdapError::Io { .. }
+        | LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::MiscSend { .. }
+        | LdapError::Timeout { .. }
+        | LdapError::EndOfStream
+        | LdapError::Rustls { .. }) => DirectoryError::Unavailable(e.to_string()),
+        e => DirectoryError::Other { code: 80, text: e.to_string() },
+    }
+}
+
+pub fn from_result(r: LdapResult) -> DirectoryError {
+    let text = if r.text.is_empty() { format!("result code {}", r.rc) } else { r.text };
+    match r.rc {
+        4 => DirectoryError::SizeLimit,
+        32 => DirectoryError::NoSuchEntry,
+        68 => DirectoryError::AlreadyExists,
+        50 => DirectoryError::AccessDenied(text),
+        // busy, unavailable, unwilling-because-shutting-down, other transient states
+        3 | 51 | 52 => DirectoryError::Unavailable(text),
+        // schema, syntax, constraint and naming problems: the data was refused
+        16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
+        code => DirectoryError::Other { code, text },
+    }
+}

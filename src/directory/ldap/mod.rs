@@ -1,0 +1,152 @@
+//! [`Directory`] over LDAP v3 with ldap3: paged searches, Password Modify, modrdn.
+
+mod error;
+mod pool;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::exop::PasswordModify;
+use ldap3::{Ldap, LdapError, Mod, SearchEntry};
+
+use self::error::from_ldap;
+use self::pool::Pool;
+use super::{Attributes, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use crate::config::DirectoryConfig;
+
+pub struct LdapDirectory {
+    pool: Pool,
+    page_size: i32,
+}
+
+impl LdapDirectory {
+    /// Prepares the pool; connections open on first use, so start-up does not need the directory.
+    pub fn new(cfg: &DirectoryConfig) -> std::result::Result<Self, String> {
+        Ok(LdapDirectory { pool: Pool::new(cfg)?, page_size: cfg.page_size.max(1) })
+    }
+
+    /// Runs `op` on a pooled connection. A failure of the connection empties its slot;
+    /// idempotent operations (`retry`) then run once more on a fresh one, which is what
+    /// makes the gateway recover by itself after the directory restarts.
+    async fn run<T, F, Fut>(&self, retry: bool, op: F) -> Result<T>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, LdapError>>,
+    {
+        let mut attempts = if retry { 2 } else { 1 };
+        loop {
+            attempts -= 1;
+            let lease = self.pool.get().await?;
+            let mut ldap = lease.ldap.clone();
+            ldap.with_timeout(self.pool.timeout);
+            match op(ldap).await.map_err(from_ldap) {
+                Err(e @ DirectoryError::Unavailable(_)) => {
+                    self.pool.discard(&lease).await;
+                    if attempts == 0 {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn scope(s: Scope) -> ldap3::Scope {
+    match s {
+        Scope::Base => ldap3::Scope::Base,
+        Scope::OneLevel => ldap3::Scope::OneLevel,
+        Scope::Subtree => ldap3::Scope::Subtree,
+    }
+}
+
+fn values(v: &[String]) -> HashSet<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[async_trait]
+impl Directory for LdapDirectory {
+    async fn search(&self, s: &Search) -> Result<Vec<Entry>> {
+        let filter = s.filter.to_string();
+        let page_size = self.page_size;
+        let result = self
+            .run(true, |mut ldap| {
+                let (filter, attrs) = (filter.clone(), s.attrs.clone());
+                async move {
+                    let adapters: Vec<Box<dyn Adapter<_, _>>> =
+                        vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
+                    let mut stream =
+                        ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
+                    let mut entries = Vec::new();
+                    while let Some(raw) = stream.next().await? {
+                        let e = SearchEntry::construct(raw);
+                        let mut entry = Entry::new(e.dn);
+                        for (k, v) in e.attrs {
+                            entry.insert(&k, v);
+                        }
+                        entries.push(entry);
+                    }
+                    let done = stream.finish().await;
+                    Ok((entries, done))
+                }
+            })
+            .await?;
+        let (entries, done) = result;
+        match done.rc {
+            0 => Ok(entries),
+            // The base itself is missing: nothing matches.
+            32 => Ok(Vec::new()),
+            _ => Err(error::from_result(done)),
+        }
+    }
+
+    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
+        let attrs: Vec<(&str, HashSet<&str>)> = attrs.iter().map(|(k, v)| (k.as_str(), values(v))).collect();
+        self.run(false, |mut ldap| {
+            let attrs = attrs.clone();
+            async move { ldap.add(dn, attrs).await?.success().map(drop) }
+        })
+        .await
+    }
+
+    async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()> {
+        let mods: Vec<Mod<&str>> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Replace(a, v) => Mod::Replace(a.as_str(), values(v)),
+                Change::Add(a, v) => Mod::Add(a.as_str(), values(v)),
+                Change::Delete(a, v) => Mod::Delete(a.as_str(), values(v)),
+            })
+            .collect();
+        self.run(false, |mut ldap| {
+            let mods = mods.clone();
+            async move { ldap.modify(dn, mods).await?.success().map(drop) }
+        })
+        .await
+    }
+
+    async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()> {
+        self.run(false, |mut ldap| async move { ldap.modifydn(dn, new_rdn, true, None).await?.success().map(drop) })
+            .await
+    }
+
+    async fn delete(&self, dn: &str) -> Result<()> {
+        self.run(false, |mut ldap| async move { ldap.delete(dn).await?.success().map(drop) }).await
+    }
+
+    async fn set_password(&self, dn: &str, password: &str) -> Result<()> {
+        self.run(false, |mut ldap| async move {
+            let exop = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(password) };
+            ldap.extended(exop).await?.success().map(drop)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.run(true, |mut ldap| async move {
+            ldap.search("", ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await?.success().map(drop)
+        })
+        .await
+    }
+}

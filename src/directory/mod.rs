@@ -1,0 +1,125 @@
+//! The directory adapter: the handful of operations the gateway needs from a directory server.
+//!
+//! Everything above this module speaks in [`Entry`], [`Search`] and [`Change`]; only
+//! [`ldap`] knows the wire protocol. Values cross this boundary as plain strings and are
+//! escaped here ([`filter`], [`dn`]), never by the callers.
+
+pub mod dn;
+pub mod filter;
+pub mod ldap;
+
+use std::collections::BTreeMap;
+
+pub use filter::LdapFilter;
+
+/// Why a directory operation failed, in the terms the layers above act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The server could not be reached, timed out, or is shutting down: worth retrying later.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    #[error("an entry with that name already exists")]
+    AlreadyExists,
+    #[error("no such entry")]
+    NoSuchEntry,
+    /// The server refused the data itself (schema, syntax, constraint, policy).
+    #[error("the directory refused the change: {text} (LDAP result {code})")]
+    Rejected { code: u32, text: String },
+    #[error("the service account is not allowed to do this: {0}")]
+    AccessDenied(String),
+    /// Never hidden as a short list: the operator must lift the limit for the service account.
+    #[error("the directory's size limit cut the result short; grant the service account `limits ... size=unlimited`")]
+    SizeLimit,
+    #[error("directory error {code}: {text}")]
+    Other { code: u32, text: String },
+}
+
+pub type Result<T> = std::result::Result<T, DirectoryError>;
+
+/// An entry as read back: DN plus attributes, keyed by lower-cased attribute name
+/// because LDAP attribute names are case-insensitive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub dn: String,
+    attrs: BTreeMap<String, Vec<String>>,
+}
+
+impl Entry {
+    pub fn new(dn: impl Into<String>) -> Self {
+        Entry { dn: dn.into(), attrs: BTreeMap::new() }
+    }
+
+    pub fn with(mut self, attr: &str, values: Vec<String>) -> Self {
+        self.insert(attr, values);
+        self
+    }
+
+    pub fn insert(&mut self, attr: &str, values: Vec<String>) {
+        if !values.is_empty() {
+            self.attrs.insert(attr.to_ascii_lowercase(), values);
+        }
+    }
+
+    /// All values of `attr` (empty when absent).
+    pub fn values(&self, attr: &str) -> &[String] {
+        self.attrs.get(&attr.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn first(&self, attr: &str) -> Option<&str> {
+        self.values(attr).first().map(String::as_str)
+    }
+}
+
+/// The attributes of a new entry: name and values.
+pub type Attributes = Vec<(String, Vec<String>)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Base,
+    OneLevel,
+    Subtree,
+}
+
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub base: String,
+    pub scope: Scope,
+    pub filter: LdapFilter,
+    /// Attributes to return; operational ones must be named explicitly.
+    pub attrs: Vec<String>,
+}
+
+/// One modification of a modify operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Replace all values (an empty list deletes the attribute).
+    Replace(String, Vec<String>),
+    Add(String, Vec<String>),
+    /// Delete these values (an empty list deletes the attribute).
+    Delete(String, Vec<String>),
+}
+
+impl Change {
+    pub fn attr(&self) -> &str {
+        match self {
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a,
+        }
+    }
+}
+
+/// What the gateway needs from a directory. Implementations must be cheap to share
+/// across requests: every call may run concurrently with others.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    /// All matching entries; paged underneath so the server's page size never truncates.
+    async fn search(&self, search: &Search) -> Result<Vec<Entry>>;
+    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()>;
+    async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()>;
+    /// Changes the RDN in place (modrdn, deleting the old RDN value), keeping the entry's identity.
+    async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()>;
+    async fn delete(&self, dn: &str) -> Result<()>;
+    /// Sets a password so that the server hashes it (RFC 3062 Password Modify).
+    async fn set_password(&self, dn: &str, password: &str) -> Result<()>;
+    /// Proves the directory answers with the service account's credentials.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,123 @@
+//! HTTP responses, and the one place where any failure becomes a SCIM error response.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+use crate::directory::DirectoryError;
+use crate::provision;
+use crate::scim::{ScimType, ERROR_SCHEMA};
+use crate::{mapping, scim};
+
+pub type Body = Full<Bytes>;
+
+/// Seconds an IdP should wait before retrying when the directory is unavailable.
+const RETRY_AFTER: &str = "5";
+
+/// Why a request failed, from the HTTP layer down.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("authentication required: a valid bearer token or Basic credential")]
+    Unauthorized,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NoRoute(String),
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("the request took longer than the configured request_timeout_secs")]
+    Timeout,
+    #[error("the body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error(transparent)]
+    Provision(#[from] provision::Error),
+}
+
+impl From<scim::Error> for Error {
+    fn from(e: scim::Error) -> Self {
+        Error::Provision(e.into())
+    }
+}
+
+pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+    r
+}
+
+/// A resource, with its `ETag` (and `Location` when created).
+pub fn resource(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = json(status, value);
+    let meta = &value["meta"];
+    if let Some(v) = meta["version"].as_str().and_then(|v| HeaderValue::from_str(v).ok()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED {
+        if let Some(l) = meta["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
+            r.headers_mut().insert(header::LOCATION, l);
+        }
+    }
+    r
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Status and `scimType` of each failure (RFC 7644 §3.12).
+fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
+    use provision::Error as P;
+    match e {
+        Error::Unauthorized => (StatusCode::UNAUTHORIZED, None),
+        Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
+        Error::NoRoute(_) => (StatusCode::NOT_FOUND, None),
+        Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
+        Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, None),
+        Error::BadJson(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidSyntax)),
+        Error::Provision(p) => match p {
+            P::Scim(e) => (StatusCode::BAD_REQUEST, Some(e.kind)),
+            P::Mapping(mapping::Error::InvalidValue(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
+            P::Mapping(mapping::Error::InvalidFilter(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidFilter)),
+            P::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
+            P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
+            P::Directory(d) => match d {
+                DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+                DirectoryError::AlreadyExists => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
+                DirectoryError::NoSuchEntry => (StatusCode::NOT_FOUND, None),
+                DirectoryError::Rejected { .. } => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
+                DirectoryError::AccessDenied(_) => (StatusCode::FORBIDDEN, None),
+                DirectoryError::SizeLimit | DirectoryError::Other { .. } => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            },
+        },
+    }
+}
+
+/// The SCIM error response for `e`. Details name attributes and directory diagnostics,
+/// never a credential or a password: those never enter an error's text.
+pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
+    let (status, scim_type) = classify(e);
+    if status.is_server_error() {
+        tracing::warn!(error = %e, "request failed");
+    }
+    let mut body = json!({"schemas": [ERROR_SCHEMA], "status": status.as_u16().to_string(), "detail": e.to_string()});
+    if let Some(t) = scim_type {
+        body["scimType"] = t.as_str().into();
+    }
+    let mut r = json(status, &body);
+    let headers = r.headers_mut();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+        }
+        _ => {}
+    }
+    r
+}

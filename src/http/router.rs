@@ -1,0 +1,173 @@
+//! Routing of SCIM endpoints below the base path, and the per-request envelope: auth,
+//! body limit, timeout, request id and the access log line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::auth::Authenticator;
+use super::response::{self, Body, Error};
+use crate::provision::Users;
+use crate::scim::discovery::{Advertised, Discovery};
+use crate::scim::list::Query;
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    pub base_path: String,
+    /// `https://host` prefix for `meta.location`; from the Host header when `None`.
+    pub public_url: Option<String>,
+    pub tls: bool,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub auth: Authenticator,
+    pub users: Users,
+    /// What discovery offers; documents are built per request since their URLs follow the Host.
+    pub advertised: Vec<Advertised>,
+}
+
+impl App {
+    fn discovery(&self, root: &str) -> Discovery {
+        Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic())
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Entry point for every request.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
+    let started = Instant::now();
+    let mut resp = async {
+        match tokio::time::timeout(app.request_timeout, route(&app, req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => response::error(&e, app.auth.challenge()),
+            Err(_) => response::error(&Error::Timeout, app.auth.challenge()),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| {
+        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" && req.method() == Method::GET {
+        return Ok(response::empty(StatusCode::OK));
+    }
+    let Some(rest) = path.strip_prefix(&app.base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
+        return Err(Error::NoRoute(format!("nothing at {path}; the SCIM base path is {}", app.base_path)));
+    };
+    let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let caller = app.auth.authenticate(header(header::AUTHORIZATION)).ok_or(Error::Unauthorized)?;
+    tracing::Span::current().record("caller", caller);
+
+    let root = root_url(app, req.headers());
+    let users_url = format!("{root}/Users");
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let if_match = header(header::IF_MATCH).map(str::to_owned);
+    let method = req.method().clone();
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let users = &app.users;
+    let ok = |v: Value| response::resource(StatusCode::OK, &v);
+
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["ServiceProviderConfig"]) => {
+            Ok(response::json(StatusCode::OK, &app.discovery(&root).service_provider_config))
+        }
+        (&Method::GET, ["ResourceTypes"]) => {
+            Ok(response::json(StatusCode::OK, &app.discovery(&root).resource_types_list()))
+        }
+        (&Method::GET, ["Schemas"]) => Ok(response::json(StatusCode::OK, &app.discovery(&root).schemas_list())),
+        (&Method::GET, ["ResourceTypes", id]) => discovered(app.discovery(&root).resource_type(id).cloned(), id),
+        (&Method::GET, ["Schemas", id]) => discovered(app.discovery(&root).schema(id).cloned(), id),
+        (&Method::GET, ["Users"]) => {
+            let q = Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            Ok(response::json(StatusCode::OK, &users.list(&q, &users_url).await?))
+        }
+        (&Method::POST, ["Users", ".search"]) => {
+            let q = Query::from_body(&body_json(app, req).await?)?;
+            Ok(response::json(StatusCode::OK, &users.list(&q, &users_url).await?))
+        }
+        (&Method::POST, ["Users"]) => {
+            let body = body_json(app, req).await?;
+            Ok(response::resource(StatusCode::CREATED, &users.create(&body, &users_url).await?))
+        }
+        (&Method::GET, ["Users", id]) => {
+            let q = Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            Ok(ok(users.get(id, &q.projection, &users_url).await?))
+        }
+        (&Method::PUT, ["Users", id]) => {
+            let body = body_json(app, req).await?;
+            Ok(ok(users.replace(id, &body, if_match.as_deref(), &users_url).await?))
+        }
+        (&Method::PATCH, ["Users", id]) => {
+            let body = body_json(app, req).await?;
+            Ok(ok(users.patch(id, &body, if_match.as_deref(), &users_url).await?))
+        }
+        (&Method::DELETE, ["Users", id]) => {
+            users.delete(id, if_match.as_deref()).await?;
+            Ok(response::empty(StatusCode::NO_CONTENT))
+        }
+        (_, ["ServiceProviderConfig" | "ResourceTypes" | "Schemas" | "Users", ..]) => Err(Error::MethodNotAllowed),
+        _ => Err(Error::NoRoute(format!("no SCIM endpoint at {rest}"))),
+    }
+}
+
+fn discovered(doc: Option<Value>, id: &str) -> Result<Response<Body>> {
+    doc.map(|d| response::json(StatusCode::OK, &d))
+        .ok_or_else(|| Error::NoRoute(format!("no discovery document {id:?}")))
+}
+
+/// Absolute URL of the SCIM root, for `meta.location` and discovery.
+fn root_url(app: &App, headers: &HeaderMap) -> String {
+    let origin = app.public_url.clone().unwrap_or_else(|| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        format!("{}://{host}", if app.tls { "https" } else { "http" })
+    });
+    format!("{}{}", origin.trim_end_matches('/'), app.base_path)
+}
+
+fn pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+/// The JSON body, refused beyond the configured size before it is read whole.
+async fn body_json(app: &App, req: Request<Incoming>) -> Result<Value> {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.max_body) {
+        return Err(Error::PayloadTooLarge(app.max_body));
+    }
+    let bytes: Bytes = Limited::new(req.into_body(), app.max_body)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+            Ok(_) => Error::PayloadTooLarge(app.max_body),
+            Err(e) => Error::BadJson(format!("the body could not be read: {e}")),
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadJson(e.to_string()))
+}

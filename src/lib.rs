@@ -1,0 +1,64 @@
+//! scim-gateway: a SCIM 2.0 service provider in front of an LDAP directory.
+//!
+//! Data flows one way: [`http`] → [`provision`] → ([`scim`], [`mapping`]) → [`directory`].
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod directory;
+pub mod http;
+pub mod mapping;
+pub mod provision;
+pub mod scim;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use config::{ConfigError, Loaded};
+use directory::{ldap::LdapDirectory, Directory};
+use mapping::UserMapping;
+
+/// A gateway assembled from its configuration, ready to serve.
+pub struct Gateway {
+    pub app: Arc<http::App>,
+    pub directory: Arc<dyn Directory>,
+}
+
+impl Gateway {
+    /// Compiles the rules and prepares the pool. Every configuration mistake surfaces here,
+    /// with the file and line, before a port is opened.
+    pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
+        let cfg = &loaded.config;
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let users = UserMapping::compile(&cfg.users).map_err(|e| loaded.error_at(e.span, e.message))?;
+        let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(&cfg.directory).map_err(file_error)?);
+        let app = http::App {
+            base_path: cfg.server.base_path.get_ref().clone(),
+            public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
+            tls: cfg.server.tls.is_some(),
+            max_body: cfg.server.max_body_bytes,
+            request_timeout: cfg.server.request_timeout(),
+            auth: http::Authenticator::new(&cfg.auth).map_err(file_error)?,
+            advertised: users.advertised(),
+            users: provision::Users::new(directory.clone(), users),
+        };
+        Ok(Gateway { app: Arc::new(app), directory })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        loaded: &Loaded,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ConfigError> {
+        let server = &loaded.config.server;
+        let tls = match &server.tls {
+            Some(t) => Some(
+                http::tls_acceptor(t).map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?,
+            ),
+            None => None,
+        };
+        http::serve(self.app, listener, tls, server.header_read_timeout(), shutdown).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! `scim-gateway serve` (default) and `scim-gateway check`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use scim_gateway::config::Loaded;
+use scim_gateway::Gateway;
+
+#[derive(Parser)]
+#[command(version, about = "SCIM 2.0 gateway from Okta / Entra ID to LDAP directories")]
+struct Cli {
+    /// The configuration file.
+    #[arg(short, long, global = true, env = "SCIM_GATEWAY_CONFIG", default_value = "gateway.toml")]
+    config: String,
+    /// Log format.
+    #[arg(long, global = true, env = "SCIM_GATEWAY_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SCIM requests (the default).
+    Serve,
+    /// Validate the configuration and bind to the directory, then exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("scim-gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let loaded = Loaded::read(&cli.config).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => {
+            gateway.directory.ping().await.map_err(|e| format!("{}: directory: {e}", loaded.path))?;
+            println!(
+                "{}: configuration valid; bound to {} as {}",
+                loaded.path,
+                loaded.config.directory.url.get_ref().as_str(),
+                loaded.config.directory.bind_dn.as_str()
+            );
+            Ok(())
+        }
+        Command::Serve => {
+            let addr = loaded.config.server.listen.as_str();
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(%addr, base_path = %loaded.config.server.base_path.get_ref(), "serving SCIM");
+            if let Err(e) = gateway.directory.ping().await {
+                // Not fatal: the directory may come up after the gateway; requests get 503 until then.
+                tracing::warn!(error = %e, "directory not reachable yet");
+            }
+            gateway.serve(&loaded, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

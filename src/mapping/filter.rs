@@ -1,0 +1,286 @@
+//! SCIM filter → LDAP filter, through the rules. Every value travels as an assertion value
+//! of [`LdapFilter`], which escapes it; attributes no rule maps are refused, never guessed.
+
+use serde_json::{json, Value};
+
+use super::{time, Error, Result, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
+use crate::config::Deactivation;
+use crate::directory::LdapFilter;
+use crate::scim::filter::{AttrPath, CompareOp, Filter};
+use crate::scim::json::as_bool;
+use crate::scim::patch::element_matches;
+use crate::scim::schema::Kind;
+use crate::scim::USER_SCHEMA;
+
+/// Matches every entry: a condition that is always true once the rules are applied.
+fn always() -> LdapFilter {
+    LdapFilter::And(Vec::new())
+}
+
+impl UserMapping {
+    /// The LDAP filter selecting the users that match `f`.
+    pub fn ldap_filter(&self, f: &Filter) -> Result<LdapFilter> {
+        Ok(self.filter.clone().and(self.translate(f)?))
+    }
+
+    fn translate(&self, f: &Filter) -> Result<LdapFilter> {
+        match f {
+            Filter::And(a, b) => Ok(LdapFilter::And(vec![self.translate(a)?, self.translate(b)?])),
+            Filter::Or(a, b) => Ok(LdapFilter::Or(vec![self.translate(a)?, self.translate(b)?])),
+            Filter::Not(a) => Ok(LdapFilter::Not(Box::new(self.translate(a)?))),
+            Filter::Present(path) => self.attribute(path, None),
+            Filter::Compare { path, op, value } => self.attribute(path, Some((*op, value))),
+            Filter::ValuePath { path, filter } => {
+                let rules: Vec<&Rule> =
+                    self.rules_for(path).filter(|r| r.target.selector.is_some() || r.target.sub.is_some()).collect();
+                if rules.is_empty() {
+                    return Err(unmapped(path));
+                }
+                rules.into_iter().map(|r| element(r, filter)).collect::<Result<_>>().map(LdapFilter::Or)
+            }
+        }
+    }
+
+    fn rules_for<'a>(&'a self, path: &'a AttrPath) -> impl Iterator<Item = &'a Rule> + 'a {
+        let schema = path.urn.as_deref().filter(|u| !u.eq_ignore_ascii_case(USER_SCHEMA));
+        self.rules.iter().filter(move |r| {
+            r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
+                && r.target.attr.eq_ignore_ascii_case(&path.name)
+        })
+    }
+
+    /// `pr` (no comparison) or a comparison on one attribute path.
+    fn attribute(&self, path: &AttrPath, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+        let core = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA));
+        let name = path.name.to_ascii_lowercase();
+        let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+        match (core, name.as_str(), sub.as_deref()) {
+            (true, "id", None) => return self.id(cmp),
+            (true, "active", None) => return self.active(cmp),
+            (true, "meta", Some(field @ ("created" | "lastmodified"))) => {
+                let attr = if field == "created" { &self.created_attr } else { &self.modified_attr };
+                return timestamp(attr, cmp);
+            }
+            _ => {}
+        }
+        let mut alternatives = Vec::new();
+        for rule in self.rules_for(path) {
+            let t = &rule.target;
+            let sub = path.sub_attr.as_deref();
+            let direct = match (&t.selector, sub) {
+                (None, s) => s.map(str::to_ascii_lowercase) == t.sub.as_deref().map(str::to_ascii_lowercase),
+                // `emails eq "x"` and `emails.value eq "x"` both compare the value.
+                (Some(_), None) => t.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("value")),
+                (Some(_), Some(s)) => t.sub.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(s)),
+            };
+            if direct {
+                alternatives.push(compare(rule, cmp)?);
+            } else if let (Some((key, wanted)), Some(s)) = (&t.selector, sub) {
+                // `emails.type eq "work"`: decided by the rule itself, where the value exists.
+                if key.eq_ignore_ascii_case(s) {
+                    let f = match cmp {
+                        Some((op, value)) => Filter::Compare {
+                            path: AttrPath { urn: None, name: key.clone(), sub_attr: None },
+                            op,
+                            value: value.clone(),
+                        },
+                        None => Filter::Present(AttrPath { urn: None, name: key.clone(), sub_attr: None }),
+                    };
+                    let holds = element_matches(&json!({ key.clone(): wanted }), &f);
+                    alternatives.push(if holds { LdapFilter::present(&rule.ldap) } else { LdapFilter::none() });
+                }
+            }
+        }
+        if alternatives.is_empty() {
+            return Err(unmapped(path));
+        }
+        Ok(if alternatives.len() == 1 { alternatives.remove(0) } else { LdapFilter::Or(alternatives) })
+    }
+
+    fn id(&self, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+        match cmp {
+            None => Ok(LdapFilter::present(&self.id_attr)),
+            Some((op @ (CompareOp::Eq | CompareOp::Ne), Value::String(id))) => {
+                let eq = self.id_filter(id).map_or_else(LdapFilter::none, |_| LdapFilter::eq(&self.id_attr, id));
+                Ok(if op == CompareOp::Eq { eq } else { LdapFilter::Not(Box::new(eq)) })
+            }
+            Some(_) => Err(Error::InvalidFilter("id supports only eq, ne and pr with a string".into())),
+        }
+    }
+
+    fn active(&self, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+        let inactive = match &self.deactivation {
+            Deactivation::Attribute { attribute, inactive_value, .. } => LdapFilter::eq(attribute, inactive_value),
+            Deactivation::Ppolicy => LdapFilter::eq(LOCK_ATTR, PERMANENT_LOCK),
+        };
+        let (op, value) = match cmp {
+            None => return Ok(always()),
+            Some(c) => c,
+        };
+        let wanted = as_bool(value)
+            .ok_or_else(|| Error::InvalidFilter(format!("active compares with true or false, not {value}")))?;
+        let active = match op {
+            CompareOp::Eq => wanted,
+            CompareOp::Ne => !wanted,
+            _ => return Err(Error::InvalidFilter("active supports only eq, ne and pr".into())),
+        };
+        Ok(if active { LdapFilter::Not(Box::new(inactive)) } else { inactive })
+    }
+}
+
+/// A value filter (`emails[type eq "work" and value co "@x"]`) on the element a rule stores.
+fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
+    let (key, wanted) = rule.target.selector.clone().unwrap_or_default();
+    Ok(match f {
+        Filter::And(a, b) => LdapFilter::And(vec![element(rule, a)?, element(rule, b)?]),
+        Filter::Or(a, b) => LdapFilter::Or(vec![element(rule, a)?, element(rule, b)?]),
+        Filter::Not(a) => LdapFilter::Not(Box::new(element(rule, a)?)),
+        Filter::Present(p) | Filter::Compare { path: p, .. }
+            if !key.is_empty() && p.name.eq_ignore_ascii_case(&key) =>
+        {
+            if element_matches(&json!({ key.clone(): wanted }), f) {
+                LdapFilter::present(&rule.ldap)
+            } else {
+                LdapFilter::none()
+            }
+        }
+        Filter::Present(p) if rule.target.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&p.name)) => {
+            LdapFilter::present(&rule.ldap)
+        }
+        Filter::Compare { path, op, value }
+            if rule.target.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&path.name)) =>
+        {
+            compare(rule, Some((*op, value)))?
+        }
+        Filter::ValuePath { .. } => return Err(Error::InvalidFilter("value filters cannot nest".into())),
+        // A sub-attribute this element does not store never matches.
+        Filter::Present(_) | Filter::Compare { .. } => LdapFilter::none(),
+    })
+}
+
+fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+    let attr = rule.ldap.as_str();
+    let Some((op, value)) = cmp else { return Ok(LdapFilter::present(attr)) };
+    let text = match value {
+        Value::Null => {
+            let present = LdapFilter::present(attr);
+            return match op {
+                CompareOp::Eq => Ok(LdapFilter::Not(Box::new(present))),
+                CompareOp::Ne => Ok(present),
+                _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
+            };
+        }
+        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match as_bool(v) {
+            Some(b) => if b { "TRUE" } else { "FALSE" }.to_owned(),
+            None => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
+        },
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => return Err(Error::InvalidFilter(format!("cannot compare with {other}"))),
+    };
+    Ok(ordered(attr, op, text))
+}
+
+/// One comparison, LDAP style. `co ""` and friends match any value.
+fn ordered(attr: &str, op: CompareOp, text: String) -> LdapFilter {
+    let substring = |initial, any, last| LdapFilter::Substring { attr: attr.to_owned(), initial, any, last };
+    let not_eq = || LdapFilter::Not(Box::new(LdapFilter::eq(attr, &text)));
+    match op {
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew if text.is_empty() => LdapFilter::present(attr),
+        CompareOp::Eq => LdapFilter::eq(attr, &text),
+        CompareOp::Ne => not_eq(),
+        CompareOp::Co => substring(None, vec![text], None),
+        CompareOp::Sw => substring(Some(text), vec![], None),
+        CompareOp::Ew => substring(None, vec![], Some(text)),
+        CompareOp::Ge => LdapFilter::GreaterOrEqual(attr.to_owned(), text),
+        CompareOp::Le => LdapFilter::LessOrEqual(attr.to_owned(), text),
+        CompareOp::Gt => LdapFilter::And(vec![LdapFilter::GreaterOrEqual(attr.to_owned(), text.clone()), not_eq()]),
+        CompareOp::Lt => LdapFilter::And(vec![LdapFilter::LessOrEqual(attr.to_owned(), text.clone()), not_eq()]),
+    }
+}
+
+fn timestamp(attr: &str, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+    let Some((op, value)) = cmp else { return Ok(LdapFilter::present(attr)) };
+    let generalized = value
+        .as_str()
+        .and_then(time::to_generalized)
+        .ok_or_else(|| Error::InvalidFilter(format!("{value} is not an RFC 3339 dateTime")))?;
+    match op {
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+            Err(Error::InvalidFilter("dateTime attributes support eq, ne, gt, ge, lt, le".into()))
+        }
+        op => Ok(ordered(attr, op, generalized)),
+    }
+}
+
+fn unmapped(path: &AttrPath) -> Error {
+    Error::InvalidFilter(format!("cannot filter on {path}: no rule in gateway.toml maps it"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mapping::tests::example;
+    use crate::scim::filter::parse_filter;
+
+    fn ldap(scim: &str) -> String {
+        example().ldap_filter(&parse_filter(scim).unwrap()).unwrap().to_string()
+    }
+
+    #[test]
+    fn okta_and_entra_lookups() {
+        assert_eq!(ldap(r#"userName eq "jdoe@example.com""#), "(&(objectClass=inetOrgPerson)(uid=jdoe@example.com))");
+        assert_eq!(ldap(r#"externalId eq "00u1""#), "(&(objectClass=inetOrgPerson)(description=00u1))");
+        assert_eq!(ldap(r#"USERNAME EQ "x""#), "(&(objectClass=inetOrgPerson)(uid=x))");
+    }
+
+    #[test]
+    fn operators() {
+        assert_eq!(ldap(r#"userName sw "j""#), "(&(objectClass=inetOrgPerson)(uid=j*))");
+        assert_eq!(ldap(r#"name.familyName co "o" or title pr"#), "(&(objectClass=inetOrgPerson)(|(sn=*o*)(title=*)))");
+        assert_eq!(ldap(r#"not (userName ew "z")"#), "(&(objectClass=inetOrgPerson)(!(uid=*z)))");
+        assert_eq!(ldap(r#"userName gt "m""#), "(&(objectClass=inetOrgPerson)(uid>=m)(!(uid=m)))");
+        assert_eq!(ldap("active eq false"), "(&(objectClass=inetOrgPerson)(pwdAccountLockedTime=000001010000Z))");
+        assert_eq!(
+            ldap(r#"meta.lastModified gt "2026-11-22T22:05:30Z""#),
+            "(&(objectClass=inetOrgPerson)(modifyTimestamp>=20261122220530Z)(!(modifyTimestamp=20261122220530Z)))"
+        );
+        assert_eq!(ldap(r#"id eq "nope""#), "(&(objectClass=inetOrgPerson)(!(objectClass=*)))");
+    }
+
+    #[test]
+    fn multi_valued_attributes() {
+        assert_eq!(ldap(r#"emails.value eq "a@x""#), "(&(objectClass=inetOrgPerson)(mail=a@x))");
+        assert_eq!(ldap(r#"emails eq "a@x""#), "(&(objectClass=inetOrgPerson)(mail=a@x))");
+        assert_eq!(
+            ldap(r#"emails[type eq "work" and value co "@x"]"#),
+            "(&(objectClass=inetOrgPerson)(|(&(mail=*)(mail=*@x*))))"
+        );
+        assert_eq!(ldap(r#"emails[type eq "home"]"#), "(&(objectClass=inetOrgPerson)(|(!(objectClass=*))))");
+    }
+
+    #[test]
+    fn hostile_values_stay_values() {
+        for v in [r#"*)(uid=*"#, r#"\u0000"#, r#")(|(objectClass=*)"#] {
+            let f = ldap(&format!(r#"userName eq "{v}""#));
+            assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
+            assert_eq!(f.matches("(uid=").count(), 1, "{f}");
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let m = example();
+        for bad in [
+            "nickName eq \"x\"",
+            "id gt \"a\"",
+            "active eq \"maybe\"",
+            "meta.created gt \"yesterday\"",
+            "userName eq {}",
+        ] {
+            if let Ok(f) = parse_filter(bad) {
+                assert!(m.ldap_filter(&f).is_err(), "{bad}");
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `/Users`: create, read, list, replace, patch and delete against the directory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Error, Result};
+use crate::directory::{dn, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
+use crate::mapping::{UserMapping, Write};
+use crate::scim::json::get_ci;
+use crate::scim::list::{list_response, Projection, Query};
+use crate::scim::{self, patch, USER_SCHEMA};
+
+pub struct Users {
+    dir: Arc<dyn Directory>,
+    map: UserMapping,
+}
+
+impl Users {
+    pub fn new(dir: Arc<dyn Directory>, map: UserMapping) -> Self {
+        Users { dir, map }
+    }
+
+    pub fn mapping(&self) -> &UserMapping {
+        &self.map
+    }
+
+    /// `location` is the absolute URL of the `/Users` endpoint, used for `meta.location`.
+    pub async fn get(&self, id: &str, projection: &Projection, location: &str) -> Result<Value> {
+        let entry = self.find(id).await?;
+        Ok(self.render(&entry, projection, location))
+    }
+
+    pub async fn list(&self, query: &Query, location: &str) -> Result<Value> {
+        let filter = match &query.filter {
+            Some(f) => self.map.ldap_filter(f)?,
+            None => self.map.filter.clone(),
+        };
+        // Ids first (cheap), then the attributes of only the page asked for.
+        let ids = self.search(&self.map.base_dn, Scope::Subtree, filter, vec![self.map.id_attr.clone()]).await?;
+        let page: Vec<&str> = ids
+            .iter()
+            .skip(query.start_index - 1)
+            .take(query.count)
+            .filter_map(|e| e.first(&self.map.id_attr))
+            .collect();
+        let mut resources = Vec::with_capacity(page.len());
+        if !page.is_empty() {
+            let any = LdapFilter::Or(page.iter().map(|id| LdapFilter::eq(&self.map.id_attr, id)).collect());
+            let entries = self
+                .search(
+                    &self.map.base_dn,
+                    Scope::Subtree,
+                    self.map.filter.clone().and(any),
+                    self.map.read_attrs.clone(),
+                )
+                .await?;
+            let by_id: HashMap<&str, &Entry> =
+                entries.iter().filter_map(|e| Some((e.first(&self.map.id_attr)?, e))).collect();
+            // Keep the order of the id search, so pages never overlap or skip.
+            resources.extend(
+                page.iter().filter_map(|id| by_id.get(id)).map(|e| self.render(e, &query.projection, location)),
+            );
+        }
+        Ok(list_response(resources, ids.len(), query.start_index))
+    }
+
+    pub async fn create(&self, body: &Value, location: &str) -> Result<Value> {
+        let w = self.map.to_write(user_object(body)?)?;
+        self.ensure_unique(&w, None).await?;
+        let (dn, attrs) = self.map.new_entry(&w)?;
+        self.dir.add(&dn, &attrs).await.map_err(|e| self.conflict(e, &w))?;
+        if let Some(password) = &w.password {
+            if let Err(e) = self.dir.set_password(&dn, password).await {
+                // A user without the password the IdP set is worse than none: undo the add.
+                if let Err(undo) = self.dir.delete(&dn).await {
+                    tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
+                }
+                return Err(e.into());
+            }
+        }
+        let entry = self.read(&dn).await?;
+        Ok(self.render(&entry, &Projection::default(), location))
+    }
+
+    /// PUT: the resource replaces every mapped attribute.
+    pub async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
+        let entry = self.find(id).await?;
+        self.check_version(&entry, if_match)?;
+        let res = user_object(body)?;
+        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
+            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
+        }
+        let w = self.map.to_write(res)?;
+        self.update(entry, w, location).await
+    }
+
+    pub async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
+        let ops = patch::parse(body)?;
+        let entry = self.find(id).await?;
+        self.check_version(&entry, if_match)?;
+        let Value::Object(mut res) = self.map.to_resource(&entry, location) else {
+            unreachable!("resources are objects")
+        };
+        patch::apply(&mut res, &ops)?;
+        let w = self.map.to_write(&res)?;
+        self.update(entry, w, location).await
+    }
+
+    pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+        let entry = self.find(id).await?;
+        self.check_version(&entry, if_match)?;
+        self.dir.delete(&entry.dn).await?;
+        Ok(())
+    }
+
+    /// Makes `entry` hold `w`: a rename when the naming value changes (so the id stays),
+    /// then one modify of the changed attributes, then the password.
+    async fn update(&self, entry: Entry, w: Write, location: &str) -> Result<Value> {
+        let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
+        let old_name = self.map.entry_user_name(&entry);
+        if !old_name.is_some_and(|o| self.map.user_name(&w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
+            self.ensure_unique(&w, Some(&id)).await?;
+        }
+        let mut changes = self.map.changes(&entry, &w);
+        let mut dn = entry.dn.clone();
+        let renamed = self.map.renamed(&entry, &w)?;
+        if let Some(rdn) = &renamed {
+            self.dir.rename(&dn, rdn).await.map_err(|e| self.conflict(e, &w))?;
+            dn = dn::child(rdn, dn::split(&entry.dn).1);
+            // modrdn already replaced the naming value.
+            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
+        }
+        if !changes.is_empty() {
+            if let Err(e) = self.dir.modify(&dn, &changes).await {
+                if renamed.is_some() {
+                    self.undo_rename(&dn, &entry).await;
+                }
+                return Err(e.into());
+            }
+        }
+        if let Some(password) = &w.password {
+            self.dir.set_password(&dn, password).await?;
+        }
+        let entry = self.read(&dn).await?;
+        Ok(self.render(&entry, &Projection::default(), location))
+    }
+
+    async fn undo_rename(&self, dn: &str, original: &Entry) {
+        if let Err(e) = self.dir.rename(dn, dn::split(&original.dn).0).await {
+            tracing::error!(%dn, error = %e, "could not undo a rename after a failed modify");
+        }
+    }
+
+    /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
+    async fn ensure_unique(&self, w: &Write, except_id: Option<&str>) -> Result<()> {
+        let Some(name) = self.map.user_name(w) else { return Ok(()) };
+        let found = self
+            .search(&self.map.base_dn, Scope::Subtree, self.map.user_name_filter(name), vec![self.map.id_attr.clone()])
+            .await?;
+        if found.iter().any(|e| e.first(&self.map.id_attr) != except_id) {
+            return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
+        }
+        Ok(())
+    }
+
+    fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
+        match e {
+            DirectoryError::AlreadyExists => {
+                Error::Uniqueness(format!("an entry named {} already exists", self.map.rdn(w).unwrap_or_default()))
+            }
+            e => e.into(),
+        }
+    }
+
+    fn check_version(&self, entry: &Entry, if_match: Option<&str>) -> Result<()> {
+        match if_match {
+            Some(wanted) if wanted.trim() != "*" && self.map.version(entry).as_deref() != Some(wanted.trim()) => {
+                Err(Error::PreconditionFailed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn render(&self, entry: &Entry, projection: &Projection, location: &str) -> Value {
+        let mut v = self.map.to_resource(entry, location);
+        if let Value::Object(obj) = &mut v {
+            projection.apply(obj);
+        }
+        v
+    }
+
+    async fn find(&self, id: &str) -> Result<Entry> {
+        let not_found = || Error::NotFound(format!("no user with id {id:?}"));
+        let filter = self.map.id_filter(id).ok_or_else(not_found)?;
+        let mut found = self.search(&self.map.base_dn, Scope::Subtree, filter, self.map.read_attrs.clone()).await?;
+        found.pop().ok_or_else(not_found)
+    }
+
+    async fn read(&self, dn: &str) -> Result<Entry> {
+        let mut found = self.search(dn, Scope::Base, self.map.filter.clone(), self.map.read_attrs.clone()).await?;
+        found.pop().ok_or_else(|| Error::NotFound(format!("{dn} vanished while being written")))
+    }
+
+    async fn search(&self, base: &str, scope: Scope, filter: LdapFilter, attrs: Vec<String>) -> Result<Vec<Entry>> {
+        let search = Search { base: base.to_owned(), scope, filter, attrs };
+        Ok(self.dir.search(&search).await?)
+    }
+}
+
+/// The body of a POST or PUT: an object that declares the User schema.
+fn user_object(body: &Value) -> Result<&Map<String, Value>> {
+    let obj = body.as_object().ok_or_else(|| scim::Error::syntax("a User must be a JSON object"))?;
+    let schemas = get_ci(obj, "schemas").and_then(Value::as_array);
+    if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(USER_SCHEMA)))) {
+        return Err(scim::Error::syntax(format!("schemas must contain {USER_SCHEMA}")).into());
+    }
+    Ok(obj)
+}

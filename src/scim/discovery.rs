@@ -1,0 +1,142 @@
+//! `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas` (RFC 7644 §4, RFC 7643 §5–7),
+//! built from what the mapping covers: an attribute the gateway cannot store is not offered.
+
+use serde_json::{json, Value};
+
+use super::list::{list_response, MAX_COUNT};
+use super::schema::{self, AttrDef};
+use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
+
+/// One attribute (or sub-attribute) the gateway stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    /// Extension URN, `None` for the core schema.
+    pub schema: Option<String>,
+    pub attr: String,
+    pub sub: Option<String>,
+}
+
+/// The three documents, computed once at start-up.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub service_provider_config: Value,
+    pub resource_types: Vec<Value>,
+    pub schemas: Vec<Value>,
+}
+
+impl Discovery {
+    /// `base` is the absolute URL of the SCIM root, `auth` the schemes in use.
+    pub fn new(base: &str, mapped: &[Advertised], bearer: bool, basic: bool) -> Self {
+        let mut schemes = Vec::new();
+        if bearer {
+            schemes.push(json!({"type": "oauthbearertoken", "name": "OAuth Bearer Token",
+                "description": "Authentication with a bearer token (Authorization: Bearer)", "primary": true}));
+        }
+        if basic {
+            schemes.push(json!({"type": "httpbasic", "name": "HTTP Basic",
+                "description": "Authentication with a username and password", "primary": !bearer}));
+        }
+        let service_provider_config = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": MAX_COUNT},
+            "changePassword": {"supported": mapped.iter().any(|a| a.schema.is_none() && a.attr == "password")},
+            "sort": {"supported": false},
+            "etag": {"supported": true},
+            "authenticationSchemes": schemes,
+            "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
+        });
+        let mut extensions: Vec<&str> = mapped.iter().filter_map(|a| a.schema.as_deref()).collect();
+        extensions.sort();
+        extensions.dedup();
+        let user_type = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": "User", "name": "User", "endpoint": "/Users", "description": "User Account",
+            "schema": USER_SCHEMA,
+            "schemaExtensions": extensions.iter().map(|u| json!({"schema": u, "required": false})).collect::<Vec<_>>(),
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+        });
+        let mut schemas = vec![schema_doc(base, USER_SCHEMA, "User", mapped)];
+        schemas.extend(extensions.iter().map(|u| {
+            let name = if *u == ENTERPRISE_USER_SCHEMA { "EnterpriseUser" } else { u.rsplit(':').next().unwrap_or(u) };
+            schema_doc(base, u, name, mapped)
+        }));
+        Discovery { service_provider_config, resource_types: vec![user_type], schemas }
+    }
+
+    pub fn resource_types_list(&self) -> Value {
+        list_response(self.resource_types.clone(), self.resource_types.len(), 1)
+    }
+
+    pub fn schemas_list(&self) -> Value {
+        list_response(self.schemas.clone(), self.schemas.len(), 1)
+    }
+
+    pub fn resource_type(&self, id: &str) -> Option<&Value> {
+        self.resource_types.iter().find(|r| r["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+    }
+
+    pub fn schema(&self, id: &str) -> Option<&Value> {
+        self.schemas.iter().find(|s| s["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+    }
+}
+
+fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value {
+    let schema = (urn != USER_SCHEMA).then_some(urn);
+    let mine: Vec<&Advertised> = mapped.iter().filter(|a| a.schema.as_deref() == schema).collect();
+    let attributes: Vec<Value> = match schema::definitions(urn) {
+        Some(defs) => defs
+            .iter()
+            .chain(if schema.is_none() { schema::COMMON } else { &[] })
+            .filter(|d| mine.iter().any(|a| a.attr == d.name))
+            .map(|d| {
+                d.to_json(&|s: &AttrDef| mine.iter().any(|a| a.attr == d.name && a.sub.as_deref() == Some(s.name)))
+            })
+            .collect(),
+        // A custom extension: its attributes are the strings the rules store.
+        None => mine
+            .iter()
+            .map(|a| {
+                let mut v = schema::STRING.to_json(&|_| true);
+                v["name"] = a.attr.clone().into();
+                v
+            })
+            .collect(),
+    };
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": urn, "name": name, "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{urn}")},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adv(schema: Option<&str>, attr: &str, sub: Option<&str>) -> Advertised {
+        Advertised { schema: schema.map(Into::into), attr: attr.into(), sub: sub.map(Into::into) }
+    }
+
+    #[test]
+    fn advertises_only_what_is_mapped() {
+        let mapped = [
+            adv(None, "userName", None),
+            adv(None, "name", Some("givenName")),
+            adv(None, "id", None),
+            adv(Some("urn:example:acme:2.0:User"), "costCenter", None),
+        ];
+        let d = Discovery::new("http://h/scim/v2", &mapped, true, false);
+        let user = d.schema(USER_SCHEMA).unwrap();
+        let names: Vec<&str> =
+            user["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["userName", "name", "id"]);
+        assert_eq!(user["attributes"][1]["subAttributes"].as_array().unwrap().len(), 1);
+        let acme = d.schema("urn:example:acme:2.0:User").unwrap();
+        assert_eq!(acme["attributes"][0]["name"], "costCenter");
+        assert_eq!(d.resource_type("user").unwrap()["schemaExtensions"][0]["schema"], "urn:example:acme:2.0:User");
+        assert_eq!(d.service_provider_config["authenticationSchemes"][0]["type"], "oauthbearertoken");
+        assert_eq!(d.schemas_list()["totalResults"], 2);
+    }
+}

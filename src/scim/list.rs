@@ -1,0 +1,195 @@
+//! Query parameters, projection and list responses (RFC 7644 §3.4.2, §3.9).
+
+use serde_json::{json, Map, Value};
+
+use super::filter::{parse_filter, Filter};
+use super::json::{key_ci, remove_ci};
+use super::{Error, Result, ScimType, LIST_RESPONSE_SCHEMA};
+
+/// The largest page the gateway returns; advertised as `filter.maxResults`.
+pub const MAX_COUNT: usize = 1000;
+
+/// A list or search request, from the query string or a `.search` body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub filter: Option<Filter>,
+    /// 1-based.
+    pub start_index: usize,
+    pub count: usize,
+    pub projection: Projection,
+}
+
+/// `attributes` / `excludedAttributes`, as lower-cased dotted paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projection {
+    pub attributes: Vec<String>,
+    pub excluded: Vec<String>,
+}
+
+impl Query {
+    /// Reads `key=value` pairs (already percent-decoded).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query> {
+        let mut q = Query { start_index: 1, count: MAX_COUNT, ..Query::default() };
+        for (key, value) in pairs {
+            match key.to_ascii_lowercase().as_str() {
+                "filter" => q.filter = Some(filter(value)?),
+                "startindex" => q.start_index = number(key, value)?.max(1) as usize,
+                "count" => q.count = (number(key, value)?.max(0) as usize).min(MAX_COUNT),
+                "attributes" => q.projection.attributes = split(value),
+                "excludedattributes" => q.projection.excluded = split(value),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    /// Reads a `SearchRequest` body (`POST …/.search`).
+    pub fn from_body(body: &Value) -> Result<Query> {
+        let obj = body.as_object().ok_or_else(|| Error::syntax("a SearchRequest must be a JSON object"))?;
+        let text = |v: &Value| match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(a) => Ok(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(Error::value(format!("unexpected value {v}"))),
+        };
+        let pairs: Vec<(String, String)> = obj
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            .map(|(k, v)| Ok((k.clone(), text(v)?)))
+            .collect::<Result<_>>()?;
+        Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+fn filter(text: &str) -> Result<Filter> {
+    parse_filter(text).map_err(|e| Error::new(ScimType::InvalidFilter, format!("filter {text:?}: {e}")))
+}
+
+fn number(key: &str, value: &str) -> Result<i64> {
+    value.trim().parse().map_err(|_| Error::value(format!("{key} must be an integer, not {value:?}")))
+}
+
+fn split(value: &str) -> Vec<String> {
+    value.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
+}
+
+impl Projection {
+    pub fn is_empty(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
+    /// Keeps what was asked for; `id` and `schemas` always stay (RFC 7643 §7 "returned").
+    pub fn apply(&self, resource: &mut Map<String, Value>) {
+        if !self.attributes.is_empty() {
+            prune(resource, "", &self.attributes);
+        }
+        for path in &self.excluded {
+            remove_path(resource, path);
+        }
+    }
+}
+
+/// Removes every attribute not named (or not holding one named) in `wanted`. Extension
+/// objects are walked with their URN as prefix, so `urn:…:User:department` works as a path.
+fn prune(obj: &mut Map<String, Value>, prefix: &str, wanted: &[String]) {
+    obj.retain(|key, value| {
+        let lower = key.to_ascii_lowercase();
+        if prefix.is_empty() && matches!(lower.as_str(), "id" | "schemas") {
+            return true;
+        }
+        let path = format!("{prefix}{lower}");
+        let whole = wanted.iter().any(|a| *a == path || path.starts_with(&format!("{a}.")));
+        if whole {
+            return true;
+        }
+        let separator = if lower.starts_with("urn:") { ':' } else { '.' };
+        let inner_prefix = format!("{path}{separator}");
+        match value {
+            Value::Object(inner) if wanted.iter().any(|a| a.starts_with(&inner_prefix)) => {
+                prune(inner, &inner_prefix, wanted);
+                !inner.is_empty()
+            }
+            _ => false,
+        }
+    });
+}
+
+fn remove_path(obj: &mut Map<String, Value>, path: &str) {
+    if matches!(path, "id" | "schemas") {
+        return;
+    }
+    // An extension attribute: `urn:…:User:department`.
+    if let Some((urn, attr)) = path.rsplit_once(':').filter(|(u, _)| u.starts_with("urn:")) {
+        if let Some(Value::Object(ext)) = key_ci(obj, urn).cloned().and_then(|k| obj.get_mut(&k)) {
+            remove_path(ext, attr);
+        }
+        return;
+    }
+    match path.split_once('.') {
+        Some((attr, sub)) => {
+            if let Some(Value::Object(inner)) = key_ci(obj, attr).cloned().and_then(|k| obj.get_mut(&k)) {
+                remove_ci(inner, sub);
+            }
+        }
+        None => {
+            remove_ci(obj, path);
+        }
+    }
+}
+
+/// A `ListResponse` for one page.
+pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        let q = Query::from_pairs([("filter", "userName eq \"a\""), ("startIndex", "0"), ("count", "5000")]).unwrap();
+        assert!(q.filter.is_some());
+        assert_eq!((q.start_index, q.count), (1, MAX_COUNT));
+        let q = Query::from_pairs([("count", "-3"), ("attributes", "userName, name.givenName")]).unwrap();
+        assert_eq!(q.count, 0);
+        assert_eq!(q.projection.attributes, ["username", "name.givenname"]);
+        assert_eq!(Query::from_pairs([("filter", "userName eq")]).unwrap_err().kind, ScimType::InvalidFilter);
+        assert_eq!(Query::from_pairs([("count", "ten")]).unwrap_err().kind, ScimType::InvalidValue);
+        let body = json!({"schemas": [], "filter": "userName pr", "startIndex": 3, "attributes": ["userName"]});
+        let q = Query::from_body(&body).unwrap();
+        assert_eq!((q.start_index, q.projection.attributes.len()), (3, 1));
+    }
+
+    #[test]
+    fn projection() {
+        let resource = json!({
+            "schemas": ["s"], "id": "1", "userName": "u", "name": {"givenName": "g", "familyName": "f"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d", "division": "v"},
+        });
+        let mut r = resource.as_object().unwrap().clone();
+        let p = Projection {
+            attributes: split("name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+            excluded: vec![],
+        };
+        p.apply(&mut r);
+        assert_eq!(
+            Value::Object(r),
+            json!({"schemas": ["s"], "id": "1", "name": {"givenName": "g"},
+                   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d"}})
+        );
+        let mut r = resource.as_object().unwrap().clone();
+        Projection { attributes: vec![], excluded: split("name.familyName,userName,id") }.apply(&mut r);
+        assert!(r.contains_key("id") && !r.contains_key("userName"));
+        assert_eq!(r["name"], json!({"givenName": "g"}));
+        let mut r = resource.as_object().unwrap().clone();
+        Projection { attributes: split("name"), excluded: vec![] }.apply(&mut r);
+        assert_eq!(r["name"], resource["name"]);
+    }
+}

@@ -1,0 +1,122 @@
+//! Test harness: a private OpenLDAP per test, run by `scripts/slapd` (the one place that knows
+//! how). Every test starts its own `Slapd`, so tests run in parallel; dropping it stops slapd and
+//! deletes its directory. A test that needs slapd and cannot get one panics: it never skips.
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ldap3::{Ldap, LdapConnAsync, LdapError, Scope, SearchEntry};
+
+pub struct Slapd {
+    pub url: String,
+    pub base_dn: String,
+    pub admin_dn: String,
+    pub admin_password: String,
+    pub service_dn: String,
+    pub service_password: String,
+    dir: tempfile::TempDir,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/slapd")
+}
+
+/// A port that was free a moment ago; another process may take it before slapd binds it,
+/// hence the retries in `Slapd::start`.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+impl Slapd {
+    pub fn start() -> Slapd {
+        const ADMIN_PASSWORD: &str = "admin-secret";
+        const SERVICE_PASSWORD: &str = "service-secret";
+        let mut failures = String::new();
+        for _ in 0..3 {
+            // A fresh directory each try: the script seeds the database with slapadd.
+            let dir = tempfile::Builder::new().prefix("slapd-").tempdir().expect("create temp dir");
+            let port = free_port();
+            let out = Command::new(script())
+                .arg("start")
+                .arg(dir.path())
+                .arg(port.to_string())
+                .env("SLAPD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("SLAPD_SERVICE_PASSWORD", SERVICE_PASSWORD)
+                .env_remove("SLAPD_SEED")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
+            if out.status.success() {
+                return Slapd {
+                    url: format!("ldap://127.0.0.1:{port}"),
+                    base_dn: "dc=example,dc=test".into(),
+                    admin_dn: "cn=admin,dc=example,dc=test".into(),
+                    admin_password: ADMIN_PASSWORD.into(),
+                    service_dn: "cn=scim-gateway,ou=services,dc=example,dc=test".into(),
+                    service_password: SERVICE_PASSWORD.into(),
+                    dir,
+                };
+            }
+            failures += &format!(
+                "--- port {port}: {}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        panic!("scripts/slapd start failed 3 times:\n{failures}");
+    }
+
+    /// A connection bound as `dn`; panics if the bind fails.
+    pub async fn bind(&self, dn: &str, password: &str) -> Ldap {
+        let (conn, mut ldap) =
+            LdapConnAsync::new(&self.url).await.unwrap_or_else(|e| panic!("connect to {}: {e}", self.url));
+        ldap3::drive!(conn);
+        ldap.simple_bind(dn, password).await.and_then(|r| r.success()).unwrap_or_else(|e| panic!("bind as {dn}: {e}"));
+        ldap
+    }
+
+    /// A connection bound as the rootdn (no ACLs, no size limit).
+    pub async fn admin(&self) -> Ldap {
+        self.bind(&self.admin_dn, &self.admin_password).await
+    }
+
+    /// The entry at `dn` with user and operational attributes, read as admin; None if absent.
+    pub async fn entry(&self, dn: &str) -> Option<SearchEntry> {
+        let mut ldap = self.admin().await;
+        let res = ldap.search(dn, Scope::Base, "(objectClass=*)", vec!["*", "+"]).await.and_then(|r| r.success());
+        let _ = ldap.unbind().await;
+        match res {
+            Ok((mut entries, _)) => entries.pop().map(SearchEntry::construct),
+            Err(LdapError::LdapResult { result }) if result.rc == 32 => None, // noSuchObject
+            Err(e) => panic!("read {dn}: {e}"),
+        }
+    }
+
+    /// Subtree search under `base`, user and operational attributes, as admin.
+    pub async fn search(&self, base: &str, filter: &str) -> Vec<SearchEntry> {
+        let mut ldap = self.admin().await;
+        let (entries, _) = ldap
+            .search(base, Scope::Subtree, filter, vec!["*", "+"])
+            .await
+            .and_then(|r| r.success())
+            .unwrap_or_else(|e| panic!("search {base} {filter}: {e}"));
+        let _ = ldap.unbind().await;
+        entries.into_iter().map(SearchEntry::construct).collect()
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        // Never panic here: a panic while a failed test unwinds would abort the whole binary.
+        match Command::new(script()).arg("stop").arg(self.dir.path()).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!("scripts/slapd stop {}: {}", self.dir.path().display(), String::from_utf8_lossy(&out.stderr))
+            }
+            Err(e) => eprintln!("cannot run scripts/slapd stop: {e}"),
+        }
+    }
+}
