@@ -120,3 +120,5 @@ impl Drop for Slapd {
         }
     }
 }
+
+pub mod gateway;
