@@ -76,7 +76,7 @@ pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation]) -> Result<()>
                     apply_key(resource, op.op, key, value)?;
                 }
             }
-            (None, _) => unreachable!("checked by parse_operation"),
+            (None, _) => return Err(Error::value("add and replace without a path need an object value")),
         }
     }
     Ok(())
