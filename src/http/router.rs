@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
@@ -80,7 +80,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let caller = app.auth.authenticate(header(header::AUTHORIZATION)).ok_or(Error::Unauthorized)?;
     tracing::Span::current().record("caller", caller);
 
-    let root = root_url(app, req.headers());
+    let root = root_url(app, &req);
     let users_url = format!("{root}/Users");
     let query = req.uri().query().unwrap_or_default().to_owned();
     let if_match = header(header::IF_MATCH).map(str::to_owned);
@@ -142,10 +142,12 @@ fn discovered(doc: Option<Value>, id: &str) -> Result<Response<Body>> {
         .ok_or_else(|| Error::NoRoute(format!("no discovery document {id:?}")))
 }
 
-/// Absolute URL of the SCIM root, for `meta.location` and discovery.
-fn root_url(app: &App, headers: &HeaderMap) -> String {
+/// Absolute URL of the SCIM root, for `meta.location` and discovery. HTTP/2 carries the
+/// host in the URI's authority, HTTP/1.1 in the Host header.
+fn root_url(app: &App, req: &Request<Incoming>) -> String {
     let origin = app.public_url.clone().unwrap_or_else(|| {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let header = || req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let host = req.uri().authority().map(|a| a.as_str()).or_else(header).unwrap_or("localhost");
         format!("{}://{host}", if app.tls { "https" } else { "http" })
     });
     format!("{}{}", origin.trim_end_matches('/'), app.base_path)

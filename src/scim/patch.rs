@@ -444,4 +444,75 @@ mod tests {
         let e = patch(r, json!([{"op": "replace", "path": "emails[value co \"x\"].value", "value": "y"}])).unwrap_err();
         assert_eq!(e.kind, ScimType::NoTarget);
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec![
+                "add",
+                "Replace",
+                "remove",
+                "emails[type eq \"work\"].value",
+                "name.givenName",
+                "id",
+                "members[value eq \"x\"]",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "value",
+                "path",
+                "op",
+                "Operations",
+                PATCH_OP_SCHEMA,
+                "active",
+                "False",
+                "emails",
+                "[",
+                "\u{0}"
+            ])
+            .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "op",
+                            "path",
+                            "value",
+                            "schemas",
+                            "Operations",
+                            "emails",
+                            "name",
+                            "type",
+                            "active"
+                        ])
+                        .prop_map(String::from),
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// No request body, however odd, panics the PATCH code or the mapping behind it.
+        #[test]
+        fn arbitrary_bodies_never_panic(ops in json_value(), resource in json_value()) {
+            let body = json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops});
+            let mut res = resource.as_object().cloned().unwrap_or_default();
+            if let Ok(parsed) = parse(&body) {
+                let _ = apply(&mut res, &parsed);
+            }
+            let mapping = crate::mapping::tests::example();
+            if let Ok(w) = mapping.to_write(&res) {
+                let _ = mapping.new_entry(&w);
+            }
+        }
+    }
 }

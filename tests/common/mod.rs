@@ -16,6 +16,8 @@ pub struct Slapd {
     pub admin_password: String,
     pub service_dn: String,
     pub service_password: String,
+    /// `ldaps://127.0.0.1:PORT` when started with TLS.
+    pub ldaps_url: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -32,6 +34,15 @@ fn free_port() -> u16 {
 
 impl Slapd {
     pub fn start() -> Slapd {
+        Self::start_with_tls(None)
+    }
+
+    /// With StartTLS on the plain port and an ldaps:// listener, serving `cert` / `key` (PEM).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Slapd {
+        Self::start_with_tls(Some((cert, key)))
+    }
+
+    fn start_with_tls(tls: Option<(&std::path::Path, &std::path::Path)>) -> Slapd {
         const ADMIN_PASSWORD: &str = "admin-secret";
         const SERVICE_PASSWORD: &str = "service-secret";
         let mut failures = String::new();
@@ -39,7 +50,12 @@ impl Slapd {
             // A fresh directory each try: the script seeds the database with slapadd.
             let dir = tempfile::Builder::new().prefix("slapd-").tempdir().expect("create temp dir");
             let port = free_port();
-            let out = Command::new(script())
+            let ldaps_port = tls.map(|_| free_port());
+            let mut cmd = Command::new(script());
+            if let (Some((cert, key)), Some(p)) = (tls, ldaps_port) {
+                cmd.env("SLAPD_TLS_CERT", cert).env("SLAPD_TLS_KEY", key).env("SLAPD_LDAPS_PORT", p.to_string());
+            }
+            let out = cmd
                 .arg("start")
                 .arg(dir.path())
                 .arg(port.to_string())
@@ -56,6 +72,7 @@ impl Slapd {
                     admin_password: ADMIN_PASSWORD.into(),
                     service_dn: "cn=scim-gateway,ou=services,dc=example,dc=test".into(),
                     service_password: SERVICE_PASSWORD.into(),
+                    ldaps_url: ldaps_port.map(|p| format!("ldaps://127.0.0.1:{p}")),
                     dir,
                 };
             }
