@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use config::{ConfigError, Loaded};
 use directory::{ldap::LdapDirectory, Directory};
-use mapping::UserMapping;
+use mapping::{GroupMapping, UserMapping};
+use scim::discovery::{GROUP, USER};
 
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
@@ -29,7 +30,10 @@ impl Gateway {
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let users = UserMapping::compile(&cfg.users).map_err(|e| loaded.error_at(e.span, e.message))?;
+        let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
+        let users = UserMapping::compile(&cfg.users).map_err(at)?;
+        let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
+        let dn_attr = cfg.directory.dn_attribute.clone();
         let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(&cfg.directory).map_err(file_error)?);
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
@@ -38,8 +42,14 @@ impl Gateway {
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
             auth: http::Authenticator::new(&cfg.auth).map_err(file_error)?,
-            advertised: users.advertised(),
-            users: provision::Users::new(directory.clone(), users),
+            advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
+                .into_iter()
+                .flatten()
+                .collect(),
+            groups: groups
+                .clone()
+                .map(|g| provision::Groups::new(directory.clone(), g, users.clone(), dn_attr.clone())),
+            users: provision::Users::new(directory.clone(), users, groups.map(|g| (g, dn_attr))),
         };
         Ok(Gateway { app: Arc::new(app), directory })
     }

@@ -1,13 +1,17 @@
 //! `/Users`: create, read, list, replace, patch and delete against the directory.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use serde_json::{Map, Value};
 
-use super::{Error, Result};
-use crate::directory::{dn, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
-use crate::mapping::{UserMapping, Write};
+use super::members::Members;
+use super::store::Store;
+use super::{Error, Resources, Result};
+use crate::config::UserGroups;
+use crate::directory::{Directory, DirectoryError, Entry, Scope};
+use crate::mapping::{GroupMapping, UserMapping, Write};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
@@ -15,61 +19,45 @@ use crate::scim::{self, patch, USER_SCHEMA};
 pub struct Users {
     dir: Arc<dyn Directory>,
     map: UserMapping,
+    /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
+    groups: Option<(GroupMapping, String)>,
 }
 
 impl Users {
-    pub fn new(dir: Arc<dyn Directory>, map: UserMapping) -> Self {
-        Users { dir, map }
+    pub fn new(dir: Arc<dyn Directory>, map: UserMapping, groups: Option<(GroupMapping, String)>) -> Self {
+        Users { dir, map, groups }
     }
 
     pub fn mapping(&self) -> &UserMapping {
         &self.map
     }
+}
 
-    /// `location` is the absolute URL of the `/Users` endpoint, used for `meta.location`.
-    pub async fn get(&self, id: &str, projection: &Projection, location: &str) -> Result<Value> {
+#[async_trait]
+impl Resources for Users {
+    /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
         let entry = self.find(id).await?;
-        Ok(self.render(&entry, projection, location))
+        self.render(&entry, projection, root).await
     }
 
-    pub async fn list(&self, query: &Query, location: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
         let filter = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
             None => self.map.filter.clone(),
         };
-        // Ids first (cheap), then the attributes of only the page asked for.
-        let ids = self.search(&self.map.base_dn, Scope::Subtree, filter, vec![self.map.id_attr.clone()]).await?;
-        let page: Vec<&str> = ids
-            .iter()
-            .skip(query.start_index - 1)
-            .take(query.count)
-            .filter_map(|e| e.first(&self.map.id_attr))
-            .collect();
-        let mut resources = Vec::with_capacity(page.len());
-        if !page.is_empty() {
-            let any = LdapFilter::Or(page.iter().map(|id| LdapFilter::eq(&self.map.id_attr, id)).collect());
-            let entries = self
-                .search(
-                    &self.map.base_dn,
-                    Scope::Subtree,
-                    self.map.filter.clone().and(any),
-                    self.map.read_attrs.clone(),
-                )
-                .await?;
-            let by_id: HashMap<&str, &Entry> =
-                entries.iter().filter_map(|e| Some((e.first(&self.map.id_attr)?, e))).collect();
-            // Keep the order of the id search, so pages never overlap or skip.
-            resources.extend(
-                page.iter().filter_map(|id| by_id.get(id)).map(|e| self.render(e, &query.projection, location)),
-            );
+        let (total, entries) = self.store().page(filter, query, self.attrs()).await?;
+        let mut resources = Vec::with_capacity(entries.len());
+        for e in &entries {
+            resources.push(self.render(e, &query.projection, root).await?);
         }
-        Ok(list_response(resources, ids.len(), query.start_index))
+        Ok(list_response(resources, total, query.start_index))
     }
 
-    pub async fn create(&self, body: &Value, location: &str) -> Result<Value> {
+    async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let w = self.map.to_write(user_object(body)?)?;
         self.ensure_unique(&w, None).await?;
-        let (dn, attrs) = self.map.new_entry(&w)?;
+        let (dn, attrs) = self.map.new_user(&w)?;
         self.dir.add(&dn, &attrs).await.map_err(|e| self.conflict(e, &w))?;
         if let Some(password) = &w.password {
             if let Err(e) = self.dir.set_password(&dn, password).await {
@@ -81,82 +69,68 @@ impl Users {
             }
         }
         let entry = self.read(&dn).await?;
-        Ok(self.render(&entry, &Projection::default(), location))
+        self.render(&entry, &Projection::default(), root).await
     }
 
     /// PUT: the resource replaces every mapped attribute.
-    pub async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
+    async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
         let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
+        self.store().check_version(&entry, if_match)?;
         let res = user_object(body)?;
         if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         let w = self.map.to_write(res)?;
-        self.update(entry, w, location).await
+        self.update(entry, w, root).await
     }
 
-    pub async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
+    async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
         let ops = patch::parse(body)?;
         let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, location) else {
+        self.store().check_version(&entry, if_match)?;
+        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Users")) else {
             unreachable!("resources are objects")
         };
-        patch::apply(&mut res, &ops)?;
+        patch::apply(&mut res, &ops, USER_SCHEMA)?;
         let w = self.map.to_write(&res)?;
-        self.update(entry, w, location).await
+        self.update(entry, w, root).await
     }
 
-    pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+    async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
+        self.store().check_version(&entry, if_match)?;
         self.dir.delete(&entry.dn).await?;
-        Ok(())
+        match self.members() {
+            Some(m) if m.groups.members.remove_deleted_users => m.remove_everywhere(&entry).await,
+            _ => Ok(()),
+        }
     }
+}
 
+impl Users {
     /// Makes `entry` hold `w`: a rename when the naming value changes (so the id stays),
     /// then one modify of the changed attributes, then the password.
-    async fn update(&self, entry: Entry, w: Write, location: &str) -> Result<Value> {
+    async fn update(&self, entry: Entry, w: Write, root: &str) -> Result<Value> {
         let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
         let old_name = self.map.entry_user_name(&entry);
         if !old_name.is_some_and(|o| self.map.user_name(&w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
             self.ensure_unique(&w, Some(&id)).await?;
         }
-        let mut changes = self.map.changes(&entry, &w);
-        let mut dn = entry.dn.clone();
-        let renamed = self.map.renamed(&entry, &w)?;
-        if let Some(rdn) = &renamed {
-            self.dir.rename(&dn, rdn).await.map_err(|e| self.conflict(e, &w))?;
-            dn = dn::child(rdn, dn::split(&entry.dn).1);
-            // modrdn already replaced the naming value.
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
-        }
-        if !changes.is_empty() {
-            if let Err(e) = self.dir.modify(&dn, &changes).await {
-                if renamed.is_some() {
-                    self.undo_rename(&dn, &entry).await;
-                }
-                return Err(e.into());
-            }
-        }
+        let changes = self.map.user_changes(&entry, &w);
+        let rdn = self.map.renamed(&entry, &w.attrs)?;
+        let dn = self.store().write(&entry, rdn, changes, None).await?;
         if let Some(password) = &w.password {
             self.dir.set_password(&dn, password).await?;
         }
         let entry = self.read(&dn).await?;
-        Ok(self.render(&entry, &Projection::default(), location))
-    }
-
-    async fn undo_rename(&self, dn: &str, original: &Entry) {
-        if let Err(e) = self.dir.rename(dn, dn::split(&original.dn).0).await {
-            tracing::error!(%dn, error = %e, "could not undo a rename after a failed modify");
-        }
+        self.render(&entry, &Projection::default(), root).await
     }
 
     /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
     async fn ensure_unique(&self, w: &Write, except_id: Option<&str>) -> Result<()> {
         let Some(name) = self.map.user_name(w) else { return Ok(()) };
         let found = self
+            .store()
             .search(&self.map.base_dn, Scope::Subtree, self.map.user_name_filter(name), vec![self.map.id_attr.clone()])
             .await?;
         if found.iter().any(|e| e.first(&self.map.id_attr) != except_id) {
@@ -167,45 +141,54 @@ impl Users {
 
     fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
         match e {
-            DirectoryError::AlreadyExists => {
-                Error::Uniqueness(format!("an entry named {} already exists", self.map.rdn(w).unwrap_or_default()))
-            }
+            DirectoryError::AlreadyExists => Error::Uniqueness(format!(
+                "an entry named {} already exists",
+                self.map.rdn(&w.attrs).unwrap_or_default()
+            )),
             e => e.into(),
         }
     }
 
-    fn check_version(&self, entry: &Entry, if_match: Option<&str>) -> Result<()> {
-        match if_match {
-            Some(wanted) if wanted.trim() != "*" && self.map.version(entry).as_deref() != Some(wanted.trim()) => {
-                Err(Error::PreconditionFailed)
+    async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
+        let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
+        if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
+            if projection.wants("groups") {
+                let groups = m.groups_of(entry, root).await?;
+                if !groups.is_empty() {
+                    obj.insert("groups".into(), Value::Array(groups));
+                }
             }
-            _ => Ok(()),
         }
-    }
-
-    fn render(&self, entry: &Entry, projection: &Projection, location: &str) -> Value {
-        let mut v = self.map.to_resource(entry, location);
         if let Value::Object(obj) = &mut v {
             projection.apply(obj);
         }
-        v
+        Ok(v)
+    }
+
+    /// What a read asks for: the mapped attributes, and `memberOf` when `groups` come from it.
+    fn attrs(&self) -> Vec<String> {
+        let mut attrs = self.map.read_attrs.clone();
+        if self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf) {
+            attrs.push("memberOf".into());
+        }
+        attrs
+    }
+
+    fn members(&self) -> Option<Members<'_>> {
+        let (groups, dn_attr) = self.groups.as_ref()?;
+        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr })
+    }
+
+    fn store(&self) -> Store<'_> {
+        Store { dir: self.dir.as_ref(), entity: &self.map }
     }
 
     async fn find(&self, id: &str) -> Result<Entry> {
-        let not_found = || Error::NotFound(format!("no user with id {id:?}"));
-        let filter = self.map.id_filter(id).ok_or_else(not_found)?;
-        let mut found = self.search(&self.map.base_dn, Scope::Subtree, filter, self.map.read_attrs.clone()).await?;
-        found.pop().ok_or_else(not_found)
+        self.store().find(id, self.attrs()).await
     }
 
     async fn read(&self, dn: &str) -> Result<Entry> {
-        let mut found = self.search(dn, Scope::Base, self.map.filter.clone(), self.map.read_attrs.clone()).await?;
-        found.pop().ok_or_else(|| Error::NotFound(format!("{dn} vanished while being written")))
-    }
-
-    async fn search(&self, base: &str, scope: Scope, filter: LdapFilter, attrs: Vec<String>) -> Result<Vec<Entry>> {
-        let search = Search { base: base.to_owned(), scope, filter, attrs };
-        Ok(self.dir.search(&search).await?)
+        self.store().read(dn, self.attrs()).await
     }
 }
 
