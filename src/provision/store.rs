@@ -98,24 +98,59 @@ impl Store<'_> {
 /// A group's member attribute and the DN that stands in while the group has no members.
 pub type StandIn<'a> = Option<(&'a str, &'a str)>;
 
-/// One modify. With a stand-in: adding real members drops it (a no-op when it is not there,
-/// thanks to Permissive Modify), and a change that would leave the group without members,
-/// which the schema refuses, is retried with the stand-in added.
+/// One modify, idempotent for members: adding a member twice or removing an absent one is
+/// not an error for the IdP, so when the directory says "value exists" (20) or "no such
+/// value" (16) the membership changes are redone value by value, ignoring those answers.
+/// With a stand-in: adding real members drops it, and a change that would leave the group
+/// without members, which the schema refuses (65), is retried with the stand-in added.
 pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, stand_in: StandIn<'_>) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    let Some((attr, stand_in)) = stand_in else { return Ok(dir.modify(dn, &changes).await?) };
-    let is_attr = |a: &str| a.eq_ignore_ascii_case(attr);
-    if changes.iter().any(|c| matches!(c, Change::Add(a, v) if is_attr(a) && !v.is_empty())) {
-        changes.push(Change::Delete(attr.to_owned(), vec![stand_in.to_owned()]));
-    }
-    match dir.modify(dn, &changes).await {
-        Err(DirectoryError::Rejected { code: 65, .. }) => {
-            changes.retain(|c| !matches!(c, Change::Delete(a, v) if is_attr(a) && v.iter().any(|x| x == stand_in)));
-            changes.push(Change::Add(attr.to_owned(), vec![stand_in.to_owned()]));
-            Ok(dir.modify(dn, &changes).await?)
+    if let Some((attr, s)) = stand_in {
+        let adds =
+            changes.iter().any(|c| matches!(c, Change::Add(a, v) if a.eq_ignore_ascii_case(attr) && !v.is_empty()));
+        if adds && dir.compare(dn, attr, s).await? {
+            changes.push(Change::Delete(attr.to_owned(), vec![s.to_owned()]));
         }
-        other => Ok(other?),
+    }
+    match modify_once(dir, dn, &changes, stand_in).await {
+        Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
+        other => return other,
+    }
+    let (values, others): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(|c| matches!(c, Change::Add(_, v) | Change::Delete(_, v) if !v.is_empty()));
+    modify_once(dir, dn, &others, stand_in).await?;
+    for change in values {
+        let (attr, list) = match &change {
+            Change::Add(a, v) | Change::Delete(a, v) | Change::Replace(a, v) => (a, v),
+        };
+        for v in list {
+            let one = match change {
+                Change::Add(..) => Change::Add(attr.clone(), vec![v.clone()]),
+                _ => Change::Delete(attr.clone(), vec![v.clone()]),
+            };
+            match modify_once(dir, dn, &[one], stand_in).await {
+                Ok(()) | Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One modify operation, retried with the stand-in when it would empty the group.
+async fn modify_once(dir: &dyn Directory, dn: &str, changes: &[Change], stand_in: StandIn<'_>) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    match (dir.modify(dn, changes).await, stand_in) {
+        (Err(DirectoryError::Rejected { code: 65, .. }), Some((attr, s))) => {
+            let keeps_stand_in = |c: &Change| !matches!(c, Change::Delete(a, v) if a.eq_ignore_ascii_case(attr) && v.iter().any(|x| x == s));
+            let mut retry = vec![Change::Add(attr.to_owned(), vec![s.to_owned()])];
+            retry.extend(changes.iter().filter(|c| keeps_stand_in(c)).cloned());
+            Ok(dir.modify(dn, &retry).await?)
+        }
+        (result, _) => Ok(result?),
     }
 }

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::controls::RawControl;
 use ldap3::exop::PasswordModify;
 use ldap3::{Ldap, LdapError, Mod, SearchEntry};
 
@@ -60,13 +59,6 @@ fn scope(s: Scope) -> ldap3::Scope {
         Scope::OneLevel => ldap3::Scope::OneLevel,
         Scope::Subtree => ldap3::Scope::Subtree,
     }
-}
-
-/// Permissive Modify (1.2.840.113556.1.4.1413; OpenLDAP and AD): adding a value that is
-/// there or deleting one that is not succeeds, so membership changes are idempotent without
-/// reading the group first. Not critical: a server without it still applies the change.
-fn permissive() -> RawControl {
-    RawControl { ctype: "1.2.840.113556.1.4.1413".into(), crit: false, val: None }
 }
 
 fn values(v: &[String]) -> HashSet<&str> {
@@ -129,9 +121,13 @@ impl Directory for LdapDirectory {
             .collect();
         self.run(false, |mut ldap| {
             let mods = mods.clone();
-            async move { ldap.with_controls(permissive()).modify(dn, mods).await?.success().map(drop) }
+            async move { ldap.modify(dn, mods).await?.success().map(drop) }
         })
         .await
+    }
+
+    async fn compare(&self, dn: &str, attr: &str, value: &str) -> Result<bool> {
+        self.run(true, |mut ldap| async move { ldap.compare(dn, attr, value).await?.equal() }).await
     }
 
     async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()> {
