@@ -132,8 +132,12 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
                     Ok(ok(service.replace(id, &body, if_match.as_deref(), &root).await?))
                 }
                 (&Method::PATCH, [id]) => {
+                    let projection = query_params()?.projection;
                     let body = body_json(app, req).await?;
-                    Ok(ok(service.patch(id, &body, if_match.as_deref(), &root).await?))
+                    match service.patch(id, &body, if_match.as_deref(), &projection, &root).await? {
+                        Some(v) => Ok(ok(v)),
+                        None => Ok(response::empty(StatusCode::NO_CONTENT)),
+                    }
                 }
                 (&Method::DELETE, [id]) => {
                     service.delete(id, if_match.as_deref()).await?;

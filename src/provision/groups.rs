@@ -101,10 +101,19 @@ impl Resources for Groups {
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
         let wanted = self.members().values(&refs, true).await?;
         let member_changes = self.difference(&entry, wanted);
-        self.update(&entry, values, member_changes, root).await
+        let dn = self.update(&entry, values, member_changes).await?;
+        let entry = self.store().read(&dn, self.attrs(true)).await?;
+        self.render(&entry, &Projection::default(), root, true).await
     }
 
-    async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>> {
         let (member_ops, others) = split_member_ops(patch::parse(body)?)?;
         // Only a whole replacement or removal needs the current members.
         let needs_members = member_ops.iter().any(|m| matches!(m, MemberOp::Replace(_) | MemberOp::RemoveAll));
@@ -130,7 +139,13 @@ impl Resources for Groups {
             });
         }
         member_changes.retain(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()));
-        self.update(&entry, values, member_changes, root).await
+        let dn = self.update(&entry, values, member_changes).await?;
+        if projection.is_empty() {
+            return Ok(None);
+        }
+        let with_members = projection.wants("members");
+        let entry = self.store().read(&dn, self.attrs(with_members)).await?;
+        self.render(&entry, projection, root, with_members).await.map(Some)
     }
 
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
@@ -142,13 +157,12 @@ impl Resources for Groups {
 }
 
 impl Groups {
-    async fn update(&self, entry: &Entry, values: Values, mut changes: Vec<Change>, root: &str) -> Result<Value> {
+    /// Writes `values` and the member changes; returns the group's DN afterwards.
+    async fn update(&self, entry: &Entry, values: Values, mut changes: Vec<Change>) -> Result<String> {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
-        let dn = self.store().write(entry, rdn, changes, self.stand_in()).await?;
-        let entry = self.store().read(&dn, self.attrs(true)).await?;
-        self.render(&entry, &Projection::default(), root, true).await
+        self.store().write(entry, rdn, changes, self.stand_in()).await
     }
 
     /// The adds and deletes that turn `entry`'s members into `wanted` (DNs compare ignoring case).

@@ -24,7 +24,17 @@ pub trait Resources: Send + Sync {
     async fn create(&self, body: &Value, root: &str) -> Result<Value>;
     /// PUT.
     async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value>;
-    async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value>;
+    /// `None` when the type answers PATCH with 204 No Content (groups, unless `projection`
+    /// asks for attributes: rendering a large group's members after every change would cost
+    /// what changing them value by value saves).
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>>;
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()>;
 }
 

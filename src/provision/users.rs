@@ -84,7 +84,14 @@ impl Resources for Users {
         self.update(entry, w, root).await
     }
 
-    async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>> {
         let ops = patch::parse(body)?;
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
@@ -93,7 +100,11 @@ impl Resources for Users {
         };
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         let w = self.map.to_write(&res)?;
-        self.update(entry, w, root).await
+        let mut updated = self.update(entry, w, root).await?;
+        if let Value::Object(obj) = &mut updated {
+            projection.apply(obj);
+        }
+        Ok(Some(updated))
     }
 
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
