@@ -135,7 +135,8 @@ impl Entity {
     fn rules_for<'a>(&'a self, path: &'a AttrPath) -> impl Iterator<Item = &'a Rule> + 'a {
         let schema = path.urn.as_deref().filter(|u| !u.eq_ignore_ascii_case(self.schema));
         self.rules.iter().filter(move |r| {
-            r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
+            r.direction.reads()
+                && r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
                 && r.target.attr.eq_ignore_ascii_case(&path.name)
         })
     }
@@ -258,15 +259,18 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> 
                 _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
             };
         }
-        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match as_bool(v) {
-            Some(b) => if b { "TRUE" } else { "FALSE" }.to_owned(),
-            None => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
+        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match (as_bool(v), &rule.boolean) {
+            (Some(b), Some((t, f))) => if b { t } else { f }.clone(),
+            (Some(b), None) => if b { "TRUE" } else { "FALSE" }.to_owned(),
+            (None, _) => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
         },
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         other => return Err(Error::InvalidFilter(format!("cannot compare with {other}"))),
     };
+    // Shaped as a write would shape it, so a lookup finds what a create stored.
+    let text = rule.steps.shape(text);
     Ok(ordered(attr, op, text))
 }
 

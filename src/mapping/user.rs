@@ -254,6 +254,7 @@ mod tests {
             vec![
                 Change::Replace("sn".into(), vec!["New".into()]),
                 Change::Delete("title".into(), vec![]),
+                Change::Replace("cn".into(), vec!["New".into()]),
                 Change::Replace(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()]),
             ]
         );
