@@ -275,6 +275,8 @@ pub struct ResourceConfig {
     pub deactivation: Option<Spanned<Deactivation>>,
     /// Groups only.
     pub members: Option<Spanned<MembersConfig>>,
+    /// A number attribute new entries get, allocated from a range (uidNumber, gidNumber).
+    pub allocate: Option<Allocate>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
 }
@@ -290,8 +292,6 @@ pub struct MembersConfig {
     /// posixGroup: the user attribute whose value `memberUid` holds.
     #[serde(default = "defaults::member_uid_attribute")]
     pub member_uid_attribute: String,
-    /// posixGroup: `gidNumber`s for new groups are allocated from this range, inclusive.
-    pub gid_range: Option<[u32; 2]>,
     /// How a user's `groups` are found.
     #[serde(default)]
     pub user_groups: UserGroups,
@@ -299,6 +299,15 @@ pub struct MembersConfig {
     /// refint overlay (and for posixGroup, whose memberUid refint does not follow).
     #[serde(default)]
     pub remove_deleted_users: bool,
+}
+
+/// `allocate = { attribute = "uidNumber", range = [10000, 59999] }`: each new entry gets the
+/// highest number in use in the range, plus one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocate {
+    pub attribute: String,
+    pub range: [u32; 2],
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

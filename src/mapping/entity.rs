@@ -30,6 +30,8 @@ pub struct Entity {
     pub version_attr: String,
     /// Every attribute a read must ask for (operational ones included).
     pub read_attrs: Vec<String>,
+    /// A number attribute allocated for new entries, with its inclusive range.
+    pub allocate: Option<(String, u32, u32)>,
 }
 
 impl Entity {
@@ -114,6 +116,16 @@ impl Entity {
                 message: format!("{filter:?} is not a valid LDAP filter"),
             });
         }
+        let allocate = match &cfg.allocate {
+            Some(a) if !valid_ldap_name(&a.attribute) || a.range[0] > a.range[1] => {
+                return Err(RuleError {
+                    span: cfg.rdn_attribute.span(),
+                    message: format!("allocate needs an LDAP attribute and a range [first, last], not {a:?}"),
+                })
+            }
+            Some(a) => Some((a.attribute.clone(), a.range[0], a.range[1])),
+            None => None,
+        };
         // Written-only attributes are read too: updates compare before they write.
         let mut read_attrs: Vec<String> =
             rules.iter().map(|r| r.ldap.clone()).chain(computed.iter().map(|c| c.ldap.clone())).collect();
@@ -135,6 +147,7 @@ impl Entity {
             modified_attr: cfg.modified_attribute.clone(),
             version_attr: cfg.version_attribute.clone(),
             read_attrs,
+            allocate,
         })
     }
 

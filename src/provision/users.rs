@@ -57,7 +57,8 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let w = self.map.to_write(user_object(body)?)?;
         self.ensure_unique(&w, None).await?;
-        let (dn, attrs) = self.map.new_user(&w)?;
+        let allocated = self.store().allocate().await?;
+        let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
         self.dir.add(&dn, &attrs).await.map_err(|e| self.conflict(e, &w))?;
         if let Some(password) = &w.password {
             if let Err(e) = self.dir.set_password(&dn, password).await {
