@@ -25,6 +25,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// What the directory's schema says about the mapping (see `scim-gateway check`).
+    pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
+        let schema = self.directory.subschema().await?;
+        let mut found = self.app.users.mapping().check_schema(&schema);
+        if let Some(g) = &self.app.groups {
+            found.extend(g.mapping().check_schema(&schema));
+        }
+        Ok(found)
+    }
+}
+
+impl Gateway {
     /// Compiles the rules and prepares the pool. Every configuration mistake surfaces here,
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {

@@ -57,14 +57,18 @@ async fn run(cli: Cli) -> Result<(), String> {
     let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => {
-            gateway.directory.ping().await.map_err(|e| format!("{}: directory: {e}", loaded.path))?;
-            println!(
-                "{}: configuration valid; bound to {} as {}",
-                loaded.path,
-                loaded.config.directory.url.get_ref().as_str(),
-                loaded.config.directory.bind_dn.as_str()
-            );
-            Ok(())
+            let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
+            gateway.directory.ping().await.map_err(directory)?;
+            let (url, dn) = (loaded.config.directory.url.get_ref().as_str(), loaded.config.directory.bind_dn.as_str());
+            println!("{}: configuration valid; bound to {url} as {dn}", loaded.path);
+            let found = gateway.check_schema().await.map_err(directory)?;
+            for f in &found {
+                println!("{}: {f}", loaded.path);
+            }
+            match found.iter().filter(|f| matches!(f, scim_gateway::mapping::Finding::Error(_))).count() {
+                0 => Ok(()),
+                n => Err(format!("{n} error(s) against the directory's schema")),
+            }
         }
         Command::Serve => {
             let addr = loaded.config.server.listen.as_str();

@@ -29,6 +29,26 @@ fn check_validates_and_binds() {
     let (ok, out) = run(&["check"], &good);
     assert!(ok, "{out}");
     assert!(out.contains("configuration valid"), "{out}");
+    // Against the real subschema: the shipped mapping is sound, with one honest warning.
+    assert!(out.contains("warning: [users] sn is required by the object classes"), "{out}");
+    assert!(!out.contains("error:"), "{out}");
+
+    // A misspelled attribute and a MUST attribute no rule writes are caught before any request.
+    let typo = good.replace("ldap = \"title\"", "ldap = \"titel\"");
+    let (ok, out) = run(&["check"], &typo);
+    assert!(!ok && out.contains("error: [users] attribute titel is not in the directory's schema"), "{out}");
+    let no_sn = good.replacen(
+        "scim = \"name.familyName\"\nldap = \"sn\"",
+        "scim = \"name.familyName\"\nldap = \"initials\"",
+        1,
+    );
+    let (ok, out) = run(&["check"], &no_sn);
+    assert!(!ok && out.contains("error: [users] a create leaves sn empty"), "{out}");
+    let posix = good.replace("\"inetOrgPerson\"]", "\"inetOrgPerson\", \"posixAccount\"]");
+    let (ok, out) = run(&["check"], &posix);
+    for must in ["uidNumber", "gidNumber", "homeDirectory"] {
+        assert!(!ok && out.contains(&format!("a create leaves {must} empty")), "{must}: {out}");
+    }
 
     // A wrong bind password: named failure, no password in the output.
     let (ok, out) = run(&["check"], &good.replace(&format!("\"{}\"", slapd.service_password), "\"not-the-password\""));
