@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod explain;
 pub mod http;
 pub mod mapping;
 pub mod provision;
@@ -40,13 +41,19 @@ impl Gateway {
     /// Compiles the rules and prepares the pool. Every configuration mistake surfaces here,
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let directory = LdapDirectory::new(&loaded.config.directory).map_err(file_error)?;
+        Self::with_directory(loaded, Arc::new(directory))
+    }
+
+    /// The same, over any directory (`explain` records instead of writing).
+    pub fn with_directory(loaded: &Loaded, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
         let users = UserMapping::compile(&cfg.users).map_err(at)?;
         let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
         let dn_attr = cfg.directory.dn_attribute.clone();
-        let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(&cfg.directory).map_err(file_error)?);
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),

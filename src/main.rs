@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::sync::Arc;
+
 use scim_gateway::config::Loaded;
-use scim_gateway::Gateway;
+use scim_gateway::{explain, Gateway};
 
 #[derive(Parser)]
 #[command(version, about = "SCIM 2.0 gateway from Okta / Entra ID to LDAP directories")]
@@ -32,6 +34,20 @@ enum Command {
     Serve,
     /// Validate the configuration and bind to the directory, then exit.
     Check,
+    /// Print the LDAP operations a SCIM request would perform, as LDIF, without performing
+    /// them; or, with --dn, the SCIM resource a directory entry maps to.
+    Explain {
+        /// POST, PUT, PATCH or DELETE.
+        method: Option<String>,
+        /// Below the base path: /Users, /Users/{id}, /Groups, /Groups/{id}.
+        path: Option<String>,
+        /// The request body: a JSON file, or - for standard input.
+        #[arg(long)]
+        body: Option<String>,
+        /// Show the SCIM resource for this entry instead.
+        #[arg(long, conflicts_with_all = ["method", "path", "body"])]
+        dn: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +72,23 @@ async fn run(cli: Cli) -> Result<(), String> {
     let loaded = Loaded::read(&cli.config).map_err(|e| e.to_string())?;
     let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Explain { dn: Some(dn), .. } => {
+            let resource = explain::entry(&gateway, &dn).await?;
+            println!("{}", serde_json::to_string_pretty(&resource).expect("JSON"));
+            Ok(())
+        }
+        Command::Explain { method: Some(method), path: Some(path), body, dn: None } => {
+            let body = body.as_deref().map(explain::read_body).transpose()?;
+            let recorder = Arc::new(explain::Recorder::new(gateway.directory.clone()));
+            let dry = Gateway::with_directory(&loaded, recorder.clone()).map_err(|e| e.to_string())?;
+            explain::request(&dry, &method, &path, body).await?;
+            match recorder.ldif() {
+                ldif if ldif.is_empty() => println!("# no change to the directory"),
+                ldif => print!("{ldif}"),
+            }
+            Ok(())
+        }
+        Command::Explain { .. } => Err("explain needs METHOD PATH [--body FILE], or --dn DN".into()),
         Command::Check => {
             let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
             gateway.directory.ping().await.map_err(directory)?;

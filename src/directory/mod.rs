@@ -7,6 +7,7 @@
 pub mod dn;
 pub mod filter;
 pub mod ldap;
+pub mod ldif;
 pub mod schema;
 
 use std::collections::BTreeMap;
