@@ -277,6 +277,9 @@ pub struct ResourceConfig {
     pub members: Option<Spanned<MembersConfig>>,
     /// A number attribute new entries get, allocated from a range (uidNumber, gidNumber).
     pub allocate: Option<Allocate>,
+    /// Refuse requests that carry attributes no rule stores, instead of ignoring them.
+    #[serde(default)]
+    pub strict: bool,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
 }

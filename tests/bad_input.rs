@@ -162,3 +162,28 @@ async fn oversized_chunked_body_is_cut_off() {
     assert!(answer.contains("urn:ietf:params:scim:api:messages:2.0:Error"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn strict_mapping_refuses_unmapped_attributes() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start_with(&slapd, |t| t.replacen("strict = false", "strict = true", 1)).await;
+    // Okta sends `locale`, which the shipped mapping does not store.
+    let refused = gw.post("/Users", &okta_user("strict@example.com", None)).await;
+    refused.assert_error(400, Some("invalidValue"));
+    assert!(refused.body["detail"].as_str().unwrap().contains("locale"), "{:#}", refused.body);
+    assert!(slapd.entry(&format!("uid=strict@example.com,{PEOPLE}")).await.is_none());
+    let mut body = okta_user("strict@example.com", None);
+    body.as_object_mut().unwrap().remove("locale");
+    let created = gw.post("/Users", &body).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let before = snapshot(&slapd).await;
+    let ext = json!({"op": "add", "path": "urn:example:params:scim:schemas:extension:acme:2.0:User:costCenter", "value": "42"});
+    for op in [json!({"op": "add", "path": "nickName", "value": "JD"}), ext] {
+        gw.patch(&format!("/Users/{id}"), json!([{"op": "replace", "path": "title", "value": "Boss"}, op]))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    assert_eq!(snapshot(&slapd).await, before);
+    gw.stop().await;
+}

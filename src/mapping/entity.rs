@@ -32,6 +32,8 @@ pub struct Entity {
     pub read_attrs: Vec<String>,
     /// A number attribute allocated for new entries, with its inclusive range.
     pub allocate: Option<(String, u32, u32)>,
+    /// Refuse attributes no rule stores (see [`Entity::unmapped`]).
+    pub strict: bool,
 }
 
 impl Entity {
@@ -148,6 +150,7 @@ impl Entity {
             version_attr: cfg.version_attribute.clone(),
             read_attrs,
             allocate,
+            strict: cfg.strict,
         })
     }
 
@@ -195,6 +198,39 @@ impl Entity {
             }
         }
         out.dedup();
+        out
+    }
+
+    /// The attributes of `res` that no rule stores and the gateway does not handle itself
+    /// (`handled`: `active`, `members`, …), by top-level name or `urn:…:name`.
+    pub fn unmapped(&self, res: &serde_json::Map<String, serde_json::Value>, handled: &[&str]) -> Vec<String> {
+        let templated = self.computed.iter().flat_map(|c| &c.pieces).filter_map(|p| match p {
+            Piece::Value(rule) => Some(&rule.target),
+            Piece::Text(_) => None,
+        });
+        let targets: Vec<&super::Target> = self.rules.iter().map(|r| &r.target).chain(templated).collect();
+        let stored = |schema: Option<&str>, attr: &str| {
+            targets.iter().any(|t| {
+                t.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
+                    && t.attr.eq_ignore_ascii_case(attr)
+            })
+        };
+        let mut out = Vec::new();
+        for (key, value) in res {
+            let lower = key.to_ascii_lowercase();
+            if ["schemas", "id", "meta"].contains(&lower.as_str())
+                || handled.iter().any(|h| h.eq_ignore_ascii_case(key))
+            {
+                continue;
+            }
+            match value.as_object() {
+                Some(inner) if lower.starts_with("urn:") && !lower.eq_ignore_ascii_case(self.schema) => {
+                    out.extend(inner.keys().filter(|a| !stored(Some(key), a)).map(|a| format!("{key}:{a}")));
+                }
+                _ if !stored(None, key) => out.push(key.clone()),
+                _ => {}
+            }
+        }
         out
     }
 
@@ -268,6 +304,9 @@ mod tests {
         assert_eq!(r["emails"][0]["primary"], true);
         assert!(r.get("cn").is_none() && !r.contains_key("name"), "templates are not read back");
         assert!(e.changes(&entry, &v).iter().all(|c| c.attr() != "initials"));
+        let extra = json!({"userName": "a", "name": {"givenName": "x"}, "locale": "en", "active": true,
+                           "urn:x:ext": {"costCenter": "1"}, "id": "i", "schemas": []});
+        assert_eq!(e.unmapped(extra.as_object().unwrap(), &["active"]), ["locale", "urn:x:ext:costCenter"]);
     }
 
     #[test]

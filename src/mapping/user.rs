@@ -262,4 +262,45 @@ mod tests {
         let w2 = write(json!({"userName": "b,c"})).unwrap();
         assert_eq!(m.renamed(&entry, &w2.attrs).unwrap().as_deref(), Some(r"uid=b\2cc"));
     }
+
+    proptest::proptest! {
+        /// SCIM → entry → SCIM is the identity on everything the example maps and reads.
+        #[test]
+        fn round_trip(
+            user_name in "[a-z][a-z0-9.@-]{0,20}",
+            given in "\\PC{1,12}",
+            family in "\\PC{1,12}",
+            email in "[a-z]{1,8}@[a-z]{1,8}\\.test",
+            title in proptest::option::of("\\PC{1,16}"),
+            department in proptest::option::of("[A-Za-z&]{1,10}"),
+            active in proptest::bool::ANY,
+        ) {
+            let (given, family) = (given.trim().to_owned(), family.trim().to_owned());
+            proptest::prop_assume!(!given.is_empty() && !family.is_empty());
+            let mut res = json!({
+                "schemas": [crate::scim::USER_SCHEMA], "userName": user_name, "active": active,
+                "name": {"givenName": given, "familyName": family},
+                "emails": [{"type": "work", "primary": true, "value": email}],
+            });
+            if let Some(t) = &title {
+                res["title"] = t.clone().into();
+            }
+            if let Some(d) = &department {
+                res[crate::scim::ENTERPRISE_USER_SCHEMA] = json!({"department": d});
+                res["schemas"] = json!([crate::scim::USER_SCHEMA, crate::scim::ENTERPRISE_USER_SCHEMA]);
+            }
+            let m = example();
+            let w = m.to_write(res.as_object().unwrap()).unwrap();
+            let (dn, attrs) = m.new_user(&w, vec![]).unwrap();
+            let mut entry = Entry::new(dn);
+            for (a, v) in attrs {
+                entry.insert(&a, v);
+            }
+            let back = m.to_resource(&entry, "http://h/Users");
+            for key in ["userName", "name", "emails", "title", "active", "schemas"] {
+                proptest::prop_assert_eq!(&back[key], &res[key], "{}", key);
+            }
+            proptest::prop_assert_eq!(&back[crate::scim::ENTERPRISE_USER_SCHEMA], &res[crate::scim::ENTERPRISE_USER_SCHEMA]);
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::members::Members;
 use super::store::{StandIn, Store};
+use super::users::refuse_unmapped;
 use super::{Error, Resources, Result};
 use crate::directory::{Change, Directory, DirectoryError, Entry};
 use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, UserMapping, Values};
@@ -63,6 +64,7 @@ impl Resources for Groups {
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = group_object(body)?;
+        refuse_unmapped(&self.map, res, &["members"])?;
         let values = self.map.values(res)?;
         self.require_display_name(&values)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
@@ -95,6 +97,7 @@ impl Resources for Groups {
         if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
+        refuse_unmapped(&self.map, res, &["members"])?;
         let values = self.map.values(res)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
         let wanted = self.members().values(&refs, true).await?;
@@ -121,6 +124,7 @@ impl Resources for Groups {
             unreachable!("resources are objects")
         };
         patch::apply(&mut res, &others, GROUP_SCHEMA)?;
+        refuse_unmapped(&self.map, &res, &["members"])?;
         let values = self.map.values(&res)?;
         let attr = &self.map.members.attr;
         let mut member_changes = Vec::new();

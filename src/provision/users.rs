@@ -11,7 +11,7 @@ use super::store::Store;
 use super::{Error, Resources, Result};
 use crate::config::UserGroups;
 use crate::directory::{Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{GroupMapping, UserMapping, Write};
+use crate::mapping::{Entity, GroupMapping, UserMapping, Write};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
@@ -55,7 +55,9 @@ impl Resources for Users {
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
-        let w = self.map.to_write(user_object(body)?)?;
+        let res = user_object(body)?;
+        self.refuse_unmapped(res)?;
+        let w = self.map.to_write(res)?;
         self.ensure_unique(&w, None).await?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
@@ -81,6 +83,7 @@ impl Resources for Users {
         if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
+        self.refuse_unmapped(res)?;
         let w = self.map.to_write(res)?;
         self.update(entry, w, root).await
     }
@@ -100,6 +103,7 @@ impl Resources for Users {
             unreachable!("resources are objects")
         };
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
+        self.refuse_unmapped(&res)?;
         let w = self.map.to_write(&res)?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
@@ -136,6 +140,11 @@ impl Users {
         }
         let entry = self.read(&dn).await?;
         self.render(&entry, &Projection::default(), root).await
+    }
+
+    /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
+    fn refuse_unmapped(&self, res: &Map<String, Value>) -> Result<()> {
+        refuse_unmapped(&self.map, res, &["active", "password", "groups"])
     }
 
     /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
@@ -201,6 +210,19 @@ impl Users {
 
     async fn read(&self, dn: &str) -> Result<Entry> {
         self.store().read(dn, self.attrs()).await
+    }
+}
+
+/// 400 when `entity` is strict and `res` carries attributes it does not store.
+pub(super) fn refuse_unmapped(entity: &Entity, res: &Map<String, Value>, handled: &[&str]) -> Result<()> {
+    let unmapped = if entity.strict { entity.unmapped(res, handled) } else { Vec::new() };
+    match unmapped.is_empty() {
+        true => Ok(()),
+        false => Err(scim::Error::value(format!(
+            "not stored by this gateway (strict = true): {}; map them in gateway.toml or leave them out",
+            unmapped.join(", ")
+        ))
+        .into()),
     }
 }
 
