@@ -86,6 +86,26 @@ impl Slapd {
         panic!("scripts/slapd start failed 3 times:\n{failures}");
     }
 
+    /// Kills slapd with SIGKILL, as a crash would; the database stays for [`Slapd::restart`].
+    pub fn kill(&self) {
+        self.run_script("kill");
+    }
+
+    /// Starts the killed slapd again on the same port and database; returns once it answers.
+    pub fn restart(&self) {
+        self.run_script("restart");
+    }
+
+    fn run_script(&self, command: &str) {
+        let out = Command::new(script()).arg(command).arg(self.dir.path()).output().expect("run scripts/slapd");
+        assert!(
+            out.status.success(),
+            "scripts/slapd {command}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A connection bound as `dn`; panics if the bind fails.
     pub async fn bind(&self, dn: &str, password: &str) -> Ldap {
         let (conn, mut ldap) =
