@@ -1,26 +1,33 @@
 //! scim-gateway: a SCIM 2.0 service provider in front of an LDAP directory.
 //!
-//! Data flows one way: [`http`] → [`provision`] → ([`scim`], [`mapping`]) → [`directory`].
+//! Data flows one way: [`http`] → [`provision`] → ([`scim`], [`mapping`], [`cache`]) → [`directory`];
+//! [`metrics`] is fed from every layer.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod directory;
 pub mod http;
 pub mod mapping;
+pub mod metrics;
 pub mod provision;
 pub mod scim;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use cache::UserCache;
 use config::{ConfigError, Loaded};
 use directory::{ldap::LdapDirectory, Directory};
 use mapping::UserMapping;
+use metrics::Metrics;
 
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
     pub app: Arc<http::App>,
     pub directory: Arc<dyn Directory>,
+    /// The inbound TLS certificate, for [`http::Certificates::reload`].
+    pub tls: Option<Arc<http::Certificates>>,
 }
 
 impl Gateway {
@@ -30,18 +37,26 @@ impl Gateway {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let users = UserMapping::compile(&cfg.users).map_err(|e| loaded.error_at(e.span, e.message))?;
-        let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(&cfg.directory).map_err(file_error)?);
+        let metrics = Arc::new(Metrics::new(cfg.directory.pool_size.max(1)));
+        let directory: Arc<dyn Directory> =
+            Arc::new(LdapDirectory::new(&cfg.directory, metrics.clone()).map_err(file_error)?);
+        let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
+        let max_in_flight = cfg.server.max_in_flight.max(1);
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
+            in_flight: tokio::sync::Semaphore::new(max_in_flight),
+            max_in_flight,
             auth: http::Authenticator::new(&cfg.auth).map_err(file_error)?,
             advertised: users.advertised(),
-            users: provision::Users::new(directory.clone(), users),
+            users: provision::Users::new(directory.clone(), users, UserCache::new(&cfg.cache, metrics.clone())),
+            directory: directory.clone(),
+            metrics,
         };
-        Ok(Gateway { app: Arc::new(app), directory })
+        Ok(Gateway { app: Arc::new(app), directory, tls: tls.map(Arc::new) })
     }
 
     /// Serves on `listener` until `shutdown` resolves.
@@ -52,12 +67,8 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ConfigError> {
         let server = &loaded.config.server;
-        let tls = match &server.tls {
-            Some(t) => Some(
-                http::tls_acceptor(t).map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?,
-            ),
-            None => None,
-        };
+        let tls = self.tls.map(http::tls_acceptor).transpose();
+        let tls = tls.map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?;
         http::serve(self.app, listener, tls, server.header_read_timeout(), shutdown).await;
         Ok(())
     }

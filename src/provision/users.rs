@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{Error, Result};
+use super::{audit, Error, Result};
+use crate::cache::{Ticket, UserCache};
 use crate::directory::{dn, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
 use crate::mapping::{UserMapping, Write};
+use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
@@ -15,11 +17,12 @@ use crate::scim::{self, patch, USER_SCHEMA};
 pub struct Users {
     dir: Arc<dyn Directory>,
     map: UserMapping,
+    cache: UserCache,
 }
 
 impl Users {
-    pub fn new(dir: Arc<dyn Directory>, map: UserMapping) -> Self {
-        Users { dir, map }
+    pub fn new(dir: Arc<dyn Directory>, map: UserMapping, cache: UserCache) -> Self {
+        Users { dir, map, cache }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -28,11 +31,22 @@ impl Users {
 
     /// `location` is the absolute URL of the `/Users` endpoint, used for `meta.location`.
     pub async fn get(&self, id: &str, projection: &Projection, location: &str) -> Result<Value> {
+        if let Some(entry) = self.cache.user(id).await {
+            return Ok(self.render(&entry, projection, location));
+        }
+        let ticket = self.cache.ticket();
         let entry = self.find(id).await?;
+        self.remember(ticket, &entry).await;
         Ok(self.render(&entry, projection, location))
     }
 
     pub async fn list(&self, query: &Query, location: &str) -> Result<Value> {
+        if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
+            let found = self.by_user_name(name).await?;
+            let page = found.iter().skip(query.start_index - 1).take(query.count);
+            let resources = page.map(|e| self.render(e, &query.projection, location)).collect();
+            return Ok(list_response(resources, found.len(), query.start_index));
+        }
         let filter = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
             None => self.map.filter.clone(),
@@ -68,20 +82,34 @@ impl Users {
 
     pub async fn create(&self, body: &Value, location: &str) -> Result<Value> {
         let w = self.map.to_write(user_object(body)?)?;
-        self.ensure_unique(&w, None).await?;
         let (dn, attrs) = self.map.new_entry(&w)?;
-        self.dir.add(&dn, &attrs).await.map_err(|e| self.conflict(e, &w))?;
+        let added = self.add(&dn, &attrs, &w).await;
+        // Also after a conflict: a cached "no such user" is what let the IdP try.
+        let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
+        added?;
+        let entry = self.read(&dn).await;
+        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        let password = w.password.as_ref().map(|_| PASSWORD);
+        audit("User", "create", id, attrs.iter().map(|(a, _)| a.as_str()).chain(password));
+        let entry = entry?;
+        self.remember(ticket, &entry).await;
+        Ok(self.render(&entry, &Projection::default(), location))
+    }
+
+    /// Adds the entry and sets its password, or leaves no entry behind.
+    async fn add(&self, dn: &str, attrs: &crate::directory::Attributes, w: &Write) -> Result<()> {
+        self.ensure_unique(w, None).await?;
+        self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
         if let Some(password) = &w.password {
-            if let Err(e) = self.dir.set_password(&dn, password).await {
+            if let Err(e) = self.dir.set_password(dn, password).await {
                 // A user without the password the IdP set is worse than none: undo the add.
-                if let Err(undo) = self.dir.delete(&dn).await {
+                if let Err(undo) = self.dir.delete(dn).await {
                     tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
                 }
                 return Err(e.into());
             }
         }
-        let entry = self.read(&dn).await?;
-        Ok(self.render(&entry, &Projection::default(), location))
+        Ok(())
     }
 
     /// PUT: the resource replaces every mapped attribute.
@@ -111,23 +139,42 @@ impl Users {
     pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.find(id).await?;
         self.check_version(&entry, if_match)?;
-        self.dir.delete(&entry.dn).await?;
+        let deleted = self.dir.delete(&entry.dn).await;
+        let id = entry.first(&self.map.id_attr).unwrap_or(id);
+        self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
+        deleted?;
+        audit("User", "delete", id, []);
         Ok(())
     }
 
-    /// Makes `entry` hold `w`: a rename when the naming value changes (so the id stays),
-    /// then one modify of the changed attributes, then the password.
+    /// Makes `entry` hold `w`, then reads it back.
     async fn update(&self, entry: Entry, w: Write, location: &str) -> Result<Value> {
         let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
-        let old_name = self.map.entry_user_name(&entry);
-        if !old_name.is_some_and(|o| self.map.user_name(&w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
-            self.ensure_unique(&w, Some(&id)).await?;
+        let written = self.write(&entry, &w, &id).await;
+        let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
+        let ticket = self.cache.forget(Some(&id), &names).await;
+        let (dn, changed) = written?;
+        if !changed.is_empty() {
+            audit("User", "update", &id, changed.iter().map(String::as_str));
         }
-        let mut changes = self.map.changes(&entry, &w);
+        let entry = self.read(&dn).await?;
+        self.remember(ticket, &entry).await;
+        Ok(self.render(&entry, &Projection::default(), location))
+    }
+
+    /// A rename when the naming value changes (so the id stays), then one modify of the
+    /// changed attributes, then the password. Returns the DN and the names of what changed.
+    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<(String, Vec<String>)> {
+        let old_name = self.map.entry_user_name(entry);
+        if !old_name.is_some_and(|o| self.map.user_name(w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
+            self.ensure_unique(w, Some(id)).await?;
+        }
+        let mut changes = self.map.changes(entry, w);
+        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
         let mut dn = entry.dn.clone();
-        let renamed = self.map.renamed(&entry, &w)?;
+        let renamed = self.map.renamed(entry, w)?;
         if let Some(rdn) = &renamed {
-            self.dir.rename(&dn, rdn).await.map_err(|e| self.conflict(e, &w))?;
+            self.dir.rename(&dn, rdn).await.map_err(|e| self.conflict(e, w))?;
             dn = dn::child(rdn, dn::split(&entry.dn).1);
             // modrdn already replaced the naming value.
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
@@ -135,16 +182,16 @@ impl Users {
         if !changes.is_empty() {
             if let Err(e) = self.dir.modify(&dn, &changes).await {
                 if renamed.is_some() {
-                    self.undo_rename(&dn, &entry).await;
+                    self.undo_rename(&dn, entry).await;
                 }
                 return Err(e.into());
             }
         }
         if let Some(password) = &w.password {
             self.dir.set_password(&dn, password).await?;
+            changed.push(PASSWORD.into());
         }
-        let entry = self.read(&dn).await?;
-        Ok(self.render(&entry, &Projection::default(), location))
+        Ok((dn, changed))
     }
 
     async fn undo_rename(&self, dn: &str, original: &Entry) {
@@ -163,6 +210,43 @@ impl Users {
             return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
         }
         Ok(())
+    }
+
+    /// The users named `name`: Okta's lookup before each create, from the cache when it can be.
+    async fn by_user_name(&self, name: &str) -> Result<Vec<Arc<Entry>>> {
+        let named = |e: &Entry| self.map.entry_user_name(e).is_some_and(|n| n.to_lowercase() == name.to_lowercase());
+        match self.cache.name(name).await {
+            Some(None) => return Ok(Vec::new()),
+            Some(Some(id)) => {
+                // The name may have moved to another user since: only a matching entry counts.
+                if let Some(entry) = self.cache.user(&id).await.filter(|e| named(e)) {
+                    return Ok(vec![entry]);
+                }
+            }
+            None => {}
+        }
+        let ticket = self.cache.ticket();
+        let found = self.search(
+            &self.map.base_dn,
+            Scope::Subtree,
+            self.map.user_name_filter(name),
+            self.map.read_attrs.clone(),
+        );
+        let found = found.await?;
+        match found.as_slice() {
+            [] => self.cache.fill(ticket, Some(name), None).await,
+            [one] => self.remember(ticket, one).await,
+            // The directory does not keep this userName unique: nothing to remember it by.
+            _ => {}
+        }
+        Ok(found.into_iter().map(Arc::new).collect())
+    }
+
+    /// Caches `entry` under its id and userName, unless a write happened since `ticket`.
+    async fn remember(&self, ticket: Ticket, entry: &Entry) {
+        if let Some(id) = entry.first(&self.map.id_attr) {
+            self.cache.fill(ticket, self.map.entry_user_name(entry), Some((id, entry))).await;
+        }
     }
 
     fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
@@ -206,6 +290,23 @@ impl Users {
     async fn search(&self, base: &str, scope: Scope, filter: LdapFilter, attrs: Vec<String>) -> Result<Vec<Entry>> {
         let search = Search { base: base.to_owned(), scope, filter, attrs };
         Ok(self.dir.search(&search).await?)
+    }
+}
+
+/// How a password change shows in the audit line: by name, as every attribute does.
+const PASSWORD: &str = "password";
+
+/// `userName eq "x"`: the lookup Okta and Entra ID make before creating a user.
+fn exact_user_name(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(name) }
+            if path.name.eq_ignore_ascii_case("userName")
+                && path.sub_attr.is_none()
+                && path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA)) =>
+        {
+            Some(name)
+        }
+        _ => None,
     }
 }
 

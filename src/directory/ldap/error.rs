@@ -28,6 +28,8 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         50 => DirectoryError::AccessDenied(text),
         // busy, unavailable, unwilling-because-shutting-down, other transient states
         3 | 51 | 52 => DirectoryError::Unavailable(text),
+        // OpenLDAP's unique overlay answers constraintViolation with this text.
+        19 if text.contains("not unique") => DirectoryError::NotUnique(text),
         // schema, syntax, constraint and naming problems: the data was refused
         16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
         code => DirectoryError::Other { code, text },
