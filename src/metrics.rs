@@ -34,6 +34,11 @@ struct ConnectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: &'static str,
     result: &'static str,
@@ -55,6 +60,7 @@ pub struct Metrics {
     /// Open pooled connections; kept by the pool as it connects and discards.
     pub ldap_connections: Gauge,
     ldap_connects: Family<ConnectLabels, Counter>,
+    ldap_drops: Family<DropLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
 }
 
@@ -82,9 +88,15 @@ impl Metrics {
         registry.register("ldap_connections", "Open, bound directory connections", ldap_connections.clone());
         let ldap_connects = Family::<ConnectLabels, Counter>::default();
         registry.register("ldap_connects", "Attempts to open and bind a connection, by server", ldap_connects.clone());
+        let ldap_drops = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "ldap_connections_dropped",
+            "Pooled connections given up: found closed, failed the idle check, or failed an operation",
+            ldap_drops.clone(),
+        );
         let cache = Family::<CacheLabels, Counter>::default();
         registry.register("cache_lookups", "Cache lookups by cache and result (hit or miss)", cache.clone());
-        Metrics { registry, requests, in_flight, ldap_operations, ldap_connections, ldap_connects, cache }
+        Metrics { registry, requests, in_flight, ldap_operations, ldap_connections, ldap_connects, ldap_drops, cache }
     }
 
     pub fn request(&self, method: &http::Method, route: String, status: u16, elapsed: Duration) {
@@ -106,6 +118,12 @@ impl Metrics {
     pub fn ldap_connect(&self, server: &str, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.ldap_connects.get_or_create(&ConnectLabels { server: server.to_owned(), outcome }).inc();
+    }
+
+    /// `reason`: `closed`, `idle_check` or `failed`.
+    pub fn ldap_connection_dropped(&self, reason: &'static str) {
+        self.ldap_connections.dec();
+        self.ldap_drops.get_or_create(&DropLabels { reason }).inc();
     }
 
     pub fn cache_lookup(&self, cache: &'static str, hit: bool) {

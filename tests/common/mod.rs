@@ -159,3 +159,5 @@ impl Drop for Slapd {
 }
 
 pub mod gateway;
+pub mod metrics;
+pub mod process;

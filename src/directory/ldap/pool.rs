@@ -89,13 +89,17 @@ impl Pool {
         let mut slot = self.slots[index].lock().await;
         let idle = slot.last_used.elapsed() >= self.idle_check;
         if let Some(ldap) = slot.conn.as_mut() {
-            if !ldap.is_closed() && (!idle || self.answers(ldap).await) {
+            let reason = if ldap.is_closed() {
+                "closed"
+            } else if idle && !self.answers(ldap).await {
+                "idle_check"
+            } else {
                 let ldap = ldap.clone();
                 slot.last_used = Instant::now();
                 return Ok(Lease { ldap, slot: index, generation: slot.generation });
-            }
+            };
             slot.conn = None;
-            self.metrics.ldap_connections.dec();
+            self.metrics.ldap_connection_dropped(reason);
         }
         let ldap = self.connect().await?;
         self.metrics.ldap_connections.inc();
@@ -109,7 +113,7 @@ impl Pool {
     pub async fn discard(&self, lease: &Lease) {
         let mut slot = self.slots[lease.slot].lock().await;
         if slot.generation == lease.generation && slot.conn.take().is_some() {
-            self.metrics.ldap_connections.dec();
+            self.metrics.ldap_connection_dropped("failed");
         }
     }
 
