@@ -153,6 +153,12 @@ impl UserMapping {
         self.filter.clone().and(LdapFilter::eq(&self.user_name_rule().ldap, user_name))
     }
 
+    /// Whether entries are named by the userName's attribute: then the DN itself keeps
+    /// userNames unique, atomically.
+    pub fn named_by_user_name(&self) -> bool {
+        self.rdn_attr.eq_ignore_ascii_case(&self.user_name_rule().ldap)
+    }
+
     pub fn user_name<'a>(&self, w: &'a Write) -> Option<&'a str> {
         w.attrs.get(&self.user_name_rule().ldap).map(String::as_str)
     }

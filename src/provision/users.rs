@@ -92,6 +92,9 @@ impl Users {
         let password = w.password.as_ref().map(|_| PASSWORD);
         audit("User", "create", id, attrs.iter().map(|(a, _)| a.as_str()).chain(password));
         let entry = entry?;
+        if !self.map.named_by_user_name() {
+            self.keep_first(&entry, &w).await?;
+        }
         self.remember(ticket, &entry).await;
         Ok(self.render(&entry, &Projection::default(), location))
     }
@@ -110,6 +113,30 @@ impl Users {
             }
         }
         Ok(())
+    }
+
+    /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
+    /// userName's attribute, the second gets the same DN and the directory refuses it; named
+    /// otherwise, nothing atomic stops it (OpenLDAP's unique overlay checks, then writes, too).
+    /// So look again: when an entry with a lower version (entryCSN: written earlier) holds the
+    /// name, the new one is removed and the create fails as a conflict.
+    async fn keep_first(&self, entry: &Entry, w: &Write) -> Result<()> {
+        let (id_attr, version_attr) = (&self.map.id_attr, &self.map.version_attr);
+        let (Some(name), Some(version)) = (self.map.user_name(w), entry.first(version_attr)) else {
+            return Ok(());
+        };
+        let filter = self.map.user_name_filter(name);
+        let holders =
+            self.search(&self.map.base_dn, Scope::Subtree, filter, vec![id_attr.clone(), version_attr.clone()]).await?;
+        let id = entry.first(id_attr);
+        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| v < version);
+        if !holders.iter().any(earlier) {
+            return Ok(());
+        }
+        self.dir.delete(&entry.dn).await?;
+        self.cache.forget(id, &[name]).await;
+        audit("User", "delete", id.unwrap_or_default(), []);
+        Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
     }
 
     /// PUT: the resource replaces every mapped attribute.

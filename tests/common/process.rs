@@ -41,6 +41,10 @@ impl GatewayProcess {
         TestGateway::remote(format!("http://127.0.0.1:{}/scim/v2", self.port))
     }
 
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Sends `signal` (a `kill -s` name such as HUP or TERM).
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().unwrap();
