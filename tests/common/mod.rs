@@ -34,15 +34,20 @@ fn free_port() -> u16 {
 
 impl Slapd {
     pub fn start() -> Slapd {
-        Self::start_with_tls(None)
+        Self::start_with_tls(None, None)
     }
 
     /// With StartTLS on the plain port and an ldaps:// listener, serving `cert` / `key` (PEM).
     pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Slapd {
-        Self::start_with_tls(Some((cert, key)))
+        Self::start_with_tls(Some((cert, key)), None)
     }
 
-    fn start_with_tls(tls: Option<(&std::path::Path, &std::path::Path)>) -> Slapd {
+    /// As [`Slapd::start_tls`], and TLS clients must present a certificate signed by `client_ca`.
+    pub fn start_tls_client_auth(cert: &std::path::Path, key: &std::path::Path, client_ca: &std::path::Path) -> Slapd {
+        Self::start_with_tls(Some((cert, key)), Some(client_ca))
+    }
+
+    fn start_with_tls(tls: Option<(&std::path::Path, &std::path::Path)>, client_ca: Option<&std::path::Path>) -> Slapd {
         const ADMIN_PASSWORD: &str = "admin-secret";
         const SERVICE_PASSWORD: &str = "service-secret";
         let mut failures = String::new();
@@ -54,6 +59,9 @@ impl Slapd {
             let mut cmd = Command::new(script());
             if let (Some((cert, key)), Some(p)) = (tls, ldaps_port) {
                 cmd.env("SLAPD_TLS_CERT", cert).env("SLAPD_TLS_KEY", key).env("SLAPD_LDAPS_PORT", p.to_string());
+            }
+            if let Some(ca) = client_ca {
+                cmd.env("SLAPD_TLS_CLIENT_CA", ca);
             }
             let out = cmd
                 .arg("start")
