@@ -97,6 +97,14 @@ impl UserCache {
         Ticket(generation)
     }
 
+    /// Drops every cached user (names stay): a group write may change any member's `memberOf`.
+    pub fn forget_users(&self) {
+        if let Some(c) = &self.caches {
+            c.generation.fetch_add(1, SeqCst);
+            c.users.invalidate_all();
+        }
+    }
+
     async fn drop_keys(&self, c: &Caches, id: Option<&str>, name: Option<&str>) {
         if let Some(id) = id {
             c.users.invalidate(id).await;

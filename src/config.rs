@@ -99,7 +99,9 @@ pub struct Config {
     pub directory: DirectoryConfig,
     #[serde(default)]
     pub cache: CacheConfig,
-    pub users: UsersConfig,
+    pub users: ResourceConfig,
+    /// Groups are served only when configured.
+    pub groups: Option<ResourceConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +214,10 @@ pub struct DirectoryConfig {
     /// A connection unused for this long is checked with a root DSE read before it is used.
     #[serde(default = "defaults::idle_check")]
     pub idle_check_secs: u64,
+    /// The attribute that holds an entry's own DN, to look up many entries by DN in one
+    /// search: `entryDN` (OpenLDAP), `distinguishedName` (Active Directory), `entrydn` (389-ds).
+    #[serde(default = "defaults::dn_attribute")]
+    pub dn_attribute: String,
     /// Paged-results page size; keep it at or below the server's size limit.
     #[serde(default = "defaults::page_size")]
     pub page_size: i32,
@@ -304,14 +310,21 @@ mod defaults {
     pub fn version_attribute() -> String {
         "entryCSN".into()
     }
+    pub fn dn_attribute() -> String {
+        "entryDN".into()
+    }
+    pub fn member_uid_attribute() -> String {
+        "uid".into()
+    }
 }
 
+/// `[users]` or `[groups]`: where the entries live and how they map.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UsersConfig {
-    /// Where new users are created, and the search base for existing ones.
+pub struct ResourceConfig {
+    /// Where new entries are created, and the search base for existing ones.
     pub base_dn: Text,
-    /// Which entries under `base_dn` are users (operator-written LDAP filter).
+    /// Which entries under `base_dn` are of this resource type (operator-written LDAP filter).
     pub filter: Spanned<String>,
     /// The RDN attribute of new entries; its value comes from the attribute rules.
     pub rdn_attribute: Spanned<String>,
@@ -325,9 +338,54 @@ pub struct UsersConfig {
     pub modified_attribute: String,
     #[serde(default = "defaults::version_attribute")]
     pub version_attribute: String,
-    pub deactivation: Spanned<Deactivation>,
+    /// Users only.
+    pub deactivation: Option<Spanned<Deactivation>>,
+    /// Groups only.
+    pub members: Option<Spanned<MembersConfig>>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
+}
+
+/// How a group stores its members.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersConfig {
+    pub flavour: Flavour,
+    /// groupOfNames / groupOfUniqueNames must have a member: this DN stands in while a
+    /// group has none, and is never shown to the IdP.
+    pub empty_member: Option<String>,
+    /// posixGroup: the user attribute whose value `memberUid` holds.
+    #[serde(default = "defaults::member_uid_attribute")]
+    pub member_uid_attribute: String,
+    /// posixGroup: `gidNumber`s for new groups are allocated from this range, inclusive.
+    pub gid_range: Option<[u32; 2]>,
+    /// How a user's `groups` are found.
+    #[serde(default)]
+    pub user_groups: UserGroups,
+    /// Remove a deleted user from its groups explicitly, for directories without the
+    /// refint overlay (and for posixGroup, whose memberUid refint does not follow).
+    #[serde(default)]
+    pub remove_deleted_users: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Flavour {
+    #[serde(rename = "groupOfNames")]
+    GroupOfNames,
+    #[serde(rename = "groupOfUniqueNames")]
+    GroupOfUniqueNames,
+    #[serde(rename = "posixGroup")]
+    PosixGroup,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UserGroups {
+    /// Read the users' `memberOf` (OpenLDAP memberof overlay, Active Directory).
+    #[default]
+    MemberOf,
+    /// Search the groups for the user.
+    Search,
 }
 
 /// How `active: false` is written to the directory.

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use cache::UserCache;
 use config::{ConfigError, Loaded};
 use directory::{ldap::LdapDirectory, Directory};
-use mapping::UserMapping;
+use mapping::{GroupMapping, UserMapping};
 use metrics::Metrics;
+use scim::discovery::{GROUP, USER};
 
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
@@ -36,12 +37,16 @@ impl Gateway {
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let users = UserMapping::compile(&cfg.users).map_err(|e| loaded.error_at(e.span, e.message))?;
+        let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
+        let users = UserMapping::compile(&cfg.users).map_err(at)?;
+        let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
+        let dn_attr = cfg.directory.dn_attribute.clone();
         let metrics = Arc::new(Metrics::new(cfg.directory.pool_size.max(1)));
         let directory: Arc<dyn Directory> =
             Arc::new(LdapDirectory::new(&cfg.directory, metrics.clone()).map_err(file_error)?);
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let max_in_flight = cfg.server.max_in_flight.max(1);
+        let cache = Arc::new(UserCache::new(&cfg.cache, metrics.clone()));
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
@@ -51,8 +56,14 @@ impl Gateway {
             in_flight: tokio::sync::Semaphore::new(max_in_flight),
             max_in_flight,
             auth: http::Authenticator::new(&cfg.auth).map_err(file_error)?,
-            advertised: users.advertised(),
-            users: provision::Users::new(directory.clone(), users, UserCache::new(&cfg.cache, metrics.clone())),
+            advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
+                .into_iter()
+                .flatten()
+                .collect(),
+            groups: groups
+                .clone()
+                .map(|g| provision::Groups::new(directory.clone(), g, users.clone(), dn_attr.clone(), cache.clone())),
+            users: provision::Users::new(directory.clone(), users, groups.map(|g| (g, dn_attr)), cache),
             directory: directory.clone(),
             metrics,
         };

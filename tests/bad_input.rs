@@ -107,7 +107,8 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
         assert!(!a.body.to_string().contains(TOKEN));
     }
     // Unknown endpoints and methods.
-    gw.get("/Groups").await.assert_error(404, None);
+    gw.get("/Widgets").await.assert_error(404, None);
+    gw.get("/Users/x/y").await.assert_error(404, None);
     gw.call("PATCH", "/Users", None, None).await.assert_error(405, None);
 
     assert_eq!(snapshot(&slapd).await, before, "bad requests must not change the directory");

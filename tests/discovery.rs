@@ -19,7 +19,8 @@ async fn discovery_follows_the_mapping() {
     assert_eq!(spc.body["authenticationSchemes"][0]["type"], "oauthbearertoken");
 
     let types = gw.get("/ResourceTypes").await;
-    assert_eq!(types.body["totalResults"], 1);
+    assert_eq!(types.body["totalResults"], 2);
+    assert_eq!(types.body["Resources"][1]["endpoint"], "/Groups");
     let user_type = &types.body["Resources"][0];
     assert_eq!(user_type["endpoint"], "/Users");
     assert_eq!(
@@ -29,7 +30,11 @@ async fn discovery_follows_the_mapping() {
     assert_eq!(gw.get("/ResourceTypes/User").await.body, *user_type);
 
     let schemas = gw.get("/Schemas").await;
-    assert_eq!(schemas.body["totalResults"], 2);
+    assert_eq!(schemas.body["totalResults"], 3);
+    let group = gw.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").await;
+    let group_attrs: Vec<&str> =
+        group.body["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(group_attrs, ["displayName", "members", "id", "externalId", "meta"]);
     let user = gw.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
     assert_eq!(user.status, 200);
     let names: Vec<&str> =

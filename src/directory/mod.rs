@@ -134,7 +134,10 @@ pub trait Directory: Send + Sync {
     /// All matching entries; paged underneath so the server's page size never truncates.
     async fn search(&self, search: &Search) -> Result<Vec<Entry>>;
     async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()>;
+    /// Applies `changes` in one operation.
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()>;
+    /// Whether `dn`'s `attr` holds `value` (LDAP compare: one value, not the whole attribute).
+    async fn compare(&self, dn: &str, attr: &str, value: &str) -> Result<bool>;
     /// Changes the RDN in place (modrdn, deleting the old RDN value), keeping the entry's identity.
     async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()>;
     async fn delete(&self, dn: &str) -> Result<()>;

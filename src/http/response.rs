@@ -96,6 +96,8 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::NotFound(_) => (StatusCode::NOT_FOUND, None),
             P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
+            P::InvalidMember(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
+            P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
                 DirectoryError::AlreadyExists | DirectoryError::NotUnique(_) => {

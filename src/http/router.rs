@@ -17,8 +17,8 @@ use super::auth::Authenticator;
 use super::response::{self, Body, Error};
 use crate::directory::Directory;
 use crate::metrics::{self, Metrics};
-use crate::provision::{self, Users};
-use crate::scim::discovery::{Advertised, Discovery};
+use crate::provision::{self, Groups, Resources, Users};
+use crate::scim::discovery::{Advertised, Discovery, ResourceType};
 use crate::scim::list::Query;
 
 /// Everything a request needs, shared by all connections.
@@ -37,13 +37,24 @@ pub struct App {
     pub directory: Arc<dyn Directory>,
     pub metrics: Arc<Metrics>,
     pub users: Users,
-    /// What discovery offers; documents are built per request since their URLs follow the Host.
-    pub advertised: Vec<Advertised>,
+    pub groups: Option<Groups>,
+    /// What discovery offers per resource type; documents are built per request since
+    /// their URLs follow the Host.
+    pub advertised: Vec<(ResourceType, Vec<Advertised>)>,
 }
 
 impl App {
     fn discovery(&self, root: &str) -> Discovery {
         Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic())
+    }
+
+    /// The service behind `/Users` or `/Groups`.
+    fn resources(&self, endpoint: &str) -> Option<&dyn Resources> {
+        match endpoint {
+            "Users" => Some(&self.users),
+            "Groups" => self.groups.as_ref().map(|g| g as &dyn Resources),
+            _ => None,
+        }
     }
 }
 
@@ -111,7 +122,6 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     tracing::Span::current().record("caller", caller);
 
     let root = root_url(app, &req);
-    let users_url = format!("{root}/Users");
     let query = req.uri().query().unwrap_or_default().to_owned();
     let if_match = header(header::IF_MATCH).map(str::to_owned);
     let method = req.method().clone();
@@ -121,7 +131,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let users = &app.users;
+    let query_params = || Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let ok = |v: Value| response::resource(StatusCode::OK, &v);
 
     match (&method, segments.as_slice()) {
@@ -134,35 +144,40 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         (&Method::GET, ["Schemas"]) => Ok(response::json(StatusCode::OK, &app.discovery(&root).schemas_list())),
         (&Method::GET, ["ResourceTypes", id]) => discovered(app.discovery(&root).resource_type(id).cloned(), id),
         (&Method::GET, ["Schemas", id]) => discovered(app.discovery(&root).schema(id).cloned(), id),
-        (&Method::GET, ["Users"]) => {
-            let q = Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-            Ok(response::json(StatusCode::OK, &users.list(&q, &users_url).await?))
+        (_, [endpoint, tail @ ..]) if app.resources(endpoint).is_some() => {
+            let service = app.resources(endpoint).expect("checked by the guard");
+            match (&method, tail) {
+                (&Method::GET, []) => Ok(response::json(StatusCode::OK, &service.list(&query_params()?, &root).await?)),
+                (&Method::POST, [".search"]) => {
+                    let q = Query::from_body(&body_json(app, req).await?)?;
+                    Ok(response::json(StatusCode::OK, &service.list(&q, &root).await?))
+                }
+                (&Method::POST, []) => {
+                    let body = body_json(app, req).await?;
+                    Ok(response::resource(StatusCode::CREATED, &service.create(&body, &root).await?))
+                }
+                (&Method::GET, [id]) => Ok(ok(service.get(id, &query_params()?.projection, &root).await?)),
+                (&Method::PUT, [id]) => {
+                    let body = body_json(app, req).await?;
+                    Ok(ok(service.replace(id, &body, if_match.as_deref(), &root).await?))
+                }
+                (&Method::PATCH, [id]) => {
+                    let projection = query_params()?.projection;
+                    let body = body_json(app, req).await?;
+                    match service.patch(id, &body, if_match.as_deref(), &projection, &root).await? {
+                        Some(v) => Ok(ok(v)),
+                        None => Ok(response::empty(StatusCode::NO_CONTENT)),
+                    }
+                }
+                (&Method::DELETE, [id]) => {
+                    service.delete(id, if_match.as_deref()).await?;
+                    Ok(response::empty(StatusCode::NO_CONTENT))
+                }
+                (_, [] | [_]) => Err(Error::MethodNotAllowed),
+                _ => Err(Error::NoRoute(format!("no SCIM endpoint at {rest}"))),
+            }
         }
-        (&Method::POST, ["Users", ".search"]) => {
-            let q = Query::from_body(&body_json(app, req).await?)?;
-            Ok(response::json(StatusCode::OK, &users.list(&q, &users_url).await?))
-        }
-        (&Method::POST, ["Users"]) => {
-            let body = body_json(app, req).await?;
-            Ok(response::resource(StatusCode::CREATED, &users.create(&body, &users_url).await?))
-        }
-        (&Method::GET, ["Users", id]) => {
-            let q = Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-            Ok(ok(users.get(id, &q.projection, &users_url).await?))
-        }
-        (&Method::PUT, ["Users", id]) => {
-            let body = body_json(app, req).await?;
-            Ok(ok(users.replace(id, &body, if_match.as_deref(), &users_url).await?))
-        }
-        (&Method::PATCH, ["Users", id]) => {
-            let body = body_json(app, req).await?;
-            Ok(ok(users.patch(id, &body, if_match.as_deref(), &users_url).await?))
-        }
-        (&Method::DELETE, ["Users", id]) => {
-            users.delete(id, if_match.as_deref()).await?;
-            Ok(response::empty(StatusCode::NO_CONTENT))
-        }
-        (_, ["ServiceProviderConfig" | "ResourceTypes" | "Schemas" | "Users", ..]) => Err(Error::MethodNotAllowed),
+        (_, ["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..]) => Err(Error::MethodNotAllowed),
         _ => Err(Error::NoRoute(format!("no SCIM endpoint at {rest}"))),
     }
 }

@@ -3,31 +3,122 @@
 
 use serde_json::{json, Value};
 
-use super::{time, Error, Result, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
+use std::collections::HashMap;
+
+use super::{time, Entity, Error, GroupMapping, Result, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
 use crate::config::Deactivation;
 use crate::directory::LdapFilter;
 use crate::scim::filter::{AttrPath, CompareOp, Filter};
 use crate::scim::json::as_bool;
 use crate::scim::patch::element_matches;
 use crate::scim::schema::Kind;
-use crate::scim::USER_SCHEMA;
 
 /// Matches every entry: a condition that is always true once the rules are applied.
 fn always() -> LdapFilter {
     LdapFilter::And(Vec::new())
 }
 
+/// How a resource type translates the filter nodes only it understands (`active`,
+/// `members`); `None` leaves the node to the rules.
+type Special<'a> = &'a dyn Fn(&Filter) -> Option<Result<LdapFilter>>;
+
+/// Whether `path` names the core attribute `name` (no sub-attribute unless `sub`).
+fn names(path: &AttrPath, schema: &str, name: &str, sub: Option<&str>) -> bool {
+    path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(schema))
+        && path.name.eq_ignore_ascii_case(name)
+        && path.sub_attr.as_deref().map(str::to_ascii_lowercase) == sub.map(str::to_ascii_lowercase)
+}
+
 impl UserMapping {
     /// The LDAP filter selecting the users that match `f`.
     pub fn ldap_filter(&self, f: &Filter) -> Result<LdapFilter> {
-        Ok(self.filter.clone().and(self.translate(f)?))
+        let active = |node: &Filter| match node {
+            Filter::Present(p) if names(p, self.schema, "active", None) => Some(Ok(always())),
+            Filter::Compare { path, op, value } if names(path, self.schema, "active", None) => {
+                Some(self.active(*op, value))
+            }
+            _ => None,
+        };
+        Ok(self.filter.clone().and(self.translate(f, &active)?))
+    }
+}
+
+impl GroupMapping {
+    /// The member ids `f` compares with: the caller resolves them to what the member
+    /// attribute holds before calling [`GroupMapping::ldap_filter`].
+    pub fn member_ids(&self, f: &Filter) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut collect = |node: &Filter| {
+            if let Some(Ok(Some(id))) = self.member_comparison(node) {
+                ids.push(id.to_owned());
+            }
+        };
+        walk(f, &mut collect);
+        ids
     }
 
-    fn translate(&self, f: &Filter) -> Result<LdapFilter> {
+    /// The LDAP filter selecting the groups that match `f`; `resolved` maps member ids to
+    /// member attribute values (ids that resolve to nothing match no group).
+    pub fn ldap_filter(&self, f: &Filter, resolved: &HashMap<String, String>) -> Result<LdapFilter> {
+        let attr = self.members.attr.as_str();
+        let members = |node: &Filter| {
+            self.member_comparison(node).map(|r| {
+                r.map(|id| match id {
+                    None => LdapFilter::present(attr),
+                    Some(id) => resolved.get(id).map_or_else(LdapFilter::none, |v| LdapFilter::eq(attr, v)),
+                })
+            })
+        };
+        Ok(self.filter.clone().and(self.translate(f, &members)?))
+    }
+
+    /// `members pr` (→ `Some(None)`), or an equality on a member's value: `members eq "id"`,
+    /// `members.value eq "id"`, `members[value eq "id"]`. Other conditions on members are refused.
+    fn member_comparison<'f>(&self, node: &'f Filter) -> Option<Result<Option<&'f str>>> {
+        let is_members =
+            |p: &AttrPath| names(p, self.schema, "members", None) || names(p, self.schema, "members", Some("value"));
+        let refused = || Error::InvalidFilter("members supports pr and eq on its value only".into());
+        match node {
+            Filter::Present(p) if is_members(p) => Some(Ok(None)),
+            Filter::Compare { path, op, value } if is_members(path) => Some(match (op, value) {
+                (CompareOp::Eq, Value::String(id)) => Ok(Some(id.as_str())),
+                _ => Err(refused()),
+            }),
+            Filter::ValuePath { path, filter } if is_members(path) => Some(match filter.as_ref() {
+                Filter::Compare { path: p, op: CompareOp::Eq, value: Value::String(id) }
+                    if p.name.eq_ignore_ascii_case("value") =>
+                {
+                    Ok(Some(id.as_str()))
+                }
+                _ => Err(refused()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Visits every node of a filter.
+fn walk(f: &Filter, visit: &mut dyn FnMut(&Filter)) {
+    visit(f);
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            walk(a, visit);
+            walk(b, visit);
+        }
+        Filter::Not(a) => walk(a, visit),
+        _ => {}
+    }
+}
+
+impl Entity {
+    fn translate(&self, f: &Filter, special: Special) -> Result<LdapFilter> {
+        if let Some(done) = special(f) {
+            return done;
+        }
         match f {
-            Filter::And(a, b) => Ok(LdapFilter::And(vec![self.translate(a)?, self.translate(b)?])),
-            Filter::Or(a, b) => Ok(LdapFilter::Or(vec![self.translate(a)?, self.translate(b)?])),
-            Filter::Not(a) => Ok(LdapFilter::Not(Box::new(self.translate(a)?))),
+            Filter::And(a, b) => Ok(LdapFilter::And(vec![self.translate(a, special)?, self.translate(b, special)?])),
+            Filter::Or(a, b) => Ok(LdapFilter::Or(vec![self.translate(a, special)?, self.translate(b, special)?])),
+            Filter::Not(a) => Ok(LdapFilter::Not(Box::new(self.translate(a, special)?))),
             Filter::Present(path) => self.attribute(path, None),
             Filter::Compare { path, op, value } => self.attribute(path, Some((*op, value))),
             Filter::ValuePath { path, filter } => {
@@ -42,7 +133,7 @@ impl UserMapping {
     }
 
     fn rules_for<'a>(&'a self, path: &'a AttrPath) -> impl Iterator<Item = &'a Rule> + 'a {
-        let schema = path.urn.as_deref().filter(|u| !u.eq_ignore_ascii_case(USER_SCHEMA));
+        let schema = path.urn.as_deref().filter(|u| !u.eq_ignore_ascii_case(self.schema));
         self.rules.iter().filter(move |r| {
             r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
                 && r.target.attr.eq_ignore_ascii_case(&path.name)
@@ -51,12 +142,11 @@ impl UserMapping {
 
     /// `pr` (no comparison) or a comparison on one attribute path.
     fn attribute(&self, path: &AttrPath, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
-        let core = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA));
+        let core = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(self.schema));
         let name = path.name.to_ascii_lowercase();
         let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
         match (core, name.as_str(), sub.as_deref()) {
             (true, "id", None) => return self.id(cmp),
-            (true, "active", None) => return self.active(cmp),
             (true, "meta", Some(field @ ("created" | "lastmodified"))) => {
                 let attr = if field == "created" { &self.created_attr } else { &self.modified_attr };
                 return timestamp(attr, cmp);
@@ -107,15 +197,13 @@ impl UserMapping {
             Some(_) => Err(Error::InvalidFilter("id supports only eq, ne and pr with a string".into())),
         }
     }
+}
 
-    fn active(&self, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+impl UserMapping {
+    fn active(&self, op: CompareOp, value: &Value) -> Result<LdapFilter> {
         let inactive = match &self.deactivation {
             Deactivation::Attribute { attribute, inactive_value, .. } => LdapFilter::eq(attribute, inactive_value),
             Deactivation::Ppolicy => LdapFilter::eq(LOCK_ATTR, PERMANENT_LOCK),
-        };
-        let (op, value) = match cmp {
-            None => return Ok(always()),
-            Some(c) => c,
         };
         let wanted = as_bool(value)
             .ok_or_else(|| Error::InvalidFilter(format!("active compares with true or false, not {value}")))?;

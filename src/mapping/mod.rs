@@ -2,21 +2,24 @@
 //! SCIM resource → directory attributes ([`write`]) and entry → SCIM resource ([`read`]),
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
+mod entity;
 mod filter;
+mod group;
 mod read;
 pub mod time;
+mod user;
 mod write;
 
 use std::ops::Range;
 
-use crate::config::{Deactivation, UsersConfig};
-use crate::directory::LdapFilter;
-use crate::scim::discovery::Advertised;
 use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
-use crate::scim::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
+use crate::scim::ENTERPRISE_USER_SCHEMA;
 
-pub use write::Write;
+pub use entity::Entity;
+pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
+pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
+pub use write::Values;
 
 /// A request the mapping cannot turn into directory data.
 #[derive(Debug, thiserror::Error)]
@@ -56,162 +59,8 @@ pub struct Rule {
     pub def: Option<&'static AttrDef>,
 }
 
-/// The compiled users mapping.
-#[derive(Debug, Clone)]
-pub struct UserMapping {
-    pub rules: Vec<Rule>,
-    pub base_dn: String,
-    pub filter: LdapFilter,
-    pub rdn_attr: String,
-    pub object_classes: Vec<String>,
-    pub id_attr: String,
-    pub created_attr: String,
-    pub modified_attr: String,
-    pub version_attr: String,
-    pub deactivation: Deactivation,
-    /// Every attribute a read must ask for (operational ones included).
-    pub read_attrs: Vec<String>,
-}
-
-/// `pwdAccountLockedTime` of a lock that only an administrator lifts (ppolicy).
-pub const PERMANENT_LOCK: &str = "000001010000Z";
-pub const LOCK_ATTR: &str = "pwdAccountLockedTime";
-
-impl UserMapping {
-    pub fn compile(cfg: &UsersConfig) -> std::result::Result<UserMapping, RuleError> {
-        let mut rules: Vec<Rule> = Vec::new();
-        for r in &cfg.attributes {
-            let rule = compile_rule(r.scim.get_ref(), r.ldap.get_ref())
-                .map_err(|message| RuleError { span: r.scim.span(), message })?;
-            if let Some(other) = rules.iter().find(|o| o.ldap.eq_ignore_ascii_case(&rule.ldap)) {
-                return Err(RuleError {
-                    span: r.ldap.span(),
-                    message: format!("LDAP attribute {} is already mapped from {}", rule.ldap, other.target),
-                });
-            }
-            if rules.iter().any(|o| o.target == rule.target) {
-                return Err(RuleError { span: r.scim.span(), message: format!("{} is mapped twice", rule.target) });
-            }
-            rules.push(rule);
-        }
-        let whole = cfg.deactivation.span();
-        if !rules.iter().any(|r| r.target.is("userName")) {
-            return Err(RuleError { span: whole.clone(), message: "no rule maps userName: add one".into() });
-        }
-        let rdn = cfg.rdn_attribute.get_ref();
-        if !rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(rdn)) {
-            return Err(RuleError {
-                span: cfg.rdn_attribute.span(),
-                message: format!("rdn_attribute {rdn} must be the LDAP side of one of the rules"),
-            });
-        }
-        let filter = cfg.filter.get_ref().trim();
-        if ldap3::parse_filter(filter).is_err() {
-            return Err(RuleError {
-                span: cfg.filter.span(),
-                message: format!("{filter:?} is not a valid LDAP filter"),
-            });
-        }
-        if let Deactivation::Attribute { attribute, .. } = cfg.deactivation.get_ref() {
-            if !valid_ldap_name(attribute) || rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(attribute)) {
-                return Err(RuleError {
-                    span: whole,
-                    message: format!("deactivation attribute {attribute} must be a valid LDAP name not used by a rule"),
-                });
-            }
-        }
-        let mut read_attrs: Vec<String> = rules.iter().map(|r| r.ldap.clone()).collect();
-        read_attrs.extend(
-            [&cfg.id_attribute, &cfg.created_attribute, &cfg.modified_attribute, &cfg.version_attribute]
-                .map(Clone::clone),
-        );
-        read_attrs.push(match cfg.deactivation.get_ref() {
-            Deactivation::Attribute { attribute, .. } => attribute.clone(),
-            Deactivation::Ppolicy => LOCK_ATTR.into(),
-        });
-        Ok(UserMapping {
-            rules,
-            base_dn: cfg.base_dn.as_str().to_owned(),
-            filter: LdapFilter::Configured(filter.to_owned()),
-            rdn_attr: rdn.clone(),
-            object_classes: cfg.object_classes.clone(),
-            id_attr: cfg.id_attribute.clone(),
-            created_attr: cfg.created_attribute.clone(),
-            modified_attr: cfg.modified_attribute.clone(),
-            version_attr: cfg.version_attribute.clone(),
-            deactivation: cfg.deactivation.get_ref().clone(),
-            read_attrs,
-        })
-    }
-
-    fn user_name_rule(&self) -> &Rule {
-        self.rules.iter().find(|r| r.target.is("userName")).expect("checked at compile")
-    }
-
-    /// Users whose userName is `user_name` (the directory's matching rule decides case).
-    pub fn user_name_filter(&self, user_name: &str) -> LdapFilter {
-        self.filter.clone().and(LdapFilter::eq(&self.user_name_rule().ldap, user_name))
-    }
-
-    /// Whether entries are named by the userName's attribute: then the DN itself keeps
-    /// userNames unique, atomically.
-    pub fn named_by_user_name(&self) -> bool {
-        self.rdn_attr.eq_ignore_ascii_case(&self.user_name_rule().ldap)
-    }
-
-    pub fn user_name<'a>(&self, w: &'a Write) -> Option<&'a str> {
-        w.attrs.get(&self.user_name_rule().ldap).map(String::as_str)
-    }
-
-    pub fn entry_user_name<'a>(&self, entry: &'a crate::directory::Entry) -> Option<&'a str> {
-        entry.first(&self.user_name_rule().ldap)
-    }
-
-    /// The user with SCIM `id`; ids that cannot be one never reach the directory.
-    pub fn id_filter(&self, id: &str) -> Option<LdapFilter> {
-        let valid = !self.id_attr.eq_ignore_ascii_case("entryUUID") || uuid::Uuid::try_parse(id).is_ok();
-        valid.then(|| self.filter.clone().and(LdapFilter::eq(&self.id_attr, id)))
-    }
-
-    /// What discovery may offer: every mapped attribute and sub-attribute, plus what the
-    /// gateway itself handles.
-    pub fn advertised(&self) -> Vec<Advertised> {
-        let core =
-            |attr: &str, sub: Option<&str>| Advertised { schema: None, attr: attr.into(), sub: sub.map(Into::into) };
-        let mut out: Vec<Advertised> = ["id", "active", "password"].iter().map(|a| core(a, None)).collect();
-        out.extend(
-            ["resourceType", "created", "lastModified", "location", "version"].iter().map(|s| core("meta", Some(s))),
-        );
-        out.push(core("meta", None));
-        for r in &self.rules {
-            let t = &r.target;
-            let at = |sub: Option<&str>| Advertised {
-                schema: t.schema.clone(),
-                attr: t.attr.clone(),
-                sub: sub.map(Into::into),
-            };
-            out.push(at(None));
-            out.extend(t.sub.as_deref().map(|s| at(Some(s))));
-            if let Some((key, _)) = &t.selector {
-                out.push(at(Some(key)));
-                out.push(at(Some("primary")));
-            }
-        }
-        out.dedup();
-        out
-    }
-
-    /// The extension schemas that at least one rule writes into.
-    pub fn extensions(&self) -> Vec<String> {
-        let mut urns: Vec<String> = self.rules.iter().filter_map(|r| r.target.schema.clone()).collect();
-        urns.sort();
-        urns.dedup();
-        urns
-    }
-}
-
 impl Target {
-    fn is(&self, core_attr: &str) -> bool {
+    pub fn is(&self, core_attr: &str) -> bool {
         self.schema.is_none()
             && self.attr.eq_ignore_ascii_case(core_attr)
             && self.sub.is_none()
@@ -241,16 +90,19 @@ fn valid_ldap_name(name: &str) -> bool {
 }
 
 /// Reads one rule: a SCIM path of a shape the gateway can store, and an LDAP attribute name.
-fn compile_rule(scim: &str, ldap: &str) -> std::result::Result<Rule, String> {
+/// `core` is the resource's core schema URN; the enterprise extension applies to users.
+fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule, String> {
     use crate::scim::filter::{CompareOp, Filter};
     if !valid_ldap_name(ldap) {
         return Err(format!("{ldap:?} is not an LDAP attribute name"));
     }
     let path = parse_path(scim).map_err(|e| format!("{scim:?} is not a SCIM path: {e}"))?;
-    let schema = path.attr.urn.clone().filter(|u| !u.eq_ignore_ascii_case(USER_SCHEMA));
+    let schema = path.attr.urn.clone().filter(|u| !u.eq_ignore_ascii_case(core));
     let defs = match &schema {
-        None => Some(schema::USER),
-        Some(urn) if urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) => Some(schema::ENTERPRISE_USER),
+        None => schema::definitions(core),
+        Some(urn) if urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) && core == crate::scim::USER_SCHEMA => {
+            Some(schema::ENTERPRISE_USER)
+        }
         Some(_) => None, // custom extension: plain strings
     };
     let attr_def = match defs {
@@ -262,7 +114,7 @@ fn compile_rule(scim: &str, ldap: &str) -> std::result::Result<Rule, String> {
         None => None,
     };
     if let Some(d) = attr_def {
-        if d.mutability == schema::Mutability::ReadOnly || ["active", "password"].contains(&d.name) {
+        if d.mutability == schema::Mutability::ReadOnly || ["active", "password", "members"].contains(&d.name) {
             return Err(format!("{} is handled by the gateway and cannot be mapped", d.name));
         }
     }
@@ -313,22 +165,32 @@ fn compile_rule(scim: &str, ldap: &str) -> std::result::Result<Rule, String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// The mapping of the shipped example configuration (every `${VAR}` in it has a default).
+    const U: &str = crate::scim::USER_SCHEMA;
+
+    fn loaded() -> crate::config::Loaded {
+        crate::config::Loaded::parse("gateway.toml", include_str!("../../gateway.toml").into()).expect("example parses")
+    }
+
+    /// The users mapping of the shipped example configuration (every `${VAR}` in it has a default).
     pub fn example() -> UserMapping {
-        let loaded = crate::config::Loaded::parse("gateway.toml", include_str!("../../gateway.toml").into());
-        UserMapping::compile(&loaded.expect("example config parses").config.users).expect("example rules compile")
+        UserMapping::compile(&loaded().config.users).expect("example rules compile")
+    }
+
+    /// The groups mapping of the shipped example configuration.
+    pub fn example_groups() -> GroupMapping {
+        GroupMapping::compile(loaded().config.groups.as_ref().expect("groups configured")).expect("group rules compile")
     }
 
     #[test]
     fn compiles_rule_shapes() {
-        let r = compile_rule("emails[type eq \"work\"].value", "mail").unwrap();
+        let r = compile_rule("emails[type eq \"work\"].value", "mail", U).unwrap();
         assert_eq!(r.target.selector, Some(("type".into(), "work".into())));
         assert_eq!(r.target.sub.as_deref(), Some("value"));
-        let r = compile_rule("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "ou").unwrap();
+        let r = compile_rule("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "ou", U).unwrap();
         assert_eq!(r.target.schema.as_deref(), Some(ENTERPRISE_USER_SCHEMA));
-        let r = compile_rule("NAME.givenname", "givenName").unwrap();
+        let r = compile_rule("NAME.givenname", "givenName", U).unwrap();
         assert_eq!((r.target.attr.as_str(), r.target.sub.as_deref()), ("name", Some("givenName")));
-        assert!(compile_rule("urn:example:acme:2.0:User:costCenter", "departmentNumber").is_ok());
+        assert!(compile_rule("urn:example:acme:2.0:User:costCenter", "departmentNumber", U).is_ok());
         for (bad, why) in [
             ("name", "complex"),
             ("emails", "multi-valued"),
@@ -337,10 +199,13 @@ pub(crate) mod tests {
             ("id", "cannot be mapped"),
             ("name.nope", "no sub-attribute"),
         ] {
-            let e = compile_rule(bad, "cn").unwrap_err();
+            let e = compile_rule(bad, "cn", U).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
-        assert!(compile_rule("userName", "u id").is_err());
+        assert!(compile_rule("userName", "u id", U).is_err());
+        assert!(compile_rule("displayName", "cn", crate::scim::GROUP_SCHEMA).is_ok());
+        assert!(compile_rule("members", "member", crate::scim::GROUP_SCHEMA).unwrap_err().contains("cannot be mapped"));
+        assert!(compile_rule("userName", "uid", crate::scim::GROUP_SCHEMA).is_err());
     }
 
     #[test]

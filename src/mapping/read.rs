@@ -1,22 +1,23 @@
-//! Entry → SCIM User resource.
+//! Entry → SCIM resource: what the rules say, plus `schemas`, `id` and `meta`.
 
 use serde_json::{json, Map, Value};
 
-use super::{time, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
-use crate::config::Deactivation;
+use super::{time, Entity, Rule};
 use crate::directory::Entry;
 use crate::scim::json::{get_ci_mut, object_ci};
 use crate::scim::schema::Kind;
-use crate::scim::USER_SCHEMA;
 
-impl UserMapping {
-    /// The SCIM representation of `entry`; `location` is the resource's absolute URL
-    /// without the id (`https://host/scim/v2/Users`).
-    pub fn to_resource(&self, entry: &Entry, location: &str) -> Value {
+impl Entity {
+    /// The SCIM representation of `entry` from the rules, with `schemas`, `id` and `meta`;
+    /// `location` is the endpoint's absolute URL (`https://host/scim/v2/Users`).
+    pub fn base_resource(&self, entry: &Entry, location: &str) -> Map<String, Value> {
         let id = entry.first(&self.id_attr).unwrap_or_default();
         let mut res = Map::new();
-        let mut schemas = vec![Value::from(USER_SCHEMA)];
-        schemas.extend(self.extensions().into_iter().filter(|u| res_has(entry, self, u)).map(Value::from));
+        let present = |urn: &String| {
+            self.rules.iter().any(|r| r.target.schema.as_ref() == Some(urn) && entry.first(&r.ldap).is_some())
+        };
+        let mut schemas = vec![Value::from(self.schema)];
+        schemas.extend(self.extensions().into_iter().filter(present).map(Value::from));
         res.insert("schemas".into(), Value::Array(schemas));
         res.insert("id".into(), id.into());
         for rule in &self.rules {
@@ -24,8 +25,7 @@ impl UserMapping {
                 put(&mut res, rule, typed(rule, v));
             }
         }
-        res.insert("active".into(), self.is_active(entry).into());
-        let mut meta = json!({"resourceType": "User", "location": format!("{location}/{id}")});
+        let mut meta = json!({"resourceType": self.resource_type, "location": format!("{location}/{id}")});
         for (key, attr) in [("created", &self.created_attr), ("lastModified", &self.modified_attr)] {
             if let Some(t) = entry.first(attr).and_then(time::to_rfc3339) {
                 meta[key] = t.into();
@@ -35,27 +35,13 @@ impl UserMapping {
             meta["version"] = v.into();
         }
         res.insert("meta".into(), meta);
-        Value::Object(res)
+        res
     }
 
     /// The weak ETag of an entry's current state.
     pub fn version(&self, entry: &Entry) -> Option<String> {
         entry.first(&self.version_attr).map(|v| format!("W/\"{v}\""))
     }
-
-    pub fn is_active(&self, entry: &Entry) -> bool {
-        match &self.deactivation {
-            Deactivation::Attribute { attribute, inactive_value, .. } => {
-                !entry.values(attribute).iter().any(|v| v.eq_ignore_ascii_case(inactive_value))
-            }
-            // Temporary lockouts after failed binds are the directory's business, not the IdP's.
-            Deactivation::Ppolicy => entry.first(LOCK_ATTR) != Some(PERMANENT_LOCK),
-        }
-    }
-}
-
-fn res_has(entry: &Entry, m: &UserMapping, urn: &str) -> bool {
-    m.rules.iter().any(|r| r.target.schema.as_deref() == Some(urn) && entry.first(&r.ldap).is_some())
 }
 
 fn typed(rule: &Rule, v: &str) -> Value {
@@ -95,37 +81,5 @@ fn put(res: &mut Map<String, Value>, rule: &Rule, value: Value) {
                 obj.insert(sub.clone(), value);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::directory::Entry;
-    use crate::mapping::tests::example;
-    use serde_json::json;
-
-    #[test]
-    fn entry_to_resource() {
-        let m = example();
-        let e = Entry::new("uid=jdoe,ou=people,dc=example,dc=test")
-            .with("uid", vec!["jdoe@example.com".into()])
-            .with("givenName", vec!["John".into()])
-            .with("sn", vec!["Doe".into()])
-            .with("mail", vec!["jdoe@example.com".into(), "second@example.com".into()])
-            .with("entryUUID", vec!["6f1c2a8e-1111-4e2b-9a57-0e7b0f6c1a11".into()])
-            .with("createTimestamp", vec!["20261122220530Z".into()])
-            .with("modifyTimestamp", vec!["20261122220531Z".into()])
-            .with("entryCSN", vec!["20261122220531.000001Z#000000#000#000000".into()])
-            .with("pwdAccountLockedTime", vec!["000001010000Z".into()]);
-        let r = m.to_resource(&e, "http://h/scim/v2/Users");
-        assert_eq!(r["id"], "6f1c2a8e-1111-4e2b-9a57-0e7b0f6c1a11");
-        assert_eq!(r["userName"], "jdoe@example.com");
-        assert_eq!(r["name"], json!({"givenName": "John", "familyName": "Doe"}));
-        assert_eq!(r["emails"], json!([{"type": "work", "primary": true, "value": "jdoe@example.com"}]));
-        assert_eq!(r["active"], false);
-        assert_eq!(r["meta"]["created"], "2026-11-22T22:05:30Z");
-        assert_eq!(r["meta"]["version"], "W/\"20261122220531.000001Z#000000#000#000000\"");
-        assert_eq!(r["meta"]["location"], "http://h/scim/v2/Users/6f1c2a8e-1111-4e2b-9a57-0e7b0f6c1a11");
-        assert!(r.get("password").is_none());
     }
 }

@@ -1,12 +1,42 @@
 //! The operations an identity provider performs, each as a sequence of directory
 //! operations: the only layer that calls both the mapping and the directory.
 
+mod groups;
+mod members;
+mod store;
 mod users;
 
+pub use groups::Groups;
 pub use users::Users;
 
+use serde_json::Value;
+
 use crate::directory::DirectoryError;
+use crate::scim::list::{Projection, Query};
 use crate::{mapping, scim};
+
+/// The SCIM operations on one resource type. `root` is the absolute URL of the SCIM base
+/// (`https://host/scim/v2`), for `meta.location` and references.
+#[async_trait::async_trait]
+pub trait Resources: Send + Sync {
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value>;
+    async fn list(&self, query: &Query, root: &str) -> Result<Value>;
+    async fn create(&self, body: &Value, root: &str) -> Result<Value>;
+    /// PUT.
+    async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value>;
+    /// `None` when the type answers PATCH with 204 No Content (groups, unless `projection`
+    /// asks for attributes: rendering a large group's members after every change would cost
+    /// what changing them value by value saves).
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>>;
+    async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()>;
+}
 
 /// Why a provisioning operation failed. Turned into a SCIM error response in one place,
 /// [`crate::http::response`].
@@ -24,6 +54,11 @@ pub enum Error {
     Uniqueness(String),
     #[error("the resource changed since it was read (If-Match does not match its version)")]
     PreconditionFailed,
+    #[error("{0}")]
+    InvalidMember(String),
+    /// The configuration cannot serve this request (e.g. a gidNumber range is used up).
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,14 +1,18 @@
 //! `/Users`: create, read, list, replace, patch and delete against the directory.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use serde_json::{Map, Value};
 
-use super::{audit, Error, Result};
+use super::members::Members;
+use super::store::Store;
+use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
-use crate::directory::{dn, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
-use crate::mapping::{UserMapping, Write};
+use crate::config::UserGroups;
+use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
+use crate::mapping::{GroupMapping, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -17,72 +21,63 @@ use crate::scim::{self, patch, USER_SCHEMA};
 pub struct Users {
     dir: Arc<dyn Directory>,
     map: UserMapping,
-    cache: UserCache,
+    /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
+    groups: Option<(GroupMapping, String)>,
+    cache: Arc<UserCache>,
 }
 
 impl Users {
-    pub fn new(dir: Arc<dyn Directory>, map: UserMapping, cache: UserCache) -> Self {
-        Users { dir, map, cache }
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        map: UserMapping,
+        groups: Option<(GroupMapping, String)>,
+        cache: Arc<UserCache>,
+    ) -> Self {
+        Users { dir, map, groups, cache }
     }
 
     pub fn mapping(&self) -> &UserMapping {
         &self.map
     }
+}
 
-    /// `location` is the absolute URL of the `/Users` endpoint, used for `meta.location`.
-    pub async fn get(&self, id: &str, projection: &Projection, location: &str) -> Result<Value> {
+#[async_trait]
+impl Resources for Users {
+    /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
         if let Some(entry) = self.cache.user(id).await {
-            return Ok(self.render(&entry, projection, location));
+            return self.render(&entry, projection, root).await;
         }
         let ticket = self.cache.ticket();
         let entry = self.find(id).await?;
         self.remember(ticket, &entry).await;
-        Ok(self.render(&entry, projection, location))
+        self.render(&entry, projection, root).await
     }
 
-    pub async fn list(&self, query: &Query, location: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
         if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
             let found = self.by_user_name(name).await?;
-            let page = found.iter().skip(query.start_index - 1).take(query.count);
-            let resources = page.map(|e| self.render(e, &query.projection, location)).collect();
+            let mut resources = Vec::new();
+            for e in found.iter().skip(query.start_index - 1).take(query.count) {
+                resources.push(self.render(e, &query.projection, root).await?);
+            }
             return Ok(list_response(resources, found.len(), query.start_index));
         }
         let filter = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
             None => self.map.filter.clone(),
         };
-        // Ids first (cheap), then the attributes of only the page asked for.
-        let ids = self.search(&self.map.base_dn, Scope::Subtree, filter, vec![self.map.id_attr.clone()]).await?;
-        let page: Vec<&str> = ids
-            .iter()
-            .skip(query.start_index - 1)
-            .take(query.count)
-            .filter_map(|e| e.first(&self.map.id_attr))
-            .collect();
-        let mut resources = Vec::with_capacity(page.len());
-        if !page.is_empty() {
-            let any = LdapFilter::Or(page.iter().map(|id| LdapFilter::eq(&self.map.id_attr, id)).collect());
-            let entries = self
-                .search(
-                    &self.map.base_dn,
-                    Scope::Subtree,
-                    self.map.filter.clone().and(any),
-                    self.map.read_attrs.clone(),
-                )
-                .await?;
-            let by_id: HashMap<&str, &Entry> =
-                entries.iter().filter_map(|e| Some((e.first(&self.map.id_attr)?, e))).collect();
-            // Keep the order of the id search, so pages never overlap or skip.
-            resources.extend(
-                page.iter().filter_map(|id| by_id.get(id)).map(|e| self.render(e, &query.projection, location)),
-            );
+        let (total, entries) = self.store().page(filter, query, self.attrs()).await?;
+        let mut resources = Vec::with_capacity(entries.len());
+        for e in &entries {
+            resources.push(self.render(e, &query.projection, root).await?);
         }
-        Ok(list_response(resources, ids.len(), query.start_index))
+        Ok(list_response(resources, total, query.start_index))
     }
 
-    pub async fn create(&self, body: &Value, location: &str) -> Result<Value> {
+    async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let w = self.map.to_write(user_object(body)?)?;
-        let (dn, attrs) = self.map.new_entry(&w)?;
+        let (dn, attrs) = self.map.new_user(&w)?;
         let added = self.add(&dn, &attrs, &w).await;
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
@@ -96,11 +91,95 @@ impl Users {
             self.keep_first(&entry, &w).await?;
         }
         self.remember(ticket, &entry).await;
-        Ok(self.render(&entry, &Projection::default(), location))
+        self.render(&entry, &Projection::default(), root).await
+    }
+
+    /// PUT: the resource replaces every mapped attribute.
+    async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
+        let entry = self.find(id).await?;
+        self.store().check_version(&entry, if_match)?;
+        let res = user_object(body)?;
+        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
+            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
+        }
+        let w = self.map.to_write(res)?;
+        self.update(entry, w, root).await
+    }
+
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>> {
+        let ops = patch::parse(body)?;
+        let entry = self.find(id).await?;
+        self.store().check_version(&entry, if_match)?;
+        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Users")) else {
+            unreachable!("resources are objects")
+        };
+        patch::apply(&mut res, &ops, USER_SCHEMA)?;
+        let w = self.map.to_write(&res)?;
+        let mut updated = self.update(entry, w, root).await?;
+        if let Value::Object(obj) = &mut updated {
+            projection.apply(obj);
+        }
+        Ok(Some(updated))
+    }
+
+    async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+        let entry = self.find(id).await?;
+        self.store().check_version(&entry, if_match)?;
+        let deleted = self.dir.delete(&entry.dn).await;
+        let id = entry.first(&self.map.id_attr).unwrap_or(id);
+        self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
+        deleted?;
+        audit("User", "delete", id, []);
+        match self.members() {
+            Some(m) if m.groups.members.remove_deleted_users => m.remove_everywhere(&entry).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Users {
+    /// Makes `entry` hold `w`, then reads it back.
+    async fn update(&self, entry: Entry, w: Write, root: &str) -> Result<Value> {
+        let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
+        let written = self.write(&entry, &w, &id).await;
+        let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
+        let ticket = self.cache.forget(Some(&id), &names).await;
+        let (dn, changed) = written?;
+        if !changed.is_empty() {
+            audit("User", "update", &id, changed.iter().map(String::as_str));
+        }
+        let entry = self.read(&dn).await?;
+        self.remember(ticket, &entry).await;
+        self.render(&entry, &Projection::default(), root).await
+    }
+
+    /// A rename when the naming value changes (so the id stays), then one modify of the
+    /// changed attributes, then the password. Returns the DN and the names of what changed.
+    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<(String, Vec<String>)> {
+        let old_name = self.map.entry_user_name(entry);
+        if !old_name.is_some_and(|o| self.map.user_name(w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
+            self.ensure_unique(w, Some(id)).await?;
+        }
+        let changes = self.map.user_changes(entry, w);
+        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        let rdn = self.map.renamed(entry, &w.attrs)?;
+        let dn = self.store().write(entry, rdn, changes, None).await?;
+        if let Some(password) = &w.password {
+            self.dir.set_password(&dn, password).await?;
+            changed.push(PASSWORD.into());
+        }
+        Ok((dn, changed))
     }
 
     /// Adds the entry and sets its password, or leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &crate::directory::Attributes, w: &Write) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
         self.ensure_unique(w, None).await?;
         self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
         if let Some(password) = &w.password {
@@ -126,8 +205,8 @@ impl Users {
             return Ok(());
         };
         let filter = self.map.user_name_filter(name);
-        let holders =
-            self.search(&self.map.base_dn, Scope::Subtree, filter, vec![id_attr.clone(), version_attr.clone()]).await?;
+        let attrs = vec![id_attr.clone(), version_attr.clone()];
+        let holders = self.store().search(&self.map.base_dn, Scope::Subtree, filter, attrs).await?;
         let id = entry.first(id_attr);
         let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| v < version);
         if !holders.iter().any(earlier) {
@@ -137,106 +216,6 @@ impl Users {
         self.cache.forget(id, &[name]).await;
         audit("User", "delete", id.unwrap_or_default(), []);
         Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
-    }
-
-    /// PUT: the resource replaces every mapped attribute.
-    pub async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
-        let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
-        let res = user_object(body)?;
-        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
-            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
-        }
-        let w = self.map.to_write(res)?;
-        self.update(entry, w, location).await
-    }
-
-    pub async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>, location: &str) -> Result<Value> {
-        let ops = patch::parse(body)?;
-        let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, location) else {
-            unreachable!("resources are objects")
-        };
-        patch::apply(&mut res, &ops)?;
-        let w = self.map.to_write(&res)?;
-        self.update(entry, w, location).await
-    }
-
-    pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
-        let entry = self.find(id).await?;
-        self.check_version(&entry, if_match)?;
-        let deleted = self.dir.delete(&entry.dn).await;
-        let id = entry.first(&self.map.id_attr).unwrap_or(id);
-        self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
-        deleted?;
-        audit("User", "delete", id, []);
-        Ok(())
-    }
-
-    /// Makes `entry` hold `w`, then reads it back.
-    async fn update(&self, entry: Entry, w: Write, location: &str) -> Result<Value> {
-        let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
-        let written = self.write(&entry, &w, &id).await;
-        let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
-        let ticket = self.cache.forget(Some(&id), &names).await;
-        let (dn, changed) = written?;
-        if !changed.is_empty() {
-            audit("User", "update", &id, changed.iter().map(String::as_str));
-        }
-        let entry = self.read(&dn).await?;
-        self.remember(ticket, &entry).await;
-        Ok(self.render(&entry, &Projection::default(), location))
-    }
-
-    /// A rename when the naming value changes (so the id stays), then one modify of the
-    /// changed attributes, then the password. Returns the DN and the names of what changed.
-    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<(String, Vec<String>)> {
-        let old_name = self.map.entry_user_name(entry);
-        if !old_name.is_some_and(|o| self.map.user_name(w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
-            self.ensure_unique(w, Some(id)).await?;
-        }
-        let mut changes = self.map.changes(entry, w);
-        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
-        let mut dn = entry.dn.clone();
-        let renamed = self.map.renamed(entry, w)?;
-        if let Some(rdn) = &renamed {
-            self.dir.rename(&dn, rdn).await.map_err(|e| self.conflict(e, w))?;
-            dn = dn::child(rdn, dn::split(&entry.dn).1);
-            // modrdn already replaced the naming value.
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
-        }
-        if !changes.is_empty() {
-            if let Err(e) = self.dir.modify(&dn, &changes).await {
-                if renamed.is_some() {
-                    self.undo_rename(&dn, entry).await;
-                }
-                return Err(e.into());
-            }
-        }
-        if let Some(password) = &w.password {
-            self.dir.set_password(&dn, password).await?;
-            changed.push(PASSWORD.into());
-        }
-        Ok((dn, changed))
-    }
-
-    async fn undo_rename(&self, dn: &str, original: &Entry) {
-        if let Err(e) = self.dir.rename(dn, dn::split(&original.dn).0).await {
-            tracing::error!(%dn, error = %e, "could not undo a rename after a failed modify");
-        }
-    }
-
-    /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
-    async fn ensure_unique(&self, w: &Write, except_id: Option<&str>) -> Result<()> {
-        let Some(name) = self.map.user_name(w) else { return Ok(()) };
-        let found = self
-            .search(&self.map.base_dn, Scope::Subtree, self.map.user_name_filter(name), vec![self.map.id_attr.clone()])
-            .await?;
-        if found.iter().any(|e| e.first(&self.map.id_attr) != except_id) {
-            return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
-        }
-        Ok(())
     }
 
     /// The users named `name`: Okta's lookup before each create, from the cache when it can be.
@@ -253,13 +232,8 @@ impl Users {
             None => {}
         }
         let ticket = self.cache.ticket();
-        let found = self.search(
-            &self.map.base_dn,
-            Scope::Subtree,
-            self.map.user_name_filter(name),
-            self.map.read_attrs.clone(),
-        );
-        let found = found.await?;
+        let filter = self.map.user_name_filter(name);
+        let found = self.store().search(&self.map.base_dn, Scope::Subtree, filter, self.attrs()).await?;
         match found.as_slice() {
             [] => self.cache.fill(ticket, Some(name), None).await,
             [one] => self.remember(ticket, one).await,
@@ -276,47 +250,69 @@ impl Users {
         }
     }
 
+    /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
+    async fn ensure_unique(&self, w: &Write, except_id: Option<&str>) -> Result<()> {
+        let Some(name) = self.map.user_name(w) else { return Ok(()) };
+        let found = self
+            .store()
+            .search(&self.map.base_dn, Scope::Subtree, self.map.user_name_filter(name), vec![self.map.id_attr.clone()])
+            .await?;
+        if found.iter().any(|e| e.first(&self.map.id_attr) != except_id) {
+            return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
+        }
+        Ok(())
+    }
+
     fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
         match e {
-            DirectoryError::AlreadyExists => {
-                Error::Uniqueness(format!("an entry named {} already exists", self.map.rdn(w).unwrap_or_default()))
-            }
+            DirectoryError::AlreadyExists => Error::Uniqueness(format!(
+                "an entry named {} already exists",
+                self.map.rdn(&w.attrs).unwrap_or_default()
+            )),
             e => e.into(),
         }
     }
 
-    fn check_version(&self, entry: &Entry, if_match: Option<&str>) -> Result<()> {
-        match if_match {
-            Some(wanted) if wanted.trim() != "*" && self.map.version(entry).as_deref() != Some(wanted.trim()) => {
-                Err(Error::PreconditionFailed)
+    async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
+        let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
+        if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
+            if projection.wants("groups") {
+                let groups = m.groups_of(entry, root).await?;
+                if !groups.is_empty() {
+                    obj.insert("groups".into(), Value::Array(groups));
+                }
             }
-            _ => Ok(()),
         }
-    }
-
-    fn render(&self, entry: &Entry, projection: &Projection, location: &str) -> Value {
-        let mut v = self.map.to_resource(entry, location);
         if let Value::Object(obj) = &mut v {
             projection.apply(obj);
         }
-        v
+        Ok(v)
+    }
+
+    /// What a read asks for: the mapped attributes, and `memberOf` when `groups` come from it.
+    fn attrs(&self) -> Vec<String> {
+        let mut attrs = self.map.read_attrs.clone();
+        if self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf) {
+            attrs.push("memberOf".into());
+        }
+        attrs
+    }
+
+    fn members(&self) -> Option<Members<'_>> {
+        let (groups, dn_attr) = self.groups.as_ref()?;
+        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr })
+    }
+
+    fn store(&self) -> Store<'_> {
+        Store { dir: self.dir.as_ref(), entity: &self.map }
     }
 
     async fn find(&self, id: &str) -> Result<Entry> {
-        let not_found = || Error::NotFound(format!("no user with id {id:?}"));
-        let filter = self.map.id_filter(id).ok_or_else(not_found)?;
-        let mut found = self.search(&self.map.base_dn, Scope::Subtree, filter, self.map.read_attrs.clone()).await?;
-        found.pop().ok_or_else(not_found)
+        self.store().find(id, self.attrs()).await
     }
 
     async fn read(&self, dn: &str) -> Result<Entry> {
-        let mut found = self.search(dn, Scope::Base, self.map.filter.clone(), self.map.read_attrs.clone()).await?;
-        found.pop().ok_or_else(|| Error::NotFound(format!("{dn} vanished while being written")))
-    }
-
-    async fn search(&self, base: &str, scope: Scope, filter: LdapFilter, attrs: Vec<String>) -> Result<Vec<Entry>> {
-        let search = Search { base: base.to_owned(), scope, filter, attrs };
-        Ok(self.dir.search(&search).await?)
+        self.store().read(dn, self.attrs()).await
     }
 }
 

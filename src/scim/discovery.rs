@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::list::{list_response, MAX_COUNT};
 use super::schema::{self, AttrDef};
-use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
+use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// One attribute (or sub-attribute) the gateway stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,20 @@ pub struct Advertised {
     pub sub: Option<String>,
 }
 
-/// The three documents, computed once at start-up.
+/// A resource type the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceType {
+    /// `User`, `Group`.
+    pub name: &'static str,
+    /// `/Users`, `/Groups`.
+    pub endpoint: &'static str,
+    pub schema: &'static str,
+}
+
+pub const USER: ResourceType = ResourceType { name: "User", endpoint: "/Users", schema: USER_SCHEMA };
+pub const GROUP: ResourceType = ResourceType { name: "Group", endpoint: "/Groups", schema: GROUP_SCHEMA };
+
+/// The three documents.
 #[derive(Debug, Clone)]
 pub struct Discovery {
     pub service_provider_config: Value,
@@ -25,8 +38,8 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// `base` is the absolute URL of the SCIM root, `auth` the schemes in use.
-    pub fn new(base: &str, mapped: &[Advertised], bearer: bool, basic: bool) -> Self {
+    /// `base` is the absolute URL of the SCIM root; `served` what each resource type maps.
+    pub fn new(base: &str, served: &[(ResourceType, Vec<Advertised>)], bearer: bool, basic: bool) -> Self {
         let mut schemes = Vec::new();
         if bearer {
             schemes.push(json!({"type": "oauthbearertoken", "name": "OAuth Bearer Token",
@@ -41,28 +54,33 @@ impl Discovery {
             "patch": {"supported": true},
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": true, "maxResults": MAX_COUNT},
-            "changePassword": {"supported": mapped.iter().any(|a| a.schema.is_none() && a.attr == "password")},
+            "changePassword": {"supported": served.iter().any(|(t, m)| *t == USER && m.iter().any(|a| a.attr == "password"))},
             "sort": {"supported": false},
             "etag": {"supported": true},
             "authenticationSchemes": schemes,
             "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
         });
-        let mut extensions: Vec<&str> = mapped.iter().filter_map(|a| a.schema.as_deref()).collect();
-        extensions.sort();
-        extensions.dedup();
-        let user_type = json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-            "id": "User", "name": "User", "endpoint": "/Users", "description": "User Account",
-            "schema": USER_SCHEMA,
-            "schemaExtensions": extensions.iter().map(|u| json!({"schema": u, "required": false})).collect::<Vec<_>>(),
-            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
-        });
-        let mut schemas = vec![schema_doc(base, USER_SCHEMA, "User", mapped)];
-        schemas.extend(extensions.iter().map(|u| {
-            let name = if *u == ENTERPRISE_USER_SCHEMA { "EnterpriseUser" } else { u.rsplit(':').next().unwrap_or(u) };
-            schema_doc(base, u, name, mapped)
-        }));
-        Discovery { service_provider_config, resource_types: vec![user_type], schemas }
+        let mut resource_types = Vec::new();
+        let mut schemas = Vec::new();
+        for (t, mapped) in served {
+            let mut extensions: Vec<&str> = mapped.iter().filter_map(|a| a.schema.as_deref()).collect();
+            extensions.sort();
+            extensions.dedup();
+            resource_types.push(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+                "id": t.name, "name": t.name, "endpoint": t.endpoint, "description": format!("{} resources", t.name),
+                "schema": t.schema,
+                "schemaExtensions": extensions.iter().map(|u| json!({"schema": u, "required": false})).collect::<Vec<_>>(),
+                "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", t.name)},
+            }));
+            schemas.push(schema_doc(base, t.schema, t.name, mapped));
+            schemas.extend(extensions.iter().map(|u| {
+                let name =
+                    if *u == ENTERPRISE_USER_SCHEMA { "EnterpriseUser" } else { u.rsplit(':').next().unwrap_or(u) };
+                schema_doc(base, u, name, mapped)
+            }));
+        }
+        Discovery { service_provider_config, resource_types, schemas }
     }
 
     pub fn resource_types_list(&self) -> Value {
@@ -83,7 +101,8 @@ impl Discovery {
 }
 
 fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value {
-    let schema = (urn != USER_SCHEMA).then_some(urn);
+    let core = schema::definitions(urn).is_some_and(|_| urn != ENTERPRISE_USER_SCHEMA);
+    let schema = (!core).then_some(urn);
     let mine: Vec<&Advertised> = mapped.iter().filter(|a| a.schema.as_deref() == schema).collect();
     let attributes: Vec<Value> = match schema::definitions(urn) {
         Some(defs) => defs
@@ -127,7 +146,7 @@ mod tests {
             adv(None, "id", None),
             adv(Some("urn:example:acme:2.0:User"), "costCenter", None),
         ];
-        let d = Discovery::new("http://h/scim/v2", &mapped, true, false);
+        let d = Discovery::new("http://h/scim/v2", &[(USER, mapped.to_vec())], true, false);
         let user = d.schema(USER_SCHEMA).unwrap();
         let names: Vec<&str> =
             user["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();

@@ -78,6 +78,16 @@ impl Projection {
         self.attributes.is_empty() && self.excluded.is_empty()
     }
 
+    /// Whether the answer includes the top-level attribute `attr`, so that an expensive
+    /// one (a group's members) is not read when it would be dropped.
+    pub fn wants(&self, attr: &str) -> bool {
+        let attr = attr.to_ascii_lowercase();
+        let named = |list: &[String], whole_only: bool| {
+            list.iter().any(|a| *a == attr || (!whole_only && a.starts_with(&format!("{attr}."))))
+        };
+        (self.attributes.is_empty() || named(&self.attributes, false)) && !named(&self.excluded, true)
+    }
+
     /// Keeps what was asked for; `id` and `schemas` always stay (RFC 7643 §7 "returned").
     pub fn apply(&self, resource: &mut Map<String, Value>) {
         if !self.attributes.is_empty() {
@@ -190,6 +200,10 @@ mod tests {
         assert_eq!(r["name"], json!({"givenName": "g"}));
         let mut r = resource.as_object().unwrap().clone();
         Projection { attributes: split("name"), excluded: vec![] }.apply(&mut r);
+        assert!(Projection { attributes: split("name.givenName"), excluded: vec![] }.wants("NAME"));
+        assert!(!Projection { attributes: split("displayName"), excluded: vec![] }.wants("members"));
+        assert!(!Projection { attributes: vec![], excluded: split("members") }.wants("members"));
+        assert!(Projection { attributes: vec![], excluded: split("members.display") }.wants("members"));
         assert_eq!(r["name"], resource["name"]);
     }
 }

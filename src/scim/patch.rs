@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::filter::{parse_path, AttrPath, CompareOp, Filter, PatchPath};
 use super::json::{get_ci, get_ci_mut, key_ci, object_ci, remove_ci, set_ci};
 use super::schema::{self, AttrDef, Mutability};
-use super::{Error, Result, ScimType, PATCH_OP_SCHEMA, USER_SCHEMA};
+use super::{Error, Result, ScimType, PATCH_OP_SCHEMA};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -66,14 +66,15 @@ fn parse_operation(op: &Value) -> Result<Operation> {
     }
 }
 
-/// Applies `ops` to `resource` in order; on error the caller discards the copy.
-pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation]) -> Result<()> {
+/// Applies `ops` to `resource`, whose core schema is `schema`, in order; on error the
+/// caller discards the copy.
+pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation], schema: &str) -> Result<()> {
     for op in ops {
         match (&op.path, &op.value) {
-            (Some(path), value) => apply_at(resource, op.op, path, value.as_ref())?,
+            (Some(path), value) => apply_at(resource, op.op, path, value.as_ref(), schema)?,
             (None, Some(Value::Object(values))) => {
                 for (key, value) in values {
-                    apply_key(resource, op.op, key, value)?;
+                    apply_key(resource, op.op, key, value, schema)?;
                 }
             }
             (None, _) => return Err(Error::value("add and replace without a path need an object value")),
@@ -84,38 +85,44 @@ pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation]) -> Result<()>
 
 /// One member of a path-less value object: an attribute, a dotted path (Entra) or an
 /// extension URN holding an object of its attributes.
-fn apply_key(resource: &mut Map<String, Value>, op: Op, key: &str, value: &Value) -> Result<()> {
+fn apply_key(resource: &mut Map<String, Value>, op: Op, key: &str, value: &Value, schema: &str) -> Result<()> {
     if schema::definitions(key).is_some() || (key.starts_with("urn:") && value.is_object() && !key.contains('.')) {
         if let Value::Object(inner) = value {
             for (name, v) in inner {
                 let path = AttrPath { urn: Some(key.to_owned()), name: name.clone(), sub_attr: None };
-                apply_at(resource, op, &PatchPath { attr: path, filter: None, sub_attr: None }, Some(v))?;
+                apply_at(resource, op, &PatchPath { attr: path, filter: None, sub_attr: None }, Some(v), schema)?;
             }
             return Ok(());
         }
     }
     let path = parse_path(key).map_err(|e| Error::path(format!("attribute {key:?}: {e}")))?;
-    apply_at(resource, op, &path, Some(value))
+    apply_at(resource, op, &path, Some(value), schema)
 }
 
 /// The definition of the attribute a path names, when the gateway knows it.
-fn definition(path: &AttrPath) -> Option<&'static AttrDef> {
+fn definition(path: &AttrPath, core: &str) -> Option<&'static AttrDef> {
     match &path.urn {
-        Some(urn) if !urn.eq_ignore_ascii_case(USER_SCHEMA) => schema::find(schema::definitions(urn)?, &path.name),
-        _ => schema::user_attr(&path.name),
+        Some(urn) if !urn.eq_ignore_ascii_case(core) => schema::find(schema::definitions(urn)?, &path.name),
+        _ => schema::find(schema::definitions(core)?, &path.name).or_else(|| schema::find(schema::COMMON, &path.name)),
     }
 }
 
 /// The object that holds the path's attribute: the resource, or its extension object.
-fn container<'a>(resource: &'a mut Map<String, Value>, path: &AttrPath) -> &'a mut Map<String, Value> {
+fn container<'a>(resource: &'a mut Map<String, Value>, path: &AttrPath, core: &str) -> &'a mut Map<String, Value> {
     match &path.urn {
-        Some(urn) if !urn.eq_ignore_ascii_case(USER_SCHEMA) => object_ci(resource, urn),
+        Some(urn) if !urn.eq_ignore_ascii_case(core) => object_ci(resource, urn),
         _ => resource,
     }
 }
 
-fn apply_at(resource: &mut Map<String, Value>, op: Op, path: &PatchPath, value: Option<&Value>) -> Result<()> {
-    let def = definition(&path.attr);
+fn apply_at(
+    resource: &mut Map<String, Value>,
+    op: Op,
+    path: &PatchPath,
+    value: Option<&Value>,
+    core: &str,
+) -> Result<()> {
+    let def = definition(&path.attr, core);
     let name = def.map_or(path.attr.name.as_str(), |d| d.name);
     if let Some(d) = def.filter(|d| d.mutability == Mutability::ReadOnly) {
         // Okta repeats `id` in value objects; an unchanged read-only value is no change.
@@ -128,7 +135,7 @@ fn apply_at(resource: &mut Map<String, Value>, op: Op, path: &PatchPath, value: 
         }
         return Ok(());
     }
-    let target = container(resource, &path.attr);
+    let target = container(resource, &path.attr, core);
     // `a.b` and `a[f].b` both name a sub-attribute; the grammar puts it in one of two places.
     let sub = path.attr.sub_attr.as_deref().or(path.sub_attr.as_deref());
     match &path.filter {
@@ -360,12 +367,13 @@ fn compare(actual: Option<&Value>, op: CompareOp, expected: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::USER_SCHEMA;
     use serde_json::json;
 
     fn patch(resource: Value, ops: Value) -> Result<Value> {
         let body = json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops});
         let mut r = resource.as_object().unwrap().clone();
-        apply(&mut r, &parse(&body)?)?;
+        apply(&mut r, &parse(&body)?, USER_SCHEMA)?;
         Ok(Value::Object(r))
     }
 
@@ -507,11 +515,11 @@ mod tests {
             let body = json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops});
             let mut res = resource.as_object().cloned().unwrap_or_default();
             if let Ok(parsed) = parse(&body) {
-                let _ = apply(&mut res, &parsed);
+                let _ = apply(&mut res, &parsed, USER_SCHEMA);
             }
             let mapping = crate::mapping::tests::example();
             if let Ok(w) = mapping.to_write(&res) {
-                let _ = mapping.new_entry(&w);
+                let _ = mapping.new_user(&w);
             }
         }
     }

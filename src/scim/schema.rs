@@ -124,6 +124,21 @@ pub const COMMON: &[AttrDef] = &[
     },
 ];
 
+/// Core Group attributes (RFC 7643 §4.2).
+pub const GROUP: &[AttrDef] = &[
+    AttrDef { required: true, ..attr("displayName") },
+    complex(
+        "members",
+        true,
+        &[
+            attr("value"),
+            AttrDef { kind: Kind::Reference, ..attr("$ref") },
+            AttrDef { mutability: Mutability::ReadOnly, ..attr("display") },
+            attr("type"),
+        ],
+    ),
+];
+
 /// Enterprise User extension (RFC 7643 §4.3).
 pub const ENTERPRISE_USER: &[AttrDef] = &[
     attr("employeeNumber"),
@@ -138,6 +153,8 @@ pub const ENTERPRISE_USER: &[AttrDef] = &[
 pub fn definitions(urn: &str) -> Option<&'static [AttrDef]> {
     if urn.eq_ignore_ascii_case(super::USER_SCHEMA) {
         Some(USER)
+    } else if urn.eq_ignore_ascii_case(super::GROUP_SCHEMA) {
+        Some(GROUP)
     } else if urn.eq_ignore_ascii_case(super::ENTERPRISE_USER_SCHEMA) {
         Some(ENTERPRISE_USER)
     } else {

@@ -34,20 +34,32 @@ fn free_port() -> u16 {
 
 impl Slapd {
     pub fn start() -> Slapd {
-        Self::start_with_tls(None, None)
+        Self::start_with(None, None, None)
     }
 
     /// With StartTLS on the plain port and an ldaps:// listener, serving `cert` / `key` (PEM).
     pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Slapd {
-        Self::start_with_tls(Some((cert, key)), None)
+        Self::start_with(Some((cert, key)), None, None)
     }
 
     /// As [`Slapd::start_tls`], and TLS clients must present a certificate signed by `client_ca`.
     pub fn start_tls_client_auth(cert: &std::path::Path, key: &std::path::Path, client_ca: &std::path::Path) -> Slapd {
-        Self::start_with_tls(Some((cert, key)), Some(client_ca))
+        Self::start_with(Some((cert, key)), None, Some(client_ca))
     }
 
-    fn start_with_tls(tls: Option<(&std::path::Path, &std::path::Path)>, client_ca: Option<&std::path::Path>) -> Slapd {
+    /// Preloaded with `ldif` (slapadd, offline: fast for tens of thousands of entries, but no
+    /// overlay runs, so no memberOf and no password hashing).
+    pub fn start_seeded(ldif: &str) -> Slapd {
+        let file = tempfile::NamedTempFile::new().expect("seed file");
+        std::fs::write(file.path(), ldif).expect("write seed");
+        Self::start_with(None, Some(file.path()), None)
+    }
+
+    fn start_with(
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+        seed: Option<&std::path::Path>,
+        client_ca: Option<&std::path::Path>,
+    ) -> Slapd {
         const ADMIN_PASSWORD: &str = "admin-secret";
         const SERVICE_PASSWORD: &str = "service-secret";
         let mut failures = String::new();
@@ -70,6 +82,7 @@ impl Slapd {
                 .env("SLAPD_ADMIN_PASSWORD", ADMIN_PASSWORD)
                 .env("SLAPD_SERVICE_PASSWORD", SERVICE_PASSWORD)
                 .env_remove("SLAPD_SEED")
+                .envs(seed.map(|p| ("SLAPD_SEED", p)))
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
             if out.status.success() {
@@ -169,3 +182,23 @@ impl Drop for Slapd {
 pub mod gateway;
 pub mod metrics;
 pub mod process;
+
+/// LDIF for users `user{first}` … `user{last - 1}` under ou=people, with entryUUIDs left to slapadd.
+pub fn users_ldif(range: std::ops::Range<usize>) -> String {
+    let mut ldif = String::with_capacity(range.len() * 160);
+    for i in range {
+        ldif += &format!(
+            "dn: uid=user{i},ou=people,dc=example,dc=test\nobjectClass: inetOrgPerson\nuid: user{i}\ncn: User {i}\nsn: {i}\nmail: user{i}@example.com\n\n"
+        );
+    }
+    ldif
+}
+
+/// LDIF for a groupOfNames `cn={name}` under ou=groups listing `members` (user numbers).
+pub fn group_ldif(name: &str, members: std::ops::Range<usize>) -> String {
+    let mut ldif = format!("dn: cn={name},ou=groups,dc=example,dc=test\nobjectClass: groupOfNames\ncn: {name}\n");
+    for i in members {
+        ldif += &format!("member: uid=user{i},ou=people,dc=example,dc=test\n");
+    }
+    ldif + "\n"
+}

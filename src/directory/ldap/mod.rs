@@ -139,6 +139,10 @@ impl Directory for LdapDirectory {
         .await
     }
 
+    async fn compare(&self, dn: &str, attr: &str, value: &str) -> Result<bool> {
+        self.run("compare", true, |mut ldap| async move { ldap.compare(dn, attr, value).await?.equal() }).await
+    }
+
     async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()> {
         self.run("rename", false, |mut ldap| async move {
             ldap.modifydn(dn, new_rdn, true, None).await?.success().map(drop)

@@ -1,0 +1,121 @@
+//! Large groups: adding or removing one member of a 50,000-member group should cost about
+//! what it costs on a one-member group, and reading a group without its members should not
+//! depend on its size. Prints medians and ratios, measured in one run, with raw LDAP modifies
+//! on the same slapd as the floor.
+//!
+//! `cargo bench --bench groups` runs it with 50,000 members; plain `cargo test` runs a smoke
+//! version with 500.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::gateway::{q, TestGateway};
+use common::{group_ldif, users_ldif, Slapd};
+use serde_json::json;
+
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (size, rounds) = if full { (50_000, 200) } else { (500, 10) };
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(size, rounds));
+}
+
+async fn run(size: usize, rounds: usize) {
+    // Users 0..size are in "big"; user size is alone in "small"; the next `rounds` users join and leave.
+    let seed =
+        [users_ldif(0..size + 1 + rounds), group_ldif("big", 0..size), group_ldif("small", size..size + 1)].concat();
+    let started = Instant::now();
+    let slapd = Slapd::start_seeded(&seed);
+    println!(
+        "seeded {} users and a {size}-member group in {:.1} s",
+        size + 1 + rounds,
+        started.elapsed().as_secs_f64()
+    );
+    let gw = TestGateway::start(&slapd).await;
+
+    let group_id = async |name: &str| {
+        let a = gw
+            .get(&format!("/Groups?excludedAttributes=members&filter={}", q(&format!(r#"displayName eq "{name}""#))))
+            .await;
+        a.body["Resources"][0]["id"].as_str().expect("group id").to_owned()
+    };
+    let (big, small) = (group_id("big").await, group_id("small").await);
+    let mut joiners = Vec::new();
+    for i in size + 1..size + 1 + rounds {
+        let a = gw.get(&format!("/Users?filter={}", q(&format!(r#"userName eq "user{i}""#)))).await;
+        joiners.push(a.body["Resources"][0]["id"].as_str().expect("user id").to_owned());
+    }
+
+    let mut rows = Vec::new();
+    for (name, id) in [("small", &small), ("big", &big)] {
+        let (mut add, mut remove, mut read) = (Vec::new(), Vec::new(), Vec::new());
+        for user in &joiners {
+            let t = Instant::now();
+            let a = gw
+                .patch(&format!("/Groups/{id}"), json!([{"op": "add", "path": "members", "value": [{"value": user}]}]))
+                .await;
+            add.push(t.elapsed());
+            assert_eq!(a.status, 204, "{:#}", a.body);
+            let t = Instant::now();
+            let path = format!("members[value eq \"{user}\"]");
+            let a = gw.patch(&format!("/Groups/{id}"), json!([{"op": "remove", "path": path}])).await;
+            remove.push(t.elapsed());
+            assert_eq!(a.status, 204, "{:#}", a.body);
+            let t = Instant::now();
+            let a = gw.get(&format!("/Groups/{id}?excludedAttributes=members")).await;
+            read.push(t.elapsed());
+            assert!(a.body.get("members").is_none());
+        }
+        rows.push((name, median(add), median(remove), median(read)));
+    }
+
+    // The floor: the same member add / delete straight to slapd over one bound connection.
+    let mut ldap = slapd.bind(&slapd.service_dn, &slapd.service_password).await;
+    let mut raw = Vec::new();
+    for i in size + 1..size + 1 + rounds {
+        let member = format!("uid=user{i},ou=people,dc=example,dc=test");
+        let t = Instant::now();
+        for m in [
+            ldap3::Mod::Add("member", [member.as_str()].into()),
+            ldap3::Mod::Delete("member", [member.as_str()].into()),
+        ] {
+            ldap.modify("cn=big,ou=groups,dc=example,dc=test", vec![m]).await.unwrap().success().unwrap();
+        }
+        raw.push(t.elapsed() / 2);
+    }
+    let raw = median(raw);
+    let mut raw_read = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let attrs = vec!["cn", "entryUUID", "createTimestamp", "modifyTimestamp", "entryCSN", "description"];
+        ldap.search("cn=big,ou=groups,dc=example,dc=test", ldap3::Scope::Base, "(objectClass=*)", attrs).await.unwrap();
+        raw_read.push(t.elapsed());
+    }
+    let raw_read = median(raw_read);
+
+    println!("\nmedian of {rounds} rounds, {size}-member group vs 1-member group, over loopback:");
+    println!("{:<8} {:>12} {:>12} {:>20}", "group", "add (ms)", "remove (ms)", "GET no members (ms)");
+    for (name, add, remove, read) in &rows {
+        println!("{name:<8} {:>12.2} {:>12.2} {:>20.2}", ms(*add), ms(*remove), ms(*read));
+    }
+    let (s, b) = (&rows[0], &rows[1]);
+    println!(
+        "big / small: add {:.2}x, remove {:.2}x, read {:.2}x (target <= 2)",
+        ms(b.1) / ms(s.1),
+        ms(b.2) / ms(s.2),
+        ms(b.3) / ms(s.3)
+    );
+    println!("raw LDAP on the big group: add or delete {:.2} ms, read without members {:.2} ms", ms(raw), ms(raw_read));
+    println!("gateway / raw on the big group: add {:.2}x, read {:.2}x", ms(b.1) / ms(raw), ms(b.3) / ms(raw_read));
+    gw.stop().await;
+}

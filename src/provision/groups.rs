@@ -1,0 +1,292 @@
+//! `/Groups`: groups and their members. Members are added and removed value by value; the
+//! member list is read only to show it, or to apply a whole replacement as a difference.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use serde_json::{Map, Value};
+
+use super::members::Members;
+use super::store::{StandIn, Store};
+use super::{audit, Error, Resources, Result};
+use crate::cache::UserCache;
+use crate::config::UserGroups;
+use crate::directory::{Change, Directory, DirectoryError, Entry, LdapFilter, Scope};
+use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, UserMapping, Values};
+use crate::scim::json::get_ci;
+use crate::scim::list::{list_response, Projection, Query};
+use crate::scim::{self, patch, GROUP_SCHEMA};
+
+pub struct Groups {
+    dir: Arc<dyn Directory>,
+    map: GroupMapping,
+    users: UserMapping,
+    dn_attr: String,
+    /// Cached users carry `memberOf`, which group writes change.
+    user_cache: Arc<UserCache>,
+}
+
+impl Groups {
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        map: GroupMapping,
+        users: UserMapping,
+        dn_attr: String,
+        user_cache: Arc<UserCache>,
+    ) -> Self {
+        Groups { dir, map, users, dn_attr, user_cache }
+    }
+
+    pub fn mapping(&self) -> &GroupMapping {
+        &self.map
+    }
+}
+
+#[async_trait]
+impl Resources for Groups {
+    /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+        let with_members = projection.wants("members");
+        let entry = self.store().find(id, self.attrs(with_members)).await?;
+        self.render(&entry, projection, root, with_members).await
+    }
+
+    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
+        let filter = match &query.filter {
+            Some(f) => {
+                let ids = self.map.member_ids(f);
+                let resolved = self.members().by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+                self.map.ldap_filter(f, &resolved)?
+            }
+            None => self.map.filter.clone(),
+        };
+        let with_members = query.projection.wants("members");
+        let (total, entries) = self.store().page(filter, query, self.attrs(with_members)).await?;
+        let mut resources = Vec::with_capacity(entries.len());
+        for e in &entries {
+            resources.push(self.render(e, &query.projection, root, with_members).await?);
+        }
+        Ok(list_response(resources, total, query.start_index))
+    }
+
+    async fn create(&self, body: &Value, root: &str) -> Result<Value> {
+        let res = group_object(body)?;
+        let values = self.map.values(res)?;
+        self.require_display_name(&values)?;
+        let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
+        let mut members = self.members().values(&refs, true).await?;
+        dedup_ci(&mut members);
+        let attr = self.map.members.attr.clone();
+        let mut extra = Vec::new();
+        match (&self.map.members.empty_member, members.is_empty()) {
+            (Some(stand_in), true) => extra.push((attr, vec![stand_in.clone()])),
+            (_, false) => extra.push((attr, members)),
+            (None, true) => {}
+        }
+        if let Some(range) = self.map.members.gid_range {
+            extra.push(("gidNumber".into(), vec![self.next_gid(range).await?.to_string()]));
+        }
+        let (dn, attrs) = self.map.new_entry(&values, extra)?;
+        let added = self.dir.add(&dn, &attrs).await;
+        self.members_changed();
+        added.map_err(|e| match e {
+            DirectoryError::AlreadyExists => {
+                Error::Uniqueness(format!("a group named like this already exists ({dn})"))
+            }
+            e => e.into(),
+        })?;
+        let entry = self.store().read(&dn, self.attrs(true)).await;
+        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        audit("Group", "create", id, attrs.iter().map(|(a, _)| a.as_str()));
+        let entry = entry?;
+        self.render(&entry, &Projection::default(), root, true).await
+    }
+
+    /// PUT: attributes and the whole member list; members change by the difference only.
+    async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
+        let entry = self.store().find(id, self.attrs(true)).await?;
+        self.store().check_version(&entry, if_match)?;
+        let res = group_object(body)?;
+        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
+            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
+        }
+        let values = self.map.values(res)?;
+        let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
+        let wanted = self.members().values(&refs, true).await?;
+        let member_changes = self.difference(&entry, wanted);
+        let dn = self.update(&entry, values, member_changes).await?;
+        let entry = self.store().read(&dn, self.attrs(true)).await?;
+        self.render(&entry, &Projection::default(), root, true).await
+    }
+
+    async fn patch(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+        root: &str,
+    ) -> Result<Option<Value>> {
+        let (member_ops, others) = split_member_ops(patch::parse(body)?)?;
+        // Only a whole replacement or removal needs the current members.
+        let needs_members = member_ops.iter().any(|m| matches!(m, MemberOp::Replace(_) | MemberOp::RemoveAll));
+        let entry = self.store().find(id, self.attrs(needs_members)).await?;
+        self.store().check_version(&entry, if_match)?;
+        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Groups"), None) else {
+            unreachable!("resources are objects")
+        };
+        patch::apply(&mut res, &others, GROUP_SCHEMA)?;
+        let values = self.map.values(&res)?;
+        let attr = &self.map.members.attr;
+        let mut member_changes = Vec::new();
+        for op in member_ops {
+            member_changes.push(match op {
+                MemberOp::Add(refs) => Change::Add(attr.clone(), self.members().values(&refs, true).await?),
+                MemberOp::Remove(refs) => Change::Delete(attr.clone(), self.members().values(&refs, false).await?),
+                MemberOp::RemoveAll => Change::Delete(attr.clone(), self.map.member_values(&entry).cloned().collect()),
+                MemberOp::Replace(refs) => {
+                    let wanted = self.members().values(&refs, true).await?;
+                    member_changes.extend(self.difference(&entry, wanted));
+                    continue;
+                }
+            });
+        }
+        member_changes.retain(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()));
+        let dn = self.update(&entry, values, member_changes).await?;
+        if projection.is_empty() {
+            return Ok(None);
+        }
+        let with_members = projection.wants("members");
+        let entry = self.store().read(&dn, self.attrs(with_members)).await?;
+        self.render(&entry, projection, root, with_members).await.map(Some)
+    }
+
+    async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+        let entry = self.store().find(id, self.map.read_attrs.clone()).await?;
+        self.store().check_version(&entry, if_match)?;
+        let deleted = self.dir.delete(&entry.dn).await;
+        self.members_changed();
+        deleted?;
+        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), []);
+        Ok(())
+    }
+}
+
+impl Groups {
+    /// Writes `values` and the member changes; returns the group's DN afterwards.
+    async fn update(&self, entry: &Entry, values: Values, mut changes: Vec<Change>) -> Result<String> {
+        self.require_display_name(&values)?;
+        changes.splice(0..0, self.map.changes(entry, &values));
+        let rdn = self.map.renamed(entry, &values)?;
+        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        let written = self.store().write(entry, rdn, changes, self.stand_in()).await;
+        self.members_changed();
+        let dn = written?;
+        dedup_ci(&mut changed);
+        if !changed.is_empty() {
+            let id = entry.first(&self.map.id_attr).unwrap_or_default();
+            audit("Group", "update", id, changed.iter().map(String::as_str));
+        }
+        Ok(dn)
+    }
+
+    /// After any group write, whether or not it succeeded: the members' `memberOf` may have
+    /// changed (so may a renamed group's DN in it), and cached users carry it.
+    fn members_changed(&self) {
+        if self.map.members.user_groups == UserGroups::MemberOf {
+            self.user_cache.forget_users();
+        }
+    }
+
+    /// The adds and deletes that turn `entry`'s members into `wanted` (DNs compare ignoring case).
+    fn difference(&self, entry: &Entry, wanted: Vec<String>) -> Vec<Change> {
+        let current: Vec<&String> = self.map.member_values(entry).collect();
+        let have: HashSet<String> = current.iter().map(|v| v.to_lowercase()).collect();
+        let want: HashSet<String> = wanted.iter().map(|v| v.to_lowercase()).collect();
+        let mut adds: Vec<String> = wanted.into_iter().filter(|v| !have.contains(&v.to_lowercase())).collect();
+        dedup_ci(&mut adds);
+        let deletes: Vec<String> = current.into_iter().filter(|v| !want.contains(&v.to_lowercase())).cloned().collect();
+        let attr = &self.map.members.attr;
+        [Change::Add(attr.clone(), adds), Change::Delete(attr.clone(), deletes)]
+            .into_iter()
+            .filter(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()))
+            .collect()
+    }
+
+    /// The lowest free `gidNumber` above those in use in `range`.
+    async fn next_gid(&self, (lo, hi): (u32, u32)) -> Result<u32> {
+        let filter = self.map.filter.clone().and(LdapFilter::And(vec![
+            LdapFilter::GreaterOrEqual("gidNumber".into(), lo.to_string()),
+            LdapFilter::LessOrEqual("gidNumber".into(), hi.to_string()),
+        ]));
+        let used = self.store().search(&self.map.base_dn, Scope::Subtree, filter, vec!["gidNumber".into()]).await?;
+        let max = used.iter().filter_map(|e| e.first("gidNumber")?.parse::<u32>().ok()).max();
+        match max {
+            None => Ok(lo),
+            Some(m) if m < hi => Ok(m + 1),
+            Some(_) => Err(Error::Config(format!("gid_range [{lo}, {hi}] is used up: widen it in gateway.toml"))),
+        }
+    }
+
+    async fn render(&self, entry: &Entry, projection: &Projection, root: &str, with_members: bool) -> Result<Value> {
+        let members = match with_members {
+            true => {
+                let values: Vec<&str> = self.map.member_values(entry).map(String::as_str).collect();
+                Some(self.members().resolve(&values, root).await?)
+            }
+            false => None,
+        };
+        let mut v = self.map.to_resource(entry, &format!("{root}/Groups"), members);
+        if let Value::Object(obj) = &mut v {
+            projection.apply(obj);
+        }
+        Ok(v)
+    }
+
+    fn require_display_name(&self, values: &Values) -> Result<()> {
+        let rule = self.map.rule_for("displayName").expect("checked at compile");
+        match values.contains_key(&rule.ldap) {
+            true => Ok(()),
+            false => Err(crate::mapping::Error::InvalidValue("displayName is required".into()).into()),
+        }
+    }
+
+    /// The attributes to read; the member list only when it is needed.
+    fn attrs(&self, with_members: bool) -> Vec<String> {
+        let mut attrs = self.map.read_attrs.clone();
+        if with_members {
+            attrs.push(self.map.members.attr.clone());
+        }
+        attrs
+    }
+
+    fn stand_in(&self) -> StandIn<'_> {
+        self.map.members.empty_member.as_deref().map(|s| (self.map.members.attr.as_str(), s))
+    }
+
+    fn store(&self) -> Store<'_> {
+        Store { dir: self.dir.as_ref(), entity: &self.map }
+    }
+
+    fn members(&self) -> Members<'_> {
+        Members { dir: self.dir.as_ref(), users: &self.users, groups: &self.map, dn_attr: &self.dn_attr }
+    }
+}
+
+/// Removes case-insensitive duplicates, keeping the first spelling.
+fn dedup_ci(values: &mut Vec<String>) {
+    let mut seen = HashSet::new();
+    values.retain(|v| seen.insert(v.to_lowercase()));
+}
+
+/// The body of a POST or PUT: an object that declares the Group schema.
+fn group_object(body: &Value) -> Result<&Map<String, Value>> {
+    let obj = body.as_object().ok_or_else(|| scim::Error::syntax("a Group must be a JSON object"))?;
+    let schemas = get_ci(obj, "schemas").and_then(Value::as_array);
+    if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)))) {
+        return Err(scim::Error::syntax(format!("schemas must contain {GROUP_SCHEMA}")).into());
+    }
+    Ok(obj)
+}
