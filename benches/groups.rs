@@ -79,43 +79,72 @@ async fn run(size: usize, rounds: usize) {
         rows.push((name, median(add), median(remove), median(read)));
     }
 
-    // The floor: the same member add / delete straight to slapd over one bound connection.
+    // The floor: the same member add and delete straight to slapd over one bound connection,
+    // on each group, so slapd's own growth with the group's size shows apart from ours.
     let mut ldap = slapd.bind(&slapd.service_dn, &slapd.service_password).await;
     let mut raw = Vec::new();
-    for i in size + 1..size + 1 + rounds {
-        let member = format!("uid=user{i},ou=people,dc=example,dc=test");
-        let t = Instant::now();
-        for m in [
-            ldap3::Mod::Add("member", [member.as_str()].into()),
-            ldap3::Mod::Delete("member", [member.as_str()].into()),
-        ] {
-            ldap.modify("cn=big,ou=groups,dc=example,dc=test", vec![m]).await.unwrap().success().unwrap();
+    for name in ["small", "big"] {
+        let group = format!("cn={name},ou=groups,dc=example,dc=test");
+        let (mut add, mut delete, mut read) = (Vec::new(), Vec::new(), Vec::new());
+        for i in size + 1..size + 1 + rounds {
+            let member = format!("uid=user{i},ou=people,dc=example,dc=test");
+            let t = Instant::now();
+            ldap.modify(&group, vec![ldap3::Mod::Add("member", [member.as_str()].into())])
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            add.push(t.elapsed());
+            let t = Instant::now();
+            ldap.modify(&group, vec![ldap3::Mod::Delete("member", [member.as_str()].into())])
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            delete.push(t.elapsed());
+            let t = Instant::now();
+            let attrs = vec!["cn", "entryUUID", "createTimestamp", "modifyTimestamp", "entryCSN", "description"];
+            ldap.search(&group, ldap3::Scope::Base, "(objectClass=*)", attrs).await.unwrap().success().unwrap();
+            read.push(t.elapsed());
         }
-        raw.push(t.elapsed() / 2);
+        raw.push((name, median(add), median(delete), median(read)));
     }
-    let raw = median(raw);
-    let mut raw_read = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let attrs = vec!["cn", "entryUUID", "createTimestamp", "modifyTimestamp", "entryCSN", "description"];
-        ldap.search("cn=big,ou=groups,dc=example,dc=test", ldap3::Scope::Base, "(objectClass=*)", attrs).await.unwrap();
-        raw_read.push(t.elapsed());
-    }
-    let raw_read = median(raw_read);
 
-    println!("\nmedian of {rounds} rounds, {size}-member group vs 1-member group, over loopback:");
-    println!("{:<8} {:>12} {:>12} {:>20}", "group", "add (ms)", "remove (ms)", "GET no members (ms)");
-    for (name, add, remove, read) in &rows {
-        println!("{name:<8} {:>12.2} {:>12.2} {:>20.2}", ms(*add), ms(*remove), ms(*read));
+    println!("\nmedian of {rounds} rounds, {size}-member group vs 1-member group, over loopback (ms):");
+    println!("{:<18} {:>10} {:>10} {:>22}", "", "add", "remove", "GET without members");
+    for ((name, add, remove, read), (_, raw_add, raw_delete, raw_read)) in rows.iter().zip(&raw) {
+        println!("{:<18} {:>10.2} {:>10.2} {:>22.2}", format!("gateway, {name}"), ms(*add), ms(*remove), ms(*read));
+        println!(
+            "{:<18} {:>10.2} {:>10.2} {:>22.2}",
+            format!("raw LDAP, {name}"),
+            ms(*raw_add),
+            ms(*raw_delete),
+            ms(*raw_read)
+        );
     }
-    let (s, b) = (&rows[0], &rows[1]);
+    let ratio = |i: usize, f: fn(&(&str, Duration, Duration, Duration)) -> Duration| ms(f(&rows[i])) / ms(f(&raw[i]));
+    let growth = |v: &[(&str, Duration, Duration, Duration)],
+                  f: fn(&(&str, Duration, Duration, Duration)) -> Duration| {
+        ms(f(&v[1])) / ms(f(&v[0]))
+    };
     println!(
-        "big / small: add {:.2}x, remove {:.2}x, read {:.2}x (target <= 2)",
-        ms(b.1) / ms(s.1),
-        ms(b.2) / ms(s.2),
-        ms(b.3) / ms(s.3)
+        "big / small, gateway: add {:.2}x, remove {:.2}x, read {:.2}x (target <= 2)",
+        growth(&rows, |r| r.1),
+        growth(&rows, |r| r.2),
+        growth(&rows, |r| r.3)
     );
-    println!("raw LDAP on the big group: add or delete {:.2} ms, read without members {:.2} ms", ms(raw), ms(raw_read));
-    println!("gateway / raw on the big group: add {:.2}x, read {:.2}x", ms(b.1) / ms(raw), ms(b.3) / ms(raw_read));
+    println!(
+        "big / small, raw LDAP: add {:.2}x, delete {:.2}x, read {:.2}x (slapd's own growth)",
+        growth(&raw, |r| r.1),
+        growth(&raw, |r| r.2),
+        growth(&raw, |r| r.3)
+    );
+    println!(
+        "gateway / raw: small add {:.2}x, big add {:.2}x, big remove {:.2}x, big read {:.2}x",
+        ratio(0, |r| r.1),
+        ratio(1, |r| r.1),
+        ratio(1, |r| r.2),
+        ratio(1, |r| r.3)
+    );
     gw.stop().await;
 }

@@ -342,6 +342,8 @@ pub struct ResourceConfig {
     pub deactivation: Option<Spanned<Deactivation>>,
     /// Groups only.
     pub members: Option<Spanned<MembersConfig>>,
+    /// A number attribute new entries get, allocated from a range (uidNumber, gidNumber).
+    pub allocate: Option<Allocate>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
 }
@@ -357,8 +359,6 @@ pub struct MembersConfig {
     /// posixGroup: the user attribute whose value `memberUid` holds.
     #[serde(default = "defaults::member_uid_attribute")]
     pub member_uid_attribute: String,
-    /// posixGroup: `gidNumber`s for new groups are allocated from this range, inclusive.
-    pub gid_range: Option<[u32; 2]>,
     /// How a user's `groups` are found.
     #[serde(default)]
     pub user_groups: UserGroups,
@@ -366,6 +366,15 @@ pub struct MembersConfig {
     /// refint overlay (and for posixGroup, whose memberUid refint does not follow).
     #[serde(default)]
     pub remove_deleted_users: bool,
+}
+
+/// `allocate = { attribute = "uidNumber", range = [10000, 59999] }`: each new entry gets the
+/// highest number in use in the range, plus one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocate {
+    pub attribute: String,
+    pub range: [u32; 2],
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -399,12 +408,47 @@ pub enum Deactivation {
     Ppolicy,
 }
 
-/// One mapping rule: a SCIM attribute path and the LDAP attribute that holds it.
+/// One mapping rule: the LDAP attribute and where its value comes from — a SCIM path
+/// (`scim`), a `template` of SCIM values, or a `constant` — plus how it is written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeRule {
-    pub scim: Spanned<String>,
     pub ldap: Spanned<String>,
+    pub scim: Option<Spanned<String>>,
+    /// Written from other SCIM values, e.g. `"{name.givenName} {name.familyName}"`.
+    pub template: Option<Spanned<String>>,
+    /// Written as this value on every create and update.
+    pub constant: Option<String>,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Written when the resource has no value.
+    pub default: Option<String>,
+    /// Applied on write, in order: `lower`, `upper`, `trim`.
+    #[serde(default)]
+    pub transform: Vec<Spanned<String>>,
+    /// A regex replacement applied on write, after `transform`: `[pattern, replacement]`.
+    pub replace: Option<Spanned<[String; 2]>>,
+    /// A boolean SCIM attribute stored as these strings: `[true, false]`, e.g. `["Y", "N"]`.
+    pub boolean: Option<[String; 2]>,
+}
+
+/// Whether a `scim` rule is read from the directory, written to it, or both.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    Read,
+    Write,
+}
+
+impl Direction {
+    pub fn reads(self) -> bool {
+        self != Direction::Write
+    }
+    pub fn writes(self) -> bool {
+        self != Direction::Read
+    }
 }
 
 /// Reads a secret given inline (`key`, `${ENV}` allowed) or as a file (`key_file`).

@@ -85,7 +85,9 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
     .await
     .assert_error(400, Some("mutability"));
     // Filters.
-    for bad in [r#"userName eq"#, r#"userName xx "a""#, r#"(userName eq "a""#, r#"nickName eq "a""#] {
+    for bad in
+        [r#"userName eq"#, r#"userName xx "a""#, r#"(userName eq "a""#, r#"nickName eq "a""#, r#"userName gt "m""#]
+    {
         gw.get(&format!("/Users?filter={}", q(bad))).await.assert_error(400, Some("invalidFilter"));
     }
     gw.get("/Users?count=many").await.assert_error(400, Some("invalidValue"));

@@ -49,11 +49,7 @@ fn bad_files_name_the_line() {
             line_of("scim = \"title\""),
             "titel is not an attribute",
         ),
-        (
-            good.replace("ldap = \"sn\"", "ldap = \"s n\""),
-            line_of("scim = \"name.familyName\""),
-            "not an LDAP attribute name",
-        ),
+        (good.replace("ldap = \"sn\"", "ldap = \"s n\""), line_of("ldap = \"sn\""), "not an LDAP attribute name"),
         (good.replace("page_size = 500", "page_size = \"lots\""), line_of("page_size = 500"), "invalid type"),
         (
             good.replace("starttls = false", "starttls = false\nbogus = 1"),

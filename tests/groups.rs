@@ -245,7 +245,8 @@ async fn posix_groups_with_member_uid_and_gid_allocation() {
             .replace(r#"object_classes = ["top", "groupOfNames"]"#, r#"object_classes = ["top", "posixGroup"]"#)
             .replace(
                 r#"members = { flavour = "groupOfNames", empty_member = "cn=empty-group,ou=groups,dc=example,dc=test", user_groups = "member_of" }"#,
-                r#"members = { flavour = "posixGroup", gid_range = [5000, 5001], user_groups = "search", remove_deleted_users = true }"#,
+                r#"members = { flavour = "posixGroup", user_groups = "search", remove_deleted_users = true }
+allocate = { attribute = "gidNumber", range = [5000, 5001] }"#,
             )
     })
     .await;
@@ -261,7 +262,7 @@ async fn posix_groups_with_member_uid_and_gid_allocation() {
     // The range is used up: a clear server-side error, nothing created.
     let full = gw.post("/Groups", &group("more", json!([]))).await;
     full.assert_error(500, None);
-    assert!(full.body["detail"].as_str().unwrap().contains("gid_range"));
+    assert!(full.body["detail"].as_str().unwrap().contains("range [5000, 5001] for gidNumber is used up"));
     assert!(slapd.entry(&format!("cn=more,{GROUPS}")).await.is_none());
 
     let path = format!("/Groups/{}", b.body["id"].as_str().unwrap());

@@ -1,11 +1,15 @@
 //! What users and groups share: where entries live, how they are named and identified,
 //! and the attribute rules.
 
-use crate::config::ResourceConfig;
+use std::ops::Range;
+
+use crate::config::{Direction, ResourceConfig};
 use crate::directory::LdapFilter;
 use crate::scim::discovery::Advertised;
+use crate::scim::schema::Kind;
 
-use super::{compile_rule, Rule, RuleError};
+use super::transform::{self, Piece, Steps, Transform};
+use super::{compile_rule, valid_ldap_name, Computed, Rule, RuleError};
 
 #[derive(Debug, Clone)]
 pub struct Entity {
@@ -14,6 +18,8 @@ pub struct Entity {
     /// The core schema URN.
     pub schema: &'static str,
     pub rules: Vec<Rule>,
+    /// Attributes written from templates and constants.
+    pub computed: Vec<Computed>,
     pub base_dn: String,
     pub filter: LdapFilter,
     pub rdn_attr: String,
@@ -24,6 +30,8 @@ pub struct Entity {
     pub version_attr: String,
     /// Every attribute a read must ask for (operational ones included).
     pub read_attrs: Vec<String>,
+    /// A number attribute allocated for new entries, with its inclusive range.
+    pub allocate: Option<(String, u32, u32)>,
 }
 
 impl Entity {
@@ -33,25 +41,72 @@ impl Entity {
         schema: &'static str,
     ) -> Result<Entity, RuleError> {
         let mut rules: Vec<Rule> = Vec::new();
+        let mut computed: Vec<Computed> = Vec::new();
         for r in &cfg.attributes {
-            let rule = compile_rule(r.scim.get_ref(), r.ldap.get_ref(), schema)
-                .map_err(|message| RuleError { span: r.scim.span(), message })?;
-            if let Some(other) = rules.iter().find(|o| o.ldap.eq_ignore_ascii_case(&rule.ldap)) {
-                return Err(RuleError {
-                    span: r.ldap.span(),
-                    message: format!("LDAP attribute {} is already mapped from {}", rule.ldap, other.target),
-                });
+            let ldap = r.ldap.get_ref();
+            let err = |span: Range<usize>| move |message: String| RuleError { span, message };
+            if !valid_ldap_name(ldap) {
+                return Err(err(r.ldap.span())(format!("{ldap:?} is not an LDAP attribute name")));
             }
-            if rules.iter().any(|o| o.target == rule.target) {
-                return Err(RuleError { span: r.scim.span(), message: format!("{} is mapped twice", rule.target) });
+            let taken = rules
+                .iter()
+                .map(|o| (&o.ldap, o.target.to_string()))
+                .chain(computed.iter().map(|c| (&c.ldap, "a template".into())));
+            if let Some((_, from)) = taken.into_iter().find(|(l, _)| l.eq_ignore_ascii_case(ldap)) {
+                return Err(err(r.ldap.span())(format!("LDAP attribute {ldap} is already mapped from {from}")));
             }
-            rules.push(rule);
+            let mut steps = Steps { transforms: Vec::new(), default: r.default.clone() };
+            for t in &r.transform {
+                steps.transforms.push(Transform::parse(t.get_ref()).map_err(err(t.span()))?);
+            }
+            if let Some(rep) = &r.replace {
+                let [pattern, with] = rep.get_ref();
+                steps.transforms.push(Transform::replace(pattern, with).map_err(err(rep.span()))?);
+            }
+            match (&r.scim, &r.template, &r.constant) {
+                (Some(scim), None, None) => {
+                    let mut rule = compile_rule(scim.get_ref(), ldap, schema).map_err(err(scim.span()))?;
+                    if rules.iter().any(|o| o.target == rule.target) {
+                        return Err(err(scim.span())(format!("{} is mapped twice", rule.target)));
+                    }
+                    if let Some([t, f]) = &r.boolean {
+                        if rule.def.is_none_or(|d| d.kind != Kind::Boolean) {
+                            return Err(err(scim.span())(format!(
+                                "boolean = [..] needs a boolean attribute, not {}",
+                                rule.target
+                            )));
+                        }
+                        rule.boolean = Some((t.clone(), f.clone()));
+                    }
+                    rule.direction = r.direction;
+                    rule.steps = steps;
+                    rules.push(rule);
+                }
+                (None, Some(template), None) => {
+                    let compile = |path: &str| compile_rule(path, ldap, schema);
+                    let pieces =
+                        transform::parse_template(template.get_ref(), compile).map_err(err(template.span()))?;
+                    computed.push(Computed { ldap: ldap.clone(), pieces, steps });
+                }
+                (None, None, Some(constant)) => {
+                    computed.push(Computed { ldap: ldap.clone(), pieces: vec![Piece::Text(constant.clone())], steps });
+                }
+                _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
+            }
+            let sourced_by_path = r.scim.is_some();
+            if !sourced_by_path && (r.direction != Direction::Both || r.boolean.is_some()) {
+                return Err(err(r.ldap.span())(
+                    "templates and constants are written only: no direction or boolean".into(),
+                ));
+            }
         }
         let rdn = cfg.rdn_attribute.get_ref();
-        if !rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(rdn)) {
+        let written =
+            rules.iter().filter(|r| r.direction.writes()).map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap));
+        if !written.into_iter().any(|l| l.eq_ignore_ascii_case(rdn)) {
             return Err(RuleError {
                 span: cfg.rdn_attribute.span(),
-                message: format!("rdn_attribute {rdn} must be the LDAP side of one of the rules"),
+                message: format!("rdn_attribute {rdn} must be written by one of the rules"),
             });
         }
         let filter = cfg.filter.get_ref().trim();
@@ -61,7 +116,19 @@ impl Entity {
                 message: format!("{filter:?} is not a valid LDAP filter"),
             });
         }
-        let mut read_attrs: Vec<String> = rules.iter().map(|r| r.ldap.clone()).collect();
+        let allocate = match &cfg.allocate {
+            Some(a) if !valid_ldap_name(&a.attribute) || a.range[0] > a.range[1] => {
+                return Err(RuleError {
+                    span: cfg.rdn_attribute.span(),
+                    message: format!("allocate needs an LDAP attribute and a range [first, last], not {a:?}"),
+                })
+            }
+            Some(a) => Some((a.attribute.clone(), a.range[0], a.range[1])),
+            None => None,
+        };
+        // Written-only attributes are read too: updates compare before they write.
+        let mut read_attrs: Vec<String> =
+            rules.iter().map(|r| r.ldap.clone()).chain(computed.iter().map(|c| c.ldap.clone())).collect();
         read_attrs.extend(
             [&cfg.id_attribute, &cfg.created_attribute, &cfg.modified_attribute, &cfg.version_attribute]
                 .map(Clone::clone),
@@ -70,6 +137,7 @@ impl Entity {
             resource_type,
             schema,
             rules,
+            computed,
             base_dn: cfg.base_dn.as_str().to_owned(),
             filter: LdapFilter::Configured(filter.to_owned()),
             rdn_attr: rdn.clone(),
@@ -79,6 +147,7 @@ impl Entity {
             modified_attr: cfg.modified_attribute.clone(),
             version_attr: cfg.version_attribute.clone(),
             read_attrs,
+            allocate,
         })
     }
 
@@ -135,5 +204,91 @@ impl Entity {
         urns.sort();
         urns.dedup();
         urns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::USER_SCHEMA;
+    use serde_json::json;
+
+    fn compile(rules: &str) -> Result<Entity, String> {
+        let text = format!("base_dn = \"ou=people,dc=x\"\nfilter = \"(objectClass=person)\"\nrdn_attribute = \"uid\"\nobject_classes = [\"person\"]\n{rules}");
+        let cfg: ResourceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        Entity::compile(&cfg, "User", USER_SCHEMA).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn rule_forms() {
+        let e = compile(
+            r#"
+            [[attribute]]
+            scim = "userName"
+            ldap = "uid"
+            transform = ["trim", "lower"]
+            replace = ["@.*$", ""]
+            [[attribute]]
+            ldap = "cn"
+            template = "{name.givenName} {name.familyName}"
+            [[attribute]]
+            ldap = "loginShell"
+            constant = "/bin/bash"
+            [[attribute]]
+            scim = "title"
+            ldap = "title"
+            default = "Staff"
+            [[attribute]]
+            scim = "nickName"
+            ldap = "initials"
+            direction = "read"
+            [[attribute]]
+            scim = 'emails[type eq "work"].primary'
+            ldap = "x-primary"
+            boolean = ["Y", "N"]
+            "#,
+        )
+        .unwrap();
+        let res = json!({"userName": " JDoe@Example.com", "name": {"familyName": "Doe"}, "nickName": "JD",
+                         "emails": [{"type": "work", "primary": true}]});
+        let v = e.values(res.as_object().unwrap()).unwrap();
+        assert_eq!(v["uid"], "jdoe");
+        assert_eq!(v["cn"], "Doe");
+        assert_eq!(v["loginShell"], "/bin/bash");
+        assert_eq!(v["title"], "Staff");
+        assert_eq!(v["x-primary"], "Y");
+        assert!(!v.contains_key("initials"), "read-only rules are not written");
+        let entry = crate::directory::Entry::new("uid=jdoe,ou=people,dc=x")
+            .with("uid", vec!["jdoe".into()])
+            .with("initials", vec!["JD".into()])
+            .with("cn", vec!["Doe".into()])
+            .with("x-primary", vec!["y".into()]);
+        let r = e.base_resource(&entry, "http://h/Users");
+        assert_eq!(r["nickName"], "JD");
+        assert_eq!(r["emails"][0]["primary"], true);
+        assert!(r.get("cn").is_none() && !r.contains_key("name"), "templates are not read back");
+        assert!(e.changes(&entry, &v).iter().all(|c| c.attr() != "initials"));
+    }
+
+    #[test]
+    fn rule_mistakes() {
+        let cases = [
+            ("[[attribute]]\nldap = \"uid\"", "exactly one of scim, template and constant"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\ntemplate = \"x\"", "exactly one"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\ntransform = [\"shout\"]", "unknown transform"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nreplace = [\"(\", \"\"]", "replace pattern"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nboolean = [\"Y\", \"N\"]", "needs a boolean"),
+            ("[[attribute]]\nldap = \"uid\"\ntemplate = \"{nope}\"", "not an attribute"),
+            ("[[attribute]]\nldap = \"uid\"\nconstant = \"x\"\ndirection = \"read\"", "written only"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\ndirection = \"read\"", "must be written"),
+            (
+                "[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\n[[attribute]]\nldap = \"UID\"\nconstant = \"x\"",
+                "already mapped",
+            ),
+        ];
+        for (rules, why) in cases {
+            let e = compile(rules).err().unwrap_or_default();
+            assert!(e.contains(why), "{rules}: {e}");
+        }
     }
 }

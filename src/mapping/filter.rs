@@ -135,7 +135,8 @@ impl Entity {
     fn rules_for<'a>(&'a self, path: &'a AttrPath) -> impl Iterator<Item = &'a Rule> + 'a {
         let schema = path.urn.as_deref().filter(|u| !u.eq_ignore_ascii_case(self.schema));
         self.rules.iter().filter(move |r| {
-            r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
+            r.direction.reads()
+                && r.target.schema.as_deref().map(str::to_ascii_lowercase) == schema.map(str::to_ascii_lowercase)
                 && r.target.attr.eq_ignore_ascii_case(&path.name)
         })
     }
@@ -258,15 +259,26 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> 
                 _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
             };
         }
-        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match as_bool(v) {
-            Some(b) => if b { "TRUE" } else { "FALSE" }.to_owned(),
-            None => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
+        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match (as_bool(v), &rule.boolean) {
+            (Some(b), Some((t, f))) => if b { t } else { f }.clone(),
+            (Some(b), None) => if b { "TRUE" } else { "FALSE" }.to_owned(),
+            (None, _) => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
         },
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         other => return Err(Error::InvalidFilter(format!("cannot compare with {other}"))),
     };
+    if matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le) {
+        // Directory string attributes (uid, sn, mail, …) have no ordering rule: the server
+        // would quietly match nothing. Refuse rather than answer wrongly.
+        return Err(Error::InvalidFilter(format!(
+            "{} cannot be compared with {op}: ordering works on meta.created and meta.lastModified",
+            rule.target
+        )));
+    }
+    // Shaped as a write would shape it, so a lookup finds what a create stored.
+    let text = rule.steps.shape(text);
     Ok(ordered(attr, op, text))
 }
 
@@ -327,7 +339,6 @@ mod tests {
         assert_eq!(ldap(r#"userName sw "j""#), "(&(objectClass=inetOrgPerson)(uid=j*))");
         assert_eq!(ldap(r#"name.familyName co "o" or title pr"#), "(&(objectClass=inetOrgPerson)(|(sn=*o*)(title=*)))");
         assert_eq!(ldap(r#"not (userName ew "z")"#), "(&(objectClass=inetOrgPerson)(!(uid=*z)))");
-        assert_eq!(ldap(r#"userName gt "m""#), "(&(objectClass=inetOrgPerson)(uid>=m)(!(uid=m)))");
         assert_eq!(ldap("active eq false"), "(&(objectClass=inetOrgPerson)(pwdAccountLockedTime=000001010000Z))");
         assert_eq!(
             ldap(r#"meta.lastModified gt "2026-11-22T22:05:30Z""#),
@@ -365,6 +376,8 @@ mod tests {
             "active eq \"maybe\"",
             "meta.created gt \"yesterday\"",
             "userName eq {}",
+            "userName gt \"m\"",
+            "emails.value le \"x\"",
         ] {
             if let Ok(f) = parse_filter(bad) {
                 assert!(m.ldap_filter(&f).is_err(), "{bad}");

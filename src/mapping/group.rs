@@ -36,8 +36,6 @@ pub struct Members {
     pub by_value_of: Option<String>,
     /// Stands in while a group has no members (groupOfNames requires one); never shown.
     pub empty_member: Option<String>,
-    /// posixGroup: range for new `gidNumber`s.
-    pub gid_range: Option<(u32, u32)>,
     pub user_groups: UserGroups,
     pub remove_deleted_users: bool,
 }
@@ -71,11 +69,13 @@ impl GroupMapping {
         if by_value_of.is_none() && m.empty_member.is_none() {
             return fail("groupOfNames and groupOfUniqueNames need at least one member: set empty_member to a DN");
         }
-        let gid_range = match (m.flavour, m.gid_range) {
-            (Flavour::PosixGroup, Some([lo, hi])) if lo <= hi => Some((lo, hi)),
-            (Flavour::PosixGroup, _) => return fail("posixGroup needs gid_range = [first, last] for new gidNumbers"),
-            _ => None,
-        };
+        if m.flavour == Flavour::PosixGroup
+            && entity.allocate.as_ref().is_none_or(|(a, ..)| !a.eq_ignore_ascii_case("gidNumber"))
+        {
+            return fail(
+                "posixGroup needs allocate = { attribute = \"gidNumber\", range = [first, last] } in [groups]",
+            );
+        }
         if by_value_of.is_some() && m.user_groups == UserGroups::MemberOf {
             return fail("posixGroup membership is not reflected in memberOf: set user_groups = \"search\"");
         }
@@ -83,7 +83,6 @@ impl GroupMapping {
             attr: attr.into(),
             by_value_of,
             empty_member: m.empty_member.clone(),
-            gid_range,
             user_groups: m.user_groups,
             remove_deleted_users: m.remove_deleted_users,
         };

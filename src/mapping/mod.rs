@@ -7,17 +7,20 @@ mod filter;
 mod group;
 mod read;
 pub mod time;
+mod transform;
 mod user;
 mod write;
 
 use std::ops::Range;
 
+use crate::config::Direction;
 use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use entity::Entity;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
+use transform::{Piece, Steps};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
 pub use write::Values;
 
@@ -57,6 +60,19 @@ pub struct Rule {
     pub ldap: String,
     /// The definition of the value the rule carries (the leaf), when known.
     pub def: Option<&'static AttrDef>,
+    pub direction: Direction,
+    /// How values are shaped on write.
+    pub steps: Steps,
+    /// A boolean stored as these strings (true, false) instead of LDAP's TRUE / FALSE.
+    pub boolean: Option<(String, String)>,
+}
+
+/// An LDAP attribute written from a template or a constant, never read back.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub ldap: String,
+    pub pieces: Vec<Piece>,
+    pub steps: Steps,
 }
 
 impl Target {
@@ -84,7 +100,7 @@ impl std::fmt::Display for Target {
     }
 }
 
-fn valid_ldap_name(name: &str) -> bool {
+pub(crate) fn valid_ldap_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
@@ -158,7 +174,14 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         selector,
         sub: sub.map(|s| leaf.map_or(s, |l| l.name.to_owned())),
     };
-    Ok(Rule { target, ldap: ldap.to_owned(), def: leaf })
+    Ok(Rule {
+        target,
+        ldap: ldap.to_owned(),
+        def: leaf,
+        direction: Direction::Both,
+        steps: Steps::default(),
+        boolean: None,
+    })
 }
 
 #[cfg(test)]

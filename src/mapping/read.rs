@@ -20,7 +20,7 @@ impl Entity {
         schemas.extend(self.extensions().into_iter().filter(present).map(Value::from));
         res.insert("schemas".into(), Value::Array(schemas));
         res.insert("id".into(), id.into());
-        for rule in &self.rules {
+        for rule in self.rules.iter().filter(|r| r.direction.reads()) {
             if let Some(v) = entry.first(&rule.ldap) {
                 put(&mut res, rule, typed(rule, v));
             }
@@ -46,7 +46,7 @@ impl Entity {
 
 fn typed(rule: &Rule, v: &str) -> Value {
     match rule.def.map(|d| d.kind) {
-        Some(Kind::Boolean) => Value::Bool(v.eq_ignore_ascii_case("TRUE")),
+        Some(Kind::Boolean) => Value::Bool(v.eq_ignore_ascii_case(rule.boolean.as_ref().map_or("TRUE", |(t, _)| t))),
         _ => Value::String(v.to_owned()),
     }
 }

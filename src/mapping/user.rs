@@ -139,9 +139,9 @@ impl UserMapping {
         Ok(Write { attrs, active, password })
     }
 
-    /// The DN and attributes of a new user entry for `w`.
-    pub fn new_user(&self, w: &Write) -> Result<(String, Attributes)> {
-        let extra = match (&self.deactivation, w.active) {
+    /// The DN and attributes of a new user entry for `w`, plus `extra` (an allocated number).
+    pub fn new_user(&self, w: &Write, extra: Attributes) -> Result<(String, Attributes)> {
+        let activation = match (&self.deactivation, w.active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, Some(false)) => {
                 vec![(attribute.clone(), vec![inactive_value.clone()])]
             }
@@ -151,7 +151,7 @@ impl UserMapping {
             (Deactivation::Ppolicy, Some(false)) => vec![(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()])],
             _ => vec![],
         };
-        self.new_entry(&w.attrs, extra)
+        self.new_entry(&w.attrs, [activation, extra].concat())
     }
 
     /// The modifications that make `entry` hold `w` (see [`Entity::changes`]), including `active`.
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(w.attrs["mail"], "jdoe@example.com");
         assert_eq!(w.attrs["sn"], "Doe");
         assert_eq!((w.active, w.password.as_deref()), (Some(true), Some("t3mpP@ss")));
-        let (dn, attrs) = example().new_user(&w).unwrap();
+        let (dn, attrs) = example().new_user(&w, vec![]).unwrap();
         assert_eq!(dn, "uid=jdoe@example.com,ou=people,dc=example,dc=test");
         assert!(attrs.iter().any(|(k, v)| k == "objectClass" && v.contains(&"inetOrgPerson".to_string())));
         assert!(!attrs.iter().any(|(k, _)| k == "userPassword"));
@@ -260,6 +260,7 @@ mod tests {
             vec![
                 Change::Replace("sn".into(), vec!["New".into()]),
                 Change::Delete("title".into(), vec![]),
+                Change::Replace("cn".into(), vec!["New".into()]),
                 Change::Replace(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()]),
             ]
         );

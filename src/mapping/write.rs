@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::transform::render;
 use super::{Entity, Error, Result, Rule};
 use crate::directory::{dn, Attributes, Change, Entry};
 use crate::scim::json::{as_bool, get_ci};
@@ -16,9 +17,16 @@ impl Entity {
     /// The values the rules read from a resource.
     pub fn values(&self, res: &Map<String, Value>) -> Result<Values> {
         let mut values = Values::new();
-        for rule in &self.rules {
-            if let Some(v) = lookup(res, rule).map(|v| ldap_value(rule, v)).transpose()?.flatten() {
+        for rule in self.rules.iter().filter(|r| r.direction.writes()) {
+            let v = lookup(res, rule).map(|v| ldap_value(rule, v)).transpose()?.flatten();
+            if let Some(v) = rule.steps.apply(v) {
                 values.insert(rule.ldap.clone(), v);
+            }
+        }
+        for c in &self.computed {
+            let v = render(&c.pieces, |r| lookup(res, r).and_then(|v| ldap_value(r, v).ok().flatten()));
+            if let Some(v) = c.steps.apply(v) {
+                values.insert(c.ldap.clone(), v);
             }
         }
         Ok(values)
@@ -56,12 +64,13 @@ impl Entity {
     /// as PUT means). Only changed attributes are touched; an attribute holding several
     /// values keeps them while its first value stays the same.
     pub fn changes(&self, entry: &Entry, values: &Values) -> Vec<Change> {
+        let written = self.rules.iter().filter(|r| r.direction.writes()).map(|r| &r.ldap);
         let mut changes = Vec::new();
-        for rule in &self.rules {
-            match (entry.values(&rule.ldap).first(), values.get(&rule.ldap)) {
+        for ldap in written.chain(self.computed.iter().map(|c| &c.ldap)) {
+            match (entry.values(ldap).first(), values.get(ldap)) {
                 (old, new) if old == new => {}
-                (_, Some(v)) => changes.push(Change::Replace(rule.ldap.clone(), vec![v.clone()])),
-                (Some(_), None) => changes.push(Change::Delete(rule.ldap.clone(), vec![])),
+                (_, Some(v)) => changes.push(Change::Replace(ldap.clone(), vec![v.clone()])),
+                (Some(_), None) => changes.push(Change::Delete(ldap.clone(), vec![])),
                 (None, None) => {}
             }
         }
@@ -100,9 +109,10 @@ fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
-        _ if boolean => match as_bool(v) {
-            Some(b) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
-            None => Err(Error::InvalidValue(format!("{} must be a boolean, not {v}", rule.target))),
+        _ if boolean => match (as_bool(v), &rule.boolean) {
+            (Some(b), Some((t, f))) => Ok(Some(if b { t } else { f }.clone())),
+            (Some(b), None) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
+            (None, _) => Err(Error::InvalidValue(format!("{} must be a boolean, not {v}", rule.target))),
         },
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),

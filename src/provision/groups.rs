@@ -13,7 +13,7 @@ use super::store::{StandIn, Store};
 use super::{audit, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
-use crate::directory::{Change, Directory, DirectoryError, Entry, LdapFilter, Scope};
+use crate::directory::{Change, Directory, DirectoryError, Entry};
 use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, UserMapping, Values};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -85,9 +85,7 @@ impl Resources for Groups {
             (_, false) => extra.push((attr, members)),
             (None, true) => {}
         }
-        if let Some(range) = self.map.members.gid_range {
-            extra.push(("gidNumber".into(), vec![self.next_gid(range).await?.to_string()]));
-        }
+        extra.extend(self.store().allocate().await?);
         let (dn, attrs) = self.map.new_entry(&values, extra)?;
         let added = self.dir.add(&dn, &attrs).await;
         self.members_changed();
@@ -213,21 +211,6 @@ impl Groups {
             .into_iter()
             .filter(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()))
             .collect()
-    }
-
-    /// The lowest free `gidNumber` above those in use in `range`.
-    async fn next_gid(&self, (lo, hi): (u32, u32)) -> Result<u32> {
-        let filter = self.map.filter.clone().and(LdapFilter::And(vec![
-            LdapFilter::GreaterOrEqual("gidNumber".into(), lo.to_string()),
-            LdapFilter::LessOrEqual("gidNumber".into(), hi.to_string()),
-        ]));
-        let used = self.store().search(&self.map.base_dn, Scope::Subtree, filter, vec!["gidNumber".into()]).await?;
-        let max = used.iter().filter_map(|e| e.first("gidNumber")?.parse::<u32>().ok()).max();
-        match max {
-            None => Ok(lo),
-            Some(m) if m < hi => Ok(m + 1),
-            Some(_) => Err(Error::Config(format!("gid_range [{lo}, {hi}] is used up: widen it in gateway.toml"))),
-        }
     }
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str, with_members: bool) -> Result<Value> {

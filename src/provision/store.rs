@@ -84,6 +84,25 @@ impl Store<'_> {
         Ok(dn)
     }
 
+    /// The allocated number attribute for a new entry, when the entity allocates one: the
+    /// highest number in use in the range, plus one.
+    pub async fn allocate(&self) -> Result<Option<(String, Vec<String>)>> {
+        let Some((attr, lo, hi)) = &self.entity.allocate else { return Ok(None) };
+        let filter = self.entity.filter.clone().and(LdapFilter::And(vec![
+            LdapFilter::GreaterOrEqual(attr.clone(), lo.to_string()),
+            LdapFilter::LessOrEqual(attr.clone(), hi.to_string()),
+        ]));
+        let used = self.search(&self.entity.base_dn, Scope::Subtree, filter, vec![attr.clone()]).await?;
+        let next = match used.iter().filter_map(|e| e.first(attr)?.parse::<u32>().ok()).max() {
+            None => *lo,
+            Some(m) if m < *hi => m + 1,
+            Some(_) => {
+                return Err(Error::Config(format!("allocate range [{lo}, {hi}] for {attr} is used up: widen it")))
+            }
+        };
+        Ok(Some((attr.clone(), vec![next.to_string()])))
+    }
+
     /// 412 unless `if_match` is absent, `*`, or the entry's current version.
     pub fn check_version(&self, entry: &Entry, if_match: Option<&str>) -> Result<()> {
         match if_match.map(str::trim) {

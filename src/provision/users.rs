@@ -77,7 +77,8 @@ impl Resources for Users {
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let w = self.map.to_write(user_object(body)?)?;
-        let (dn, attrs) = self.map.new_user(&w)?;
+        let allocated = self.store().allocate().await?;
+        let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
         let added = self.add(&dn, &attrs, &w).await;
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;

@@ -519,7 +519,7 @@ mod tests {
             }
             let mapping = crate::mapping::tests::example();
             if let Ok(w) = mapping.to_write(&res) {
-                let _ = mapping.new_user(&w);
+                let _ = mapping.new_user(&w, vec![]);
             }
         }
     }
