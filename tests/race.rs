@@ -17,14 +17,14 @@ const PROCESSES: usize = 4;
 const PER_PROCESS: usize = 2;
 const ROUNDS: usize = 8;
 
-/// Races `ROUNDS` userNames starting with `prefix` through `processes`; `display_name(user_name, i)`
-/// names contender `i` (and so its entry, when the RDN is cn). Returns which check caught
+/// Races `ROUNDS` userNames starting with `prefix` through `processes`; `family_name(user_name, i)`
+/// is contender `i`'s (and so names its entry when the RDN is cn, built from the name). Returns which check caught
 /// the duplicates, with counts, for the report.
 async fn race(
     slapd: &Slapd,
     processes: &[GatewayProcess],
     prefix: &str,
-    display_name: impl Fn(&str, usize) -> String,
+    family_name: impl Fn(&str, usize) -> String,
 ) -> BTreeMap<&'static str, usize> {
     let clients: Vec<Arc<TestGateway>> = processes.iter().map(|p| Arc::new(p.client())).collect();
     let mut caught = BTreeMap::new();
@@ -34,7 +34,7 @@ async fn race(
         let contenders: Vec<_> = (0..PROCESSES * PER_PROCESS)
             .map(|i| {
                 let mut body = okta_user(&user_name, None);
-                body["displayName"] = display_name(&user_name, i).into();
+                body["name"]["familyName"] = family_name(&user_name, i).into();
                 let client = clients[i % PROCESSES].clone();
                 tokio::spawn(async move { client.post("/Users", &body).await })
             })
@@ -77,7 +77,8 @@ async fn racing_creates_across_processes_yield_one_201() {
     println!("same DN: 409s caught by {caught:?}");
     drop(same_dn);
 
-    // Named by cn, each contender its own: the unique overlay on uid sees the clash.
+    // Named by cn ("{givenName} {familyName}"), each contender its own: only the unique
+    // overlay on uid, and the gateway's re-check, see the clash.
     let by_cn = |t: String| t.replace("rdn_attribute = \"uid\"", "rdn_attribute = \"cn\"");
     let distinct_dn: Vec<GatewayProcess> =
         (0..PROCESSES).map(|_| GatewayProcess::spawn(&config_text(&slapd, by_cn))).collect();

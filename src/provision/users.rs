@@ -56,7 +56,7 @@ impl Resources for Users {
 
     async fn list(&self, query: &Query, root: &str) -> Result<Value> {
         if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
-            let found = self.by_user_name(name).await?;
+            let found = self.by_user_name(&self.map.stored_user_name(name)).await?;
             let mut resources = Vec::new();
             for e in found.iter().skip(query.start_index - 1).take(query.count) {
                 resources.push(self.render(e, &query.projection, root).await?);
@@ -219,7 +219,8 @@ impl Users {
         Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
     }
 
-    /// The users named `name`: Okta's lookup before each create, from the cache when it can be.
+    /// The users whose stored userName is `name`: Okta's lookup before each create, from the
+    /// cache when it can be.
     async fn by_user_name(&self, name: &str) -> Result<Vec<Arc<Entry>>> {
         let named = |e: &Entry| self.map.entry_user_name(e).is_some_and(|n| n.to_lowercase() == name.to_lowercase());
         match self.cache.name(name).await {
