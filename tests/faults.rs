@@ -1,11 +1,12 @@
-//! Fault test: under a bounded mixed load (creates with a password, PATCHes, PUTs) slapd is
+//! Fault test: under a bounded mixed load (creates with a password, PATCHes, PUTs, group
+//! member adds) slapd is
 //! killed (SIGKILL) and restarted. The gateway process never crashes, answers 503 rather than
 //! hanging while slapd is down, recovers by itself within seconds, and everything it
 //! acknowledged with a 2xx is in the directory afterwards.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,11 +34,13 @@ struct Event {
     outcome: Outcome,
 }
 
-/// A user whose create was acknowledged, and the last title value acknowledged for it.
+/// A user whose create was acknowledged, the last title value acknowledged for it, and
+/// whether adding it to the group was.
 struct User {
     user_name: String,
     id: String,
     acked_title: u32,
+    acked_member: bool,
 }
 
 /// One request, never longer than 10 s, never a panic: a hang or a broken connection is an outcome.
@@ -55,8 +58,9 @@ async fn send(gw: &Arc<TestGateway>, method: &'static str, path: String, body: V
     (Event { started, finished: Instant::now(), outcome }, answer)
 }
 
-/// Creates users and updates their title (PATCH 1, PUT 2, PATCH 3) until told to stop.
-async fn worker(gw: Arc<TestGateway>, w: usize, stop: Arc<AtomicBool>) -> (Vec<Event>, Vec<User>) {
+/// Creates users, updates their title (PATCH 1, PUT 2, PATCH 3) and adds them to `group`,
+/// until told to stop.
+async fn worker(gw: Arc<TestGateway>, w: usize, group: String, stop: Arc<AtomicBool>) -> (Vec<Event>, Vec<User>) {
     let (mut events, mut users) = (Vec::new(), Vec::new());
     let patch = |title: &str| {
         json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -74,7 +78,7 @@ async fn worker(gw: Arc<TestGateway>, w: usize, stop: Arc<AtomicBool>) -> (Vec<E
         let Some(id) = answer.filter(|_| created).and_then(|a| a.body["id"].as_str().map(str::to_owned)) else {
             continue;
         };
-        let mut user = User { user_name, id, acked_title: 0 };
+        let mut user = User { user_name, id, acked_title: 0, acked_member: false };
         let mut put = okta_user(&user.user_name, None);
         put["title"] = "2".into();
         for (title, method, body) in [(1, "PATCH", patch("1")), (2, "PUT", put), (3, "PATCH", patch("3"))] {
@@ -85,6 +89,12 @@ async fn worker(gw: Arc<TestGateway>, w: usize, stop: Arc<AtomicBool>) -> (Vec<E
             pause_after_503(&event).await;
             events.push(event);
         }
+        let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                         "Operations": [{"op": "add", "path": "members", "value": [{"value": user.id}]}]});
+        let (event, _) = send(&gw, "PATCH", format!("/Groups/{group}"), add).await;
+        user.acked_member = matches!(event.outcome, Outcome::Acked);
+        pause_after_503(&event).await;
+        events.push(event);
         users.push(user);
     }
     (events, users)
@@ -106,8 +116,13 @@ async fn slapd_killed_and_restarted_under_load() {
     });
     let mut gateway = GatewayProcess::spawn(&config);
     let gw = Arc::new(gateway.client());
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "fault"});
+    let group = gw.post("/Groups", &group).await;
+    assert_eq!(group.status, 201, "{:#}", group.body);
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..WORKERS).map(|w| tokio::spawn(worker(gw.clone(), w, stop.clone()))).collect();
+    let workers: Vec<_> =
+        (0..WORKERS).map(|w| tokio::spawn(worker(gw.clone(), w, group_id.clone(), stop.clone()))).collect();
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let s = slapd.clone();
@@ -162,10 +177,17 @@ async fn slapd_killed_and_restarted_under_load() {
     assert!(recovered < Duration::from_secs(10), "recovered only after {recovered:?}");
 
     // Everything acknowledged is in the directory: each user, with at least its last
-    // acknowledged title (a later update that got a 503 may still have been applied).
+    // acknowledged title (a later update that got a 503 may still have been applied), and
+    // in the group when adding it was acknowledged.
     let entries = slapd.search(PEOPLE, "(uid=fault-*)").await;
     let found: HashMap<&str, &ldap3::SearchEntry> = entries.iter().map(|e| (e.attrs["uid"][0].as_str(), e)).collect();
+    let group = slapd.entry("cn=fault,ou=groups,dc=example,dc=test").await.expect("the group");
+    let members: HashSet<String> = group.attrs["member"].iter().map(|m| m.to_lowercase()).collect();
+    let acked_members = users.iter().filter(|u| u.acked_member).count();
+    println!("fault test: {acked_members} acknowledged group adds, {} members in the directory", members.len());
     for u in &users {
+        let dn = format!("uid={},{PEOPLE}", u.user_name).to_lowercase();
+        assert!(!u.acked_member || members.contains(&dn), "{} was acknowledged as a member, is not one", u.user_name);
         let entry =
             found.get(u.user_name.as_str()).unwrap_or_else(|| panic!("{} was acknowledged, not stored", u.user_name));
         assert_eq!(entry.attrs["entryUUID"], [u.id.as_str()]);
