@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod directory;
+pub mod explain;
 pub mod http;
 pub mod mapping;
 pub mod metrics;
@@ -32,18 +33,39 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// What the directory's schema says about the mapping (see `scim-gateway check`).
+    pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
+        let schema = self.directory.subschema().await?;
+        let mut found = self.app.users.mapping().check_schema(&schema);
+        if let Some(g) = &self.app.groups {
+            found.extend(g.mapping().check_schema(&schema));
+        }
+        Ok(found)
+    }
+}
+
+impl Gateway {
     /// Compiles the rules and prepares the pool. Every configuration mistake surfaces here,
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
+        let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
+        Self::assemble(loaded, Arc::new(directory), metrics)
+    }
+
+    /// The same, over any directory (`explain` records instead of writing).
+    pub fn with_directory(loaded: &Loaded, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
+        Self::assemble(loaded, directory, Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1))))
+    }
+
+    fn assemble(loaded: &Loaded, directory: Arc<dyn Directory>, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
         let users = UserMapping::compile(&cfg.users).map_err(at)?;
         let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
         let dn_attr = cfg.directory.dn_attribute.clone();
-        let metrics = Arc::new(Metrics::new(cfg.directory.pool_size.max(1)));
-        let directory: Arc<dyn Directory> =
-            Arc::new(LdapDirectory::new(&cfg.directory, metrics.clone()).map_err(file_error)?);
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let max_in_flight = cfg.server.max_in_flight.max(1);
         let cache = Arc::new(UserCache::new(&cfg.cache, metrics.clone()));

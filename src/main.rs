@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::sync::Arc;
+
 use scim_gateway::config::Loaded;
-use scim_gateway::Gateway;
+use scim_gateway::{explain, Gateway};
 
 #[derive(Parser)]
 #[command(version, about = "SCIM 2.0 gateway from Okta / Entra ID to LDAP directories")]
@@ -32,6 +34,20 @@ enum Command {
     Serve,
     /// Validate the configuration and bind to the directory, then exit.
     Check,
+    /// Print the LDAP operations a SCIM request would perform, as LDIF, without performing
+    /// them; or, with --dn, the SCIM resource a directory entry maps to.
+    Explain {
+        /// POST, PUT, PATCH or DELETE.
+        method: Option<String>,
+        /// Below the base path: /Users, /Users/{id}, /Groups, /Groups/{id}.
+        path: Option<String>,
+        /// The request body: a JSON file, or - for standard input.
+        #[arg(long)]
+        body: Option<String>,
+        /// Show the SCIM resource for this entry instead.
+        #[arg(long, conflicts_with_all = ["method", "path", "body"])]
+        dn: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,15 +72,37 @@ async fn run(cli: Cli) -> Result<(), String> {
     let loaded = Loaded::read(&cli.config).map_err(|e| e.to_string())?;
     let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Check => {
-            gateway.directory.ping().await.map_err(|e| format!("{}: directory: {e}", loaded.path))?;
-            println!(
-                "{}: configuration valid; bound to {} as {}",
-                loaded.path,
-                loaded.config.directory.url.get_ref().0.join(" or "),
-                loaded.config.directory.bind_dn.as_str()
-            );
+        Command::Explain { dn: Some(dn), .. } => {
+            let resource = explain::entry(&gateway, &dn).await?;
+            println!("{}", serde_json::to_string_pretty(&resource).expect("JSON"));
             Ok(())
+        }
+        Command::Explain { method: Some(method), path: Some(path), body, dn: None } => {
+            let body = body.as_deref().map(explain::read_body).transpose()?;
+            let recorder = Arc::new(explain::Recorder::new(gateway.directory.clone()));
+            let dry = Gateway::with_directory(&loaded, recorder.clone()).map_err(|e| e.to_string())?;
+            explain::request(&dry, &method, &path, body).await?;
+            match recorder.ldif() {
+                ldif if ldif.is_empty() => println!("# no change to the directory"),
+                ldif => print!("{ldif}"),
+            }
+            Ok(())
+        }
+        Command::Explain { .. } => Err("explain needs METHOD PATH [--body FILE], or --dn DN".into()),
+        Command::Check => {
+            let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
+            gateway.directory.ping().await.map_err(directory)?;
+            let (url, dn) =
+                (loaded.config.directory.url.get_ref().0.join(" or "), loaded.config.directory.bind_dn.as_str());
+            println!("{}: configuration valid; bound to {url} as {dn}", loaded.path);
+            let found = gateway.check_schema().await.map_err(directory)?;
+            for f in &found {
+                println!("{}: {f}", loaded.path);
+            }
+            match found.iter().filter(|f| matches!(f, scim_gateway::mapping::Finding::Error(_))).count() {
+                0 => Ok(()),
+                n => Err(format!("{n} error(s) against the directory's schema")),
+            }
         }
         Command::Serve => {
             // Before the port opens: from then on a SIGHUP must not find the default action (exit).

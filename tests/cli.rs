@@ -30,6 +30,26 @@ fn check_validates_and_binds() {
     let (ok, out) = run(&["check"], &good);
     assert!(ok, "{out}");
     assert!(out.contains("configuration valid"), "{out}");
+    // Against the real subschema: the shipped mapping is sound, with one honest warning.
+    assert!(out.contains("warning: [users] sn is required by the object classes"), "{out}");
+    assert!(!out.contains("error:"), "{out}");
+
+    // A misspelled attribute and a MUST attribute no rule writes are caught before any request.
+    let typo = good.replace("ldap = \"title\"", "ldap = \"titel\"");
+    let (ok, out) = run(&["check"], &typo);
+    assert!(!ok && out.contains("error: [users] attribute titel is not in the directory's schema"), "{out}");
+    let no_sn = good.replacen(
+        "scim = \"name.familyName\"\nldap = \"sn\"",
+        "scim = \"name.familyName\"\nldap = \"initials\"",
+        1,
+    );
+    let (ok, out) = run(&["check"], &no_sn);
+    assert!(!ok && out.contains("error: [users] a create leaves sn empty"), "{out}");
+    let posix = good.replace("\"inetOrgPerson\"]", "\"inetOrgPerson\", \"posixAccount\"]");
+    let (ok, out) = run(&["check"], &posix);
+    for must in ["uidNumber", "gidNumber", "homeDirectory"] {
+        assert!(!ok && out.contains(&format!("a create leaves {must} empty")), "{must}: {out}");
+    }
 
     // A wrong bind password: named failure, no password in the output.
     let (ok, out) = run(&["check"], &good.replace(&format!("\"{}\"", slapd.service_password), "\"not-the-password\""));
@@ -88,4 +108,66 @@ fn serve_stops_cleanly_on_sigterm() {
     let gateway = GatewayProcess::spawn(&config_text(&slapd, |t| t));
     let status = gateway.terminate();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn explain_prints_ldif_and_changes_nothing() {
+    use common::gateway::{okta_user, TestGateway, PEOPLE};
+    let slapd = Slapd::start();
+    let gw = TestGateway::start(&slapd).await;
+    let existing = gw.post("/Users", &okta_user("ann@example.com", None)).await;
+    let id = existing.body["id"].as_str().unwrap().to_owned();
+    gw.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, config_text(&slapd, |t| t)).unwrap();
+    let explain = |args: &[&str], body: Option<serde_json::Value>| {
+        let body_file = dir.path().join("body.json");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scim-gateway"));
+        cmd.arg("explain").args(args).arg("-c").arg(&config);
+        if let Some(b) = body {
+            std::fs::write(&body_file, b.to_string()).unwrap();
+            cmd.arg("--body").arg(&body_file);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let before = slapd.search(PEOPLE, "(objectClass=*)").await.len();
+
+    let (ok, out) = explain(&["POST", "/Users"], Some(okta_user("jdoe@example.com", Some("S3cret-pw!"))));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "dn: uid=jdoe@example.com,ou=people,dc=example,dc=test\nchangetype: add\n\
+         objectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: inetOrgPerson\n\
+         cn: John Doe\ndescription: 00u1abcd2EFGH3ijk4l5\ndisplayName: John Doe\ngivenName: John\n\
+         mail: jdoe@example.com\nsn: Doe\nuid: jdoe@example.com\n\n\
+         # Password Modify extended operation (RFC 3062) on uid=jdoe@example.com,ou=people,dc=example,dc=test: \
+         the directory hashes the new password (not shown)\n"
+    );
+    assert!(!out.contains("S3cret-pw!"));
+
+    let mut renamed = okta_user("ann.lee@example.com", None);
+    renamed["name"] = serde_json::json!({"givenName": "Ann", "familyName": "Lee"});
+    let (ok, out) = explain(&["PUT", &format!("/Users/{id}")], Some(renamed));
+    assert!(ok, "{out}");
+    assert!(out.starts_with("dn: uid=ann@example.com,ou=people,dc=example,dc=test\nchangetype: modrdn\nnewrdn: uid=ann.lee@example.com\ndeleteoldrdn: 1\n"), "{out}");
+    assert!(out.ends_with(
+        "\ndn: uid=ann.lee@example.com,ou=people,dc=example,dc=test\nchangetype: modify\nreplace: givenName\ngivenName: Ann\n-\n\
+         replace: sn\nsn: Lee\n-\nreplace: mail\nmail: ann.lee@example.com\n-\nreplace: cn\ncn: Ann Lee\n-\n"
+    ), "{out}");
+
+    let (ok, out) = explain(&["POST", "/Users"], Some(okta_user("ANN@example.com", None)));
+    assert!(!ok && out.contains("userName \"ANN@example.com\" is already taken"), "{out}");
+
+    let (ok, out) = explain(&["--dn", &format!("uid=ann@example.com,{PEOPLE}")], None);
+    assert!(ok, "{out}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((shown["id"].as_str(), shown["userName"].as_str()), (Some(id.as_str()), Some("ann@example.com")));
+
+    assert_eq!(slapd.search(PEOPLE, "(objectClass=*)").await.len(), before, "explain wrote nothing");
+    assert!(slapd.entry(&format!("uid=ann@example.com,{PEOPLE}")).await.is_some());
 }

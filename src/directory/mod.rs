@@ -7,6 +7,8 @@
 pub mod dn;
 pub mod filter;
 pub mod ldap;
+pub mod ldif;
+pub mod schema;
 
 use std::collections::BTreeMap;
 
@@ -143,6 +145,8 @@ pub trait Directory: Send + Sync {
     async fn delete(&self, dn: &str) -> Result<()>;
     /// Sets a password so that the server hashes it (RFC 3062 Password Modify).
     async fn set_password(&self, dn: &str, password: &str) -> Result<()>;
+    /// The directory's subschema (attribute types and object classes).
+    async fn subschema(&self) -> Result<schema::Subschema>;
     /// Proves the directory answers with the service account's credentials.
     async fn ping(&self) -> Result<()>;
 }

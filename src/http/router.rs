@@ -49,7 +49,7 @@ impl App {
     }
 
     /// The service behind `/Users` or `/Groups`.
-    fn resources(&self, endpoint: &str) -> Option<&dyn Resources> {
+    pub fn resources(&self, endpoint: &str) -> Option<&dyn Resources> {
         match endpoint {
             "Users" => Some(&self.users),
             "Groups" => self.groups.as_ref().map(|g| g as &dyn Resources),

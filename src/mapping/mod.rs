@@ -2,6 +2,7 @@
 //! SCIM resource → directory attributes ([`write`]) and entry → SCIM resource ([`read`]),
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
+mod check;
 mod entity;
 mod filter;
 mod group;
@@ -18,6 +19,7 @@ use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
 
+pub use check::Finding;
 pub use entity::Entity;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
 use transform::{Piece, Steps};

@@ -14,7 +14,8 @@ use ldap3::{Ldap, LdapError, Mod, SearchEntry};
 
 use self::error::from_ldap;
 use self::pool::Pool;
-use super::{Attributes, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use super::schema::Subschema;
+use super::{Attributes, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
 use crate::config::DirectoryConfig;
 use crate::metrics::Metrics;
 
@@ -160,6 +161,27 @@ impl Directory for LdapDirectory {
             ldap.extended(exop).await?.success().map(drop)
         })
         .await
+    }
+
+    async fn subschema(&self) -> Result<Subschema> {
+        let root = Search {
+            base: String::new(),
+            scope: Scope::Base,
+            filter: LdapFilter::Configured("objectClass=*".into()),
+            attrs: vec!["subschemaSubentry".into()],
+        };
+        let dn = self.search(&root).await?.pop().and_then(|e| e.first("subschemaSubentry").map(str::to_owned));
+        let dn = dn
+            .ok_or_else(|| DirectoryError::Other { code: 0, text: "the root DSE names no subschemaSubentry".into() })?;
+        let attrs = vec!["attributeTypes".into(), "objectClasses".into()];
+        let sub = Search {
+            base: dn,
+            scope: Scope::Base,
+            filter: LdapFilter::Configured("objectClass=subschema".into()),
+            attrs,
+        };
+        let entry = self.search(&sub).await?.pop().unwrap_or_default();
+        Ok(Subschema::parse(entry.values("attributeTypes"), entry.values("objectClasses")))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,0 +1,195 @@
+//! `scim-gateway explain`: what a SCIM request would do to the directory, without doing it.
+//! The request runs through the real provisioning code against a [`Recorder`]: reads go to
+//! the directory, writes are recorded and printed as LDIF.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::directory::ldif::Write;
+use crate::directory::schema::Subschema;
+use crate::directory::{Attributes, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use crate::mapping::Entity;
+use crate::scim::list::Projection;
+use crate::Gateway;
+
+/// A directory that performs reads and records writes.
+pub struct Recorder {
+    inner: Arc<dyn Directory>,
+    writes: Mutex<Vec<Write>>,
+}
+
+impl Recorder {
+    pub fn new(inner: Arc<dyn Directory>) -> Self {
+        Recorder { inner, writes: Mutex::new(Vec::new()) }
+    }
+
+    /// The recorded writes, as LDIF.
+    pub fn ldif(&self) -> String {
+        let writes = self.writes.lock().expect("recorder lock");
+        writes.iter().map(Write::to_ldif).collect::<Vec<_>>().join("\n")
+    }
+
+    fn record(&self, w: Write) {
+        self.writes.lock().expect("recorder lock").push(w);
+    }
+
+    /// An entry this session "added", so the read-back after a create finds it.
+    fn added(&self, dn: &str) -> Option<Entry> {
+        let writes = self.writes.lock().expect("recorder lock");
+        writes.iter().find_map(|w| match w {
+            Write::Add { dn: d, attrs } if d.eq_ignore_ascii_case(dn) => {
+                let mut e = Entry::new(d.clone());
+                for (a, v) in attrs {
+                    e.insert(a, v.clone());
+                }
+                // Not yet assigned by the directory: shown as such in the resource.
+                e.insert("entryUUID", vec!["00000000-0000-0000-0000-000000000000".into()]);
+                Some(e)
+            }
+            _ => None,
+        })
+    }
+
+    /// Where an entry "renamed" in this session was before.
+    fn before_rename(&self, dn: &str) -> Option<String> {
+        let writes = self.writes.lock().expect("recorder lock");
+        writes.iter().rev().find_map(|w| match w {
+            Write::Rename { dn: old, new_rdn } => {
+                let parent = crate::directory::dn::split(old).1;
+                crate::directory::dn::child(new_rdn, parent).eq_ignore_ascii_case(dn).then(|| old.clone())
+            }
+            _ => None,
+        })
+    }
+}
+
+#[async_trait]
+impl Directory for Recorder {
+    async fn search(&self, s: &Search) -> Result<Vec<Entry>> {
+        if s.scope == Scope::Base {
+            if let Some(e) = self.added(&s.base) {
+                return Ok(vec![e]);
+            }
+            if let Some(old) = self.before_rename(&s.base) {
+                let moved = Search { base: old, ..s.clone() };
+                return self.inner.search(&moved).await;
+            }
+        }
+        self.inner.search(s).await
+    }
+    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
+        if !self.inner.search(&base(dn)).await?.is_empty() {
+            return Err(DirectoryError::AlreadyExists);
+        }
+        self.record(Write::Add { dn: dn.into(), attrs: attrs.clone() });
+        Ok(())
+    }
+    async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()> {
+        self.record(Write::Modify { dn: dn.into(), changes: changes.to_vec() });
+        Ok(())
+    }
+    async fn compare(&self, dn: &str, attr: &str, value: &str) -> Result<bool> {
+        self.inner.compare(dn, attr, value).await
+    }
+    async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()> {
+        self.record(Write::Rename { dn: dn.into(), new_rdn: new_rdn.into() });
+        Ok(())
+    }
+    async fn delete(&self, dn: &str) -> Result<()> {
+        self.record(Write::Delete { dn: dn.into() });
+        Ok(())
+    }
+    async fn set_password(&self, dn: &str, _password: &str) -> Result<()> {
+        self.record(Write::SetPassword { dn: dn.into() });
+        Ok(())
+    }
+    async fn subschema(&self) -> Result<Subschema> {
+        self.inner.subschema().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}
+
+fn base(dn: &str) -> Search {
+    Search {
+        base: dn.into(),
+        scope: Scope::Base,
+        filter: crate::directory::LdapFilter::Configured("objectClass=*".into()),
+        attrs: vec!["1.1".into()],
+    }
+}
+
+/// Runs `method path` with `body` through `gateway` (built over a [`Recorder`]). The answer
+/// is not shown: nothing was written, so it would show the entry as it was.
+pub async fn request(
+    gateway: &Gateway,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> std::result::Result<(), String> {
+    let (endpoint, id) = parse_target(path)?;
+    let service = gateway.app.resources(&endpoint).ok_or_else(|| format!("no resource type at /{endpoint}"))?;
+    let root = root(gateway);
+    let body = || body.clone().ok_or_else(|| format!("{method} needs --body FILE (or - for standard input)"));
+    let fail = |e: crate::provision::Error| format!("the gateway would refuse this request: {e}");
+    match (method.to_ascii_uppercase().as_str(), id.as_deref()) {
+        ("POST", None) => service.create(&body()?, &root).await.map(drop).map_err(fail),
+        ("PUT", Some(id)) => service.replace(id, &body()?, None, &root).await.map(drop).map_err(fail),
+        ("PATCH", Some(id)) => {
+            service.patch(id, &body()?, None, &Projection::default(), &root).await.map(drop).map_err(fail)
+        }
+        ("DELETE", Some(id)) => service.delete(id, None).await.map_err(fail),
+        (m, _) => {
+            Err(format!("{m} {path}: explain takes POST /Users, PUT, PATCH or DELETE /Users/{{id}} (or /Groups)"))
+        }
+    }
+}
+
+/// The SCIM resource the entry at `dn` maps to, user or group.
+pub async fn entry(gateway: &Gateway, dn: &str) -> std::result::Result<Value, String> {
+    let root = root(gateway);
+    let mut kinds = vec![("Users", gateway.app.users.mapping() as &Entity)];
+    kinds.extend(gateway.app.groups.as_ref().map(|g| ("Groups", g.mapping() as &Entity)));
+    for (endpoint, entity) in kinds {
+        let search = Search {
+            base: dn.into(),
+            scope: Scope::Base,
+            filter: entity.filter.clone(),
+            attrs: vec![entity.id_attr.clone()],
+        };
+        let found = gateway.directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
+        if let Some(id) = found.first().and_then(|e| e.first(&entity.id_attr)) {
+            let service = gateway.app.resources(endpoint).expect("configured");
+            return service.get(id, &Projection::default(), &root).await.map_err(|e| e.to_string());
+        }
+    }
+    Err(format!("{dn} is neither a user nor a group the configuration serves"))
+}
+
+fn root(gateway: &Gateway) -> String {
+    let origin = gateway.app.public_url.clone().unwrap_or_else(|| "http://localhost".into());
+    format!("{}{}", origin.trim_end_matches('/'), gateway.app.base_path)
+}
+
+/// The request line `METHOD /Users[/id]` (relative to the base path) as (endpoint, id).
+pub fn parse_target(path: &str) -> std::result::Result<(String, Option<String>), String> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        [endpoint] => Ok((endpoint.to_string(), None)),
+        [endpoint, id] => Ok((endpoint.to_string(), Some(id.to_string()))),
+        _ => Err(format!("{path:?}: give /Users, /Users/{{id}}, /Groups or /Groups/{{id}}")),
+    }
+}
+
+/// Reads a JSON body from a file, or standard input for `-`.
+pub fn read_body(source: &str) -> std::result::Result<Value, String> {
+    let text = if source == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{source}: not JSON: {e}"))
+}
