@@ -52,7 +52,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
+    if matches!(cli.command, Some(Command::Explain { .. })) {
+        // A dry run writes nothing, so it has nothing to audit.
+        filter = filter.add_directive("audit=off".parse().expect("a valid directive"));
+    }
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
