@@ -55,9 +55,14 @@ impl Loaded {
         if c.auth.bearer.is_empty() && c.auth.basic.is_empty() {
             return Err(self.file_error("[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"));
         }
-        let url = c.directory.url.get_ref().as_str();
-        if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-            return Err(self.error_at(c.directory.url.span(), "directory.url must start with ldap:// or ldaps://"));
+        let urls = &c.directory.url;
+        if urls.get_ref().0.is_empty()
+            || !urls.get_ref().0.iter().all(|u| u.starts_with("ldap://") || u.starts_with("ldaps://"))
+        {
+            return Err(self.error_at(urls.span(), "directory.url: each URL must start with ldap:// or ldaps://"));
+        }
+        if c.directory.client_cert_file.is_some() != c.directory.client_key_file.is_some() {
+            return Err(self.file_error("[directory] give both client_cert_file and client_key_file, or neither"));
         }
         let secrets = c.auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("[[auth.bearer]] {}: {e}", b.name)));
         let secrets = secrets
@@ -92,6 +97,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub directory: DirectoryConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
     pub groups: Option<ResourceConfig>,
@@ -107,6 +114,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub header_read_timeout_secs: u64,
     pub request_timeout_secs: u64,
+    /// Requests served at once; more get 429 with Retry-After instead of queueing.
+    pub max_in_flight: usize,
     pub tls: Option<TlsConfig>,
 }
 
@@ -119,6 +128,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             header_read_timeout_secs: 10,
             request_timeout_secs: 30,
+            max_in_flight: 256,
             tls: None,
         }
     }
@@ -182,7 +192,8 @@ impl BasicCredential {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
-    pub url: Spanned<Text>,
+    /// Tried in order when connecting: the first that answers serves the connection.
+    pub url: Spanned<Urls>,
     pub bind_dn: Text,
     bind_password: Option<Text>,
     bind_password_file: Option<Text>,
@@ -191,12 +202,18 @@ pub struct DirectoryConfig {
     pub starttls: bool,
     /// PEM bundle of the CAs that sign the directory's certificate; default: the system's.
     pub ca_file: Option<Text>,
+    /// PEM certificate and key presented to directories that require client certificates.
+    pub client_cert_file: Option<Text>,
+    pub client_key_file: Option<Text>,
     #[serde(default = "defaults::pool_size")]
     pub pool_size: usize,
     #[serde(default = "defaults::connect_timeout")]
     pub connect_timeout_secs: u64,
     #[serde(default = "defaults::operation_timeout")]
     pub operation_timeout_secs: u64,
+    /// A connection unused for this long is checked with a root DSE read before it is used.
+    #[serde(default = "defaults::idle_check")]
+    pub idle_check_secs: u64,
     /// The attribute that holds an entry's own DN, to look up many entries by DN in one
     /// search: `entryDN` (OpenLDAP), `distinguishedName` (Active Directory), `entrydn` (389-ds).
     #[serde(default = "defaults::dn_attribute")]
@@ -216,6 +233,53 @@ impl DirectoryConfig {
     pub fn operation_timeout(&self) -> Duration {
         Duration::from_secs(self.operation_timeout_secs)
     }
+    pub fn idle_check(&self) -> Duration {
+        Duration::from_secs(self.idle_check_secs)
+    }
+}
+
+/// `url = "ldap://a"` or `url = ["ldap://a", "ldap://b"]`, `${VAR}` expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Urls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a URL or a list of URLs")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(vec![expand(s, |name| std::env::var(name).ok()).map_err(E::custom)?])
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(Text(url)) = seq.next_element()? {
+                    urls.push(url);
+                }
+                Ok(urls)
+            }
+        }
+        d.deserialize_any(OneOrMany).map(Urls)
+    }
+}
+
+/// `[cache]`: what the gateway remembers between requests; the promise is in the README.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// The longest a change made outside this gateway stays unseen.
+    pub ttl_secs: u64,
+    /// Users held; the least used go first.
+    pub capacity: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, ttl_secs: 60, capacity: 100_000 }
+    }
 }
 
 mod defaults {
@@ -227,6 +291,9 @@ mod defaults {
     }
     pub fn operation_timeout() -> u64 {
         10
+    }
+    pub fn idle_check() -> u64 {
+        30
     }
     pub fn page_size() -> i32 {
         500
@@ -486,6 +553,15 @@ mod tests {
     fn secrets_do_not_print() {
         let s = Secret("hunter2".into());
         assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn one_url_or_several() {
+        let urls =
+            |v: &str| toml::from_str::<toml::Table>(&format!("u = {v}")).unwrap()["u"].clone().try_into::<Urls>();
+        assert_eq!(urls("\"ldap://a\"").unwrap().0, ["ldap://a"]);
+        assert_eq!(urls("[\"ldap://a\", \"ldaps://b\"]").unwrap().0, ["ldap://a", "ldaps://b"]);
+        assert!(urls("3").unwrap_err().to_string().contains("a URL or a list of URLs"));
     }
 
     #[test]

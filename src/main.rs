@@ -52,7 +52,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
+    if matches!(cli.command, Some(Command::Explain { .. })) {
+        // A dry run writes nothing, so it has nothing to audit.
+        filter = filter.add_directive("audit=off".parse().expect("a valid directive"));
+    }
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -92,7 +96,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Check => {
             let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
             gateway.directory.ping().await.map_err(directory)?;
-            let (url, dn) = (loaded.config.directory.url.get_ref().as_str(), loaded.config.directory.bind_dn.as_str());
+            let (url, dn) =
+                (loaded.config.directory.url.get_ref().0.join(" or "), loaded.config.directory.bind_dn.as_str());
             println!("{}: configuration valid; bound to {url} as {dn}", loaded.path);
             let found = gateway.check_schema().await.map_err(directory)?;
             for f in &found {
@@ -104,6 +109,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Serve => {
+            // Before the port opens: from then on a SIGHUP must not find the default action (exit).
+            #[cfg(unix)]
+            let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
             let addr = loaded.config.server.listen.as_str();
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -112,7 +121,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                 // Not fatal: the directory may come up after the gateway; requests get 503 until then.
                 tracing::warn!(error = %e, "directory not reachable yet");
             }
+            #[cfg(unix)]
+            tokio::spawn(reload_on_sighup(hup, gateway.tls.clone()));
             gateway.serve(&loaded, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// SIGHUP re-reads the inbound TLS certificate (after a renewal). Handled even without TLS,
+/// where it only logs: the default action of SIGHUP would stop the gateway.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    tls: Option<std::sync::Arc<scim_gateway::http::Certificates>>,
+) {
+    while hup.recv().await.is_some() {
+        match tls.as_ref().map(|t| t.reload()) {
+            None => tracing::info!("SIGHUP: no [server.tls] to reload"),
+            Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
         }
     }
 }

@@ -5,6 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::gateway::config_text;
+use common::process::GatewayProcess;
 use common::Slapd;
 
 fn run(args: &[&str], config: &str) -> (bool, String) {
@@ -104,34 +105,8 @@ fn bad_files_name_the_line() {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let slapd = Slapd::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, config_text(&slapd, |t| t)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
-        .args(["serve", "-c"])
-        .arg(&path)
-        .env("SCIM_GATEWAY_PORT", port.to_string())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "the gateway did not start listening");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("still running 10 s after SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let gateway = GatewayProcess::spawn(&config_text(&slapd, |t| t));
+    let status = gateway.terminate();
     assert!(status.success(), "{status}");
 }
 

@@ -72,4 +72,21 @@ async fn secrets_stay_out_of_logs_and_answers() {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
         assert!(!answers.contains(secret), "{secret} appears in an answer");
     }
+
+    // One audit line per write: the caller, the action, the id and the attribute names, no value.
+    let audit: Vec<&str> = logs.lines().filter(|l| l.contains(" audit: ")).collect();
+    let line = |action: &str, attribute: &str| {
+        audit.iter().any(|l| {
+            l.contains("caller=\"okta\"")
+                && l.contains(&format!("action=\"{action}\""))
+                && l.contains(&id)
+                && l.contains(attribute)
+        })
+    };
+    assert!(line("create", "password") && line("create", "uid,"), "{audit:#?}");
+    assert!(line("update", "password") && line("update", "pwdAccountLockedTime"), "{audit:#?}");
+    assert_eq!(audit.len(), 4, "create, password, deactivation, PUT (its password): {audit:#?}");
+    for value in ["sec@example.com", "John", "Doe", "00u1abcd2EFGH3ijk4l5"] {
+        assert!(!audit.iter().any(|l| l.contains(value)), "{value} appears in an audit line");
+    }
 }

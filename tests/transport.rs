@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::gateway::{okta_user, q, TestGateway, TOKEN};
+use common::gateway::{config_text, okta_user, q, TestGateway, TOKEN};
+use common::process::GatewayProcess;
 use common::Slapd;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -18,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A private CA and a certificate for 127.0.0.1 / localhost, as PEM files.
 struct Pki {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -30,16 +32,47 @@ fn pki() -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, "scim-gateway test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert =
-        CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap().signed_by(&key, &ca).unwrap();
+    let issuer = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name);
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
-    Pki { ca: path("ca.pem"), cert: path("cert.pem"), key: path("key.pem"), ca_der: ca.der().clone(), _dir: dir }
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, issuer.pem()).unwrap();
+    let ca_der = issuer.der().clone();
+    let mut pki = Pki { dir, issuer, ca, cert: PathBuf::new(), key: PathBuf::new(), ca_der };
+    (pki.cert, pki.key, _) = pki.issue("server");
+    pki
+}
+
+impl Pki {
+    /// A new certificate (and key) for 127.0.0.1 / localhost: `<name>.pem`, `<name>-key.pem`, and its DER.
+    fn issue(&self, name: &str) -> (PathBuf, PathBuf, rustls_pki_types::CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert_path, key_path) =
+            (self.dir.path().join(format!("{name}.pem")), self.dir.path().join(format!("{name}-key.pem")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path, cert.der().clone())
+    }
+
+    fn client_config(&self, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(cfg)
+    }
+}
+
+/// The `[server.tls]` section serving `cert` / `key`, put in place of the commented example.
+fn with_inbound_tls(text: String, cert: &std::path::Path, key: &std::path::Path) -> String {
+    let tls = format!("[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n# Inbound TLS");
+    text.replacen("# Inbound TLS", &tls, 1)
 }
 
 /// Sends one GET over `io` with HTTP/2 or HTTP/1.1 and returns (status, body).
@@ -68,22 +101,12 @@ where
 async fn inbound_tls_speaks_http1_and_http2() {
     let pki = pki();
     let slapd = Slapd::start();
-    let tls = format!("[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n# Inbound TLS", pki.cert, pki.key);
-    let gw = TestGateway::start_with(&slapd, |t| t.replacen("# Inbound TLS", &tls, 1)).await;
+    let gw = TestGateway::start_with(&slapd, |t| with_inbound_tls(t, &pki.cert, &pki.key)).await;
     let addr = gw.origin().trim_start_matches("http://").to_owned();
     let https = format!("https://{addr}/scim/v2/ServiceProviderConfig");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca_der.clone()).unwrap();
     for (alpn, h2) in [(b"h2".to_vec(), true), (b"http/1.1".to_vec(), false)] {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth();
-        cfg.alpn_protocols = vec![alpn.clone()];
         let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        let stream = tokio_rustls::TlsConnector::from(pki.client_config(&alpn))
             .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
             .await
             .expect("TLS handshake with the gateway");
@@ -197,4 +220,62 @@ async fn named_bearer_tokens_and_basic_credentials() {
     let spc = gw.get("/ServiceProviderConfig").await;
     assert_eq!(spc.body["authenticationSchemes"].as_array().unwrap().len(), 2);
     gw.stop().await;
+}
+
+/// The certificate the gateway at `port` presents.
+async fn served_certificate(pki: &Pki, port: u16) -> rustls_pki_types::CertificateDer<'static> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(pki.client_config(b"http/1.1"))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the gateway");
+    stream.get_ref().1.peer_certificates().expect("a certificate")[0].clone().into_owned()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_inbound_certificate() {
+    let pki = pki();
+    let slapd = Slapd::start();
+    let (cert, key, first) = pki.issue("live");
+    let mut gateway = GatewayProcess::spawn(&with_inbound_tls(config_text(&slapd, |t| t), &cert, &key));
+    assert_eq!(served_certificate(&pki, gateway.port).await, first);
+
+    // A renewal: new files in place, then SIGHUP.
+    let (renewed_cert, renewed_key, renewed) = pki.issue("renewed");
+    std::fs::copy(&renewed_cert, &cert).unwrap();
+    std::fs::copy(&renewed_key, &key).unwrap();
+    gateway.signal("HUP");
+    let started = Instant::now();
+    while served_certificate(&pki, gateway.port).await != renewed {
+        assert!(started.elapsed() < Duration::from_secs(10), "the renewed certificate was not served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken file is refused: the certificate in use stays, and so does the gateway.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    gateway.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(gateway.is_running());
+    assert_eq!(served_certificate(&pki, gateway.port).await, renewed);
+}
+
+#[tokio::test]
+async fn a_client_certificate_for_a_directory_that_demands_one() {
+    let pki = pki();
+    let slapd = Slapd::start_tls_client_auth(&pki.cert, &pki.key, &pki.ca);
+    let ldaps = slapd.ldaps_url.clone().unwrap();
+    let over_ldaps =
+        |t: String| t.replace(&slapd.url, &ldaps).replace("# ca_file = ", &format!("ca_file = {:?}\n# ", pki.ca));
+    let without = TestGateway::start_with(&slapd, over_ldaps).await;
+    without.get("/Users").await.assert_error(503, None);
+    without.stop().await;
+
+    let (client_cert, client_key, _) = pki.issue("gateway-client");
+    let client = format!("client_cert_file = {client_cert:?}\nclient_key_file = {client_key:?}\n");
+    let with =
+        TestGateway::start_with(&slapd, |t| over_ldaps(t).replacen("pool_size", &format!("{client}pool_size"), 1))
+            .await;
+    let created = with.post("/Users", &okta_user("mtls@example.com", None)).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    with.stop().await;
 }

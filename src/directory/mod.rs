@@ -22,6 +22,10 @@ pub enum DirectoryError {
     Unavailable(String),
     #[error("an entry with that name already exists")]
     AlreadyExists,
+    /// A uniqueness constraint of the directory (OpenLDAP's `unique` overlay) refused a value:
+    /// what a race of two creates past the gateway's own check ends in when their DNs differ.
+    #[error("the directory refused a value that must be unique: {0}")]
+    NotUnique(String),
     #[error("no such entry")]
     NoSuchEntry,
     /// The server refused the data itself (schema, syntax, constraint, policy).
@@ -34,6 +38,22 @@ pub enum DirectoryError {
     SizeLimit,
     #[error("directory error {code}: {text}")]
     Other { code: u32, text: String },
+}
+
+impl DirectoryError {
+    /// A short fixed name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DirectoryError::Unavailable(_) => "unavailable",
+            DirectoryError::AlreadyExists => "already_exists",
+            DirectoryError::NotUnique(_) => "not_unique",
+            DirectoryError::NoSuchEntry => "no_such_entry",
+            DirectoryError::Rejected { .. } => "rejected",
+            DirectoryError::AccessDenied(_) => "access_denied",
+            DirectoryError::SizeLimit => "size_limit",
+            DirectoryError::Other { .. } => "other",
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, DirectoryError>;

@@ -8,4 +8,4 @@ mod server;
 
 pub use auth::Authenticator;
 pub use router::App;
-pub use server::{serve, tls_acceptor};
+pub use server::{serve, tls_acceptor, Certificates};

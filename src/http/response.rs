@@ -13,7 +13,9 @@ use crate::{mapping, scim};
 pub type Body = Full<Bytes>;
 
 /// Seconds an IdP should wait before retrying when the directory is unavailable.
-const RETRY_AFTER: &str = "5";
+const RETRY_AFTER_UNAVAILABLE: &str = "5";
+/// ... and when the gateway is at its in-flight cap, which clears as fast as requests finish.
+const RETRY_AFTER_OVERLOADED: &str = "1";
 
 /// Why a request failed, from the HTTP layer down.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("the request took longer than the configured request_timeout_secs")]
     Timeout,
+    #[error("the gateway is serving as many requests as it may (server.max_in_flight); retry shortly")]
+    Overloaded,
     #[error("the body is not valid JSON: {0}")]
     BadJson(String),
     #[error(transparent)]
@@ -62,6 +66,12 @@ pub fn resource(status: StatusCode, value: &Value) -> Response<Body> {
     r
 }
 
+pub fn text(content_type: &'static str, text: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
@@ -77,6 +87,7 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, None),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
         Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, None),
+        Error::Overloaded => (StatusCode::TOO_MANY_REQUESTS, None),
         Error::BadJson(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidSyntax)),
         Error::Provision(p) => match p {
             P::Scim(e) => (StatusCode::BAD_REQUEST, Some(e.kind)),
@@ -89,7 +100,9 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-                DirectoryError::AlreadyExists => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
+                DirectoryError::AlreadyExists | DirectoryError::NotUnique(_) => {
+                    (StatusCode::CONFLICT, Some(ScimType::Uniqueness))
+                }
                 DirectoryError::NoSuchEntry => (StatusCode::NOT_FOUND, None),
                 DirectoryError::Rejected { .. } => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
                 DirectoryError::AccessDenied(_) => (StatusCode::FORBIDDEN, None),
@@ -117,7 +130,10 @@ pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         StatusCode::SERVICE_UNAVAILABLE => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE));
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_OVERLOADED));
         }
         _ => {}
     }

@@ -1,5 +1,5 @@
-//! Routing of SCIM endpoints below the base path, and the per-request envelope: auth,
-//! body limit, timeout, request id and the access log line.
+//! Routing of SCIM endpoints below the base path, and the per-request envelope: in-flight
+//! cap, auth, body limit, timeout, request id, the access log line and request metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,11 +10,14 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::auth::Authenticator;
 use super::response::{self, Body, Error};
-use crate::provision::{Groups, Resources, Users};
+use crate::directory::Directory;
+use crate::metrics::{self, Metrics};
+use crate::provision::{self, Groups, Resources, Users};
 use crate::scim::discovery::{Advertised, Discovery, ResourceType};
 use crate::scim::list::Query;
 
@@ -26,7 +29,13 @@ pub struct App {
     pub tls: bool,
     pub max_body: usize,
     pub request_timeout: Duration,
+    /// One permit per request in flight, `max_in_flight` in all.
+    pub in_flight: Semaphore,
+    pub max_in_flight: usize,
     pub auth: Authenticator,
+    /// For `/readyz`.
+    pub directory: Arc<dyn Directory>,
+    pub metrics: Arc<Metrics>,
     pub users: Users,
     pub groups: Option<Groups>,
     /// What discovery offers per resource type; documents are built per request since
@@ -61,7 +70,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
     let started = Instant::now();
+    let (method, template) = (req.method().clone(), template(&app.base_path, req.uri().path()));
     let mut resp = async {
+        // Probes and scrapes stay answerable under overload: they are cheap and bounded.
+        let _permit = match template.as_str() {
+            "/healthz" | "/readyz" | "/metrics" => None,
+            _ => match app.in_flight.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => return response::error(&Error::Overloaded, app.auth.challenge()),
+            },
+        };
         match tokio::time::timeout(app.request_timeout, route(&app, req)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => response::error(&e, app.auth.challenge()),
@@ -73,6 +91,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     span.in_scope(|| {
         tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
     });
+    app.metrics.request(&method, template, resp.status().as_u16(), started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -81,8 +100,19 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 
 async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let path = req.uri().path().to_owned();
-    if path == "/healthz" && req.method() == Method::GET {
-        return Ok(response::empty(StatusCode::OK));
+    if req.method() == Method::GET {
+        match path.as_str() {
+            "/healthz" => return Ok(response::empty(StatusCode::OK)),
+            "/readyz" => {
+                app.directory.ping().await.map_err(provision::Error::from)?;
+                return Ok(response::empty(StatusCode::OK));
+            }
+            "/metrics" => {
+                app.metrics.in_flight.set((app.max_in_flight - app.in_flight.available_permits()) as i64);
+                return Ok(response::text(metrics::CONTENT_TYPE, app.metrics.encode()));
+            }
+            _ => {}
+        }
     }
     let Some(rest) = path.strip_prefix(&app.base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
         return Err(Error::NoRoute(format!("nothing at {path}; the SCIM base path is {}", app.base_path)));
@@ -152,6 +182,24 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     }
 }
 
+/// The route a path takes, as a template (`/Users/{id}`) for metric labels: ids never become
+/// label values, and every unknown path shares one.
+fn template(base_path: &str, path: &str) -> String {
+    const RESOURCES: [&str; 7] = ["Users", "Groups", "Me", "Bulk", "ServiceProviderConfig", "ResourceTypes", "Schemas"];
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return path.to_owned();
+    }
+    let Some(rest) = path.strip_prefix(base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
+        return "unmatched".to_owned();
+    };
+    match rest.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().as_slice() {
+        [r] if RESOURCES.contains(r) => format!("/{r}"),
+        [r, ".search"] if RESOURCES.contains(r) => format!("/{r}/.search"),
+        [r, _] if RESOURCES.contains(r) => format!("/{r}/{{id}}"),
+        _ => "unmatched".to_owned(),
+    }
+}
+
 fn discovered(doc: Option<Value>, id: &str) -> Result<Response<Body>> {
     doc.map(|d| response::json(StatusCode::OK, &d))
         .ok_or_else(|| Error::NoRoute(format!("no discovery document {id:?}")))
@@ -187,4 +235,22 @@ async fn body_json(app: &App, req: Request<Incoming>) -> Result<Value> {
         })?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| Error::BadJson(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    #[test]
+    fn metric_routes_are_templates() {
+        let t = |p: &str| template("/scim/v2", p);
+        assert_eq!(t("/scim/v2/Users"), "/Users");
+        assert_eq!(t("/scim/v2/Users/2819c223-7f76-453a-919d-413861904646"), "/Users/{id}");
+        assert_eq!(t("/scim/v2/Users/.search"), "/Users/.search");
+        assert_eq!(t("/scim/v2/Groups/x"), "/Groups/{id}");
+        assert_eq!(t("/readyz"), "/readyz");
+        for unknown in ["/scim/v2/Users/a/b", "/scim/v2/Nope", "/scim/v2x/Users", "/x", "/scim/v2"] {
+            assert_eq!(t(unknown), "unmatched", "{unknown}");
+        }
+    }
 }

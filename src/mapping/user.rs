@@ -81,6 +81,17 @@ impl UserMapping {
         self.filter.clone().and(LdapFilter::eq(&self.user_name_rule().ldap, user_name))
     }
 
+    /// A userName as the directory stores it (shaped as a write shapes it), for lookups.
+    pub fn stored_user_name(&self, user_name: &str) -> String {
+        self.user_name_rule().steps.shape(user_name.to_owned())
+    }
+
+    /// Whether entries are named by the userName's attribute: then the DN itself keeps
+    /// userNames unique, atomically.
+    pub fn named_by_user_name(&self) -> bool {
+        self.rdn_attr.eq_ignore_ascii_case(&self.user_name_rule().ldap)
+    }
+
     pub fn user_name<'a>(&self, w: &'a Write) -> Option<&'a str> {
         w.attrs.get(&self.user_name_rule().ldap).map(String::as_str)
     }

@@ -44,9 +44,10 @@ impl Entity {
     /// The RDN `values` give their entry.
     pub fn rdn(&self, values: &Values) -> Result<String> {
         let value = values.iter().find(|(k, _)| k.eq_ignore_ascii_case(&self.rdn_attr)).map(|(_, v)| v);
-        let rule = self.rules.iter().find(|r| r.ldap.eq_ignore_ascii_case(&self.rdn_attr)).expect("checked at compile");
-        let value =
-            value.ok_or_else(|| Error::InvalidValue(format!("{} is required: it names the entry", rule.target)))?;
+        // The naming value comes from a rule or from a template (computed).
+        let rule = self.rules.iter().find(|r| r.ldap.eq_ignore_ascii_case(&self.rdn_attr));
+        let what = rule.map_or_else(|| self.rdn_attr.clone(), |r| r.target.to_string());
+        let value = value.ok_or_else(|| Error::InvalidValue(format!("{what} is required: it names the entry")))?;
         Ok(dn::rdn(&self.rdn_attr, value))
     }
 

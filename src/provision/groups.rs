@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use super::members::Members;
 use super::store::{StandIn, Store};
 use super::users::refuse_unmapped;
-use super::{Error, Resources, Result};
+use super::{audit, Error, Resources, Result};
+use crate::cache::UserCache;
+use crate::config::UserGroups;
 use crate::directory::{Change, Directory, DirectoryError, Entry};
 use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, UserMapping, Values};
 use crate::scim::json::get_ci;
@@ -23,11 +25,19 @@ pub struct Groups {
     map: GroupMapping,
     users: UserMapping,
     dn_attr: String,
+    /// Cached users carry `memberOf`, which group writes change.
+    user_cache: Arc<UserCache>,
 }
 
 impl Groups {
-    pub fn new(dir: Arc<dyn Directory>, map: GroupMapping, users: UserMapping, dn_attr: String) -> Self {
-        Groups { dir, map, users, dn_attr }
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        map: GroupMapping,
+        users: UserMapping,
+        dn_attr: String,
+        user_cache: Arc<UserCache>,
+    ) -> Self {
+        Groups { dir, map, users, dn_attr, user_cache }
     }
 
     pub fn mapping(&self) -> &GroupMapping {
@@ -79,13 +89,18 @@ impl Resources for Groups {
         }
         extra.extend(self.store().allocate().await?);
         let (dn, attrs) = self.map.new_entry(&values, extra)?;
-        self.dir.add(&dn, &attrs).await.map_err(|e| match e {
+        let added = self.dir.add(&dn, &attrs).await;
+        self.members_changed();
+        added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {
                 Error::Uniqueness(format!("a group named like this already exists ({dn})"))
             }
             e => e.into(),
         })?;
-        let entry = self.store().read(&dn, self.attrs(true)).await?;
+        let entry = self.store().read(&dn, self.attrs(true)).await;
+        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        audit("Group", "create", id, attrs.iter().map(|(a, _)| a.as_str()));
+        let entry = entry?;
         self.render(&entry, &Projection::default(), root, true).await
     }
 
@@ -153,7 +168,10 @@ impl Resources for Groups {
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.store().find(id, self.map.read_attrs.clone()).await?;
         self.store().check_version(&entry, if_match)?;
-        self.dir.delete(&entry.dn).await?;
+        let deleted = self.dir.delete(&entry.dn).await;
+        self.members_changed();
+        deleted?;
+        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), []);
         Ok(())
     }
 }
@@ -164,7 +182,24 @@ impl Groups {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
-        self.store().write(entry, rdn, changes, self.stand_in()).await
+        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        let written = self.store().write(entry, rdn, changes, self.stand_in()).await;
+        self.members_changed();
+        let dn = written?;
+        dedup_ci(&mut changed);
+        if !changed.is_empty() {
+            let id = entry.first(&self.map.id_attr).unwrap_or_default();
+            audit("Group", "update", id, changed.iter().map(String::as_str));
+        }
+        Ok(dn)
+    }
+
+    /// After any group write, whether or not it succeeded: the members' `memberOf` may have
+    /// changed (so may a renamed group's DN in it), and cached users carry it.
+    fn members_changed(&self) {
+        if self.map.members.user_groups == UserGroups::MemberOf {
+            self.user_cache.forget_users();
+        }
     }
 
     /// The adds and deletes that turn `entry`'s members into `wanted` (DNs compare ignoring case).

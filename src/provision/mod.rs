@@ -62,3 +62,11 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The audit trail: one line per write that changed the directory, under the `audit` target.
+/// The request span adds who (the credential's name, `caller`) and the request id. Attributes
+/// are named, never given: no value, and so no password, ever reaches this line.
+fn audit<'a>(resource: &str, action: &str, id: &str, attributes: impl IntoIterator<Item = &'a str>) {
+    let attributes = attributes.into_iter().collect::<Vec<_>>().join(",");
+    tracing::info!(target: "audit", resource, action, id, attributes, "write");
+}

@@ -8,10 +8,12 @@ use serde_json::{Map, Value};
 
 use super::members::Members;
 use super::store::Store;
-use super::{Error, Resources, Result};
+use super::{audit, Error, Resources, Result};
+use crate::cache::{Ticket, UserCache};
 use crate::config::UserGroups;
-use crate::directory::{Directory, DirectoryError, Entry, Scope};
+use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{Entity, GroupMapping, UserMapping, Write};
+use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
@@ -21,11 +23,17 @@ pub struct Users {
     map: UserMapping,
     /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
     groups: Option<(GroupMapping, String)>,
+    cache: Arc<UserCache>,
 }
 
 impl Users {
-    pub fn new(dir: Arc<dyn Directory>, map: UserMapping, groups: Option<(GroupMapping, String)>) -> Self {
-        Users { dir, map, groups }
+    pub fn new(
+        dir: Arc<dyn Directory>,
+        map: UserMapping,
+        groups: Option<(GroupMapping, String)>,
+        cache: Arc<UserCache>,
+    ) -> Self {
+        Users { dir, map, groups, cache }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -37,11 +45,24 @@ impl Users {
 impl Resources for Users {
     /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
     async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+        if let Some(entry) = self.cache.user(id).await {
+            return self.render(&entry, projection, root).await;
+        }
+        let ticket = self.cache.ticket();
         let entry = self.find(id).await?;
+        self.remember(ticket, &entry).await;
         self.render(&entry, projection, root).await
     }
 
     async fn list(&self, query: &Query, root: &str) -> Result<Value> {
+        if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
+            let found = self.by_user_name(&self.map.stored_user_name(name)).await?;
+            let mut resources = Vec::new();
+            for e in found.iter().skip(query.start_index - 1).take(query.count) {
+                resources.push(self.render(e, &query.projection, root).await?);
+            }
+            return Ok(list_response(resources, found.len(), query.start_index));
+        }
         let filter = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
             None => self.map.filter.clone(),
@@ -58,20 +79,21 @@ impl Resources for Users {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
         let w = self.map.to_write(res)?;
-        self.ensure_unique(&w, None).await?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
-        self.dir.add(&dn, &attrs).await.map_err(|e| self.conflict(e, &w))?;
-        if let Some(password) = &w.password {
-            if let Err(e) = self.dir.set_password(&dn, password).await {
-                // A user without the password the IdP set is worse than none: undo the add.
-                if let Err(undo) = self.dir.delete(&dn).await {
-                    tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
-                }
-                return Err(e.into());
-            }
+        let added = self.add(&dn, &attrs, &w).await;
+        // Also after a conflict: a cached "no such user" is what let the IdP try.
+        let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
+        added?;
+        let entry = self.read(&dn).await;
+        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        let password = w.password.as_ref().map(|_| PASSWORD);
+        audit("User", "create", id, attrs.iter().map(|(a, _)| a.as_str()).chain(password));
+        let entry = entry?;
+        if !self.map.named_by_user_name() {
+            self.keep_first(&entry, &w).await?;
         }
-        let entry = self.read(&dn).await?;
+        self.remember(ticket, &entry).await;
         self.render(&entry, &Projection::default(), root).await
     }
 
@@ -115,7 +137,11 @@ impl Resources for Users {
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
-        self.dir.delete(&entry.dn).await?;
+        let deleted = self.dir.delete(&entry.dn).await;
+        let id = entry.first(&self.map.id_attr).unwrap_or(id);
+        self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
+        deleted?;
+        audit("User", "delete", id, []);
         match self.members() {
             Some(m) if m.groups.members.remove_deleted_users => m.remove_everywhere(&entry).await,
             _ => Ok(()),
@@ -124,27 +150,115 @@ impl Resources for Users {
 }
 
 impl Users {
-    /// Makes `entry` hold `w`: a rename when the naming value changes (so the id stays),
-    /// then one modify of the changed attributes, then the password.
+    /// Makes `entry` hold `w`, then reads it back.
     async fn update(&self, entry: Entry, w: Write, root: &str) -> Result<Value> {
         let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
-        let old_name = self.map.entry_user_name(&entry);
-        if !old_name.is_some_and(|o| self.map.user_name(&w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
-            self.ensure_unique(&w, Some(&id)).await?;
-        }
-        let changes = self.map.user_changes(&entry, &w);
-        let rdn = self.map.renamed(&entry, &w.attrs)?;
-        let dn = self.store().write(&entry, rdn, changes, None).await?;
-        if let Some(password) = &w.password {
-            self.dir.set_password(&dn, password).await?;
+        let written = self.write(&entry, &w, &id).await;
+        let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
+        let ticket = self.cache.forget(Some(&id), &names).await;
+        let (dn, changed) = written?;
+        if !changed.is_empty() {
+            audit("User", "update", &id, changed.iter().map(String::as_str));
         }
         let entry = self.read(&dn).await?;
+        self.remember(ticket, &entry).await;
         self.render(&entry, &Projection::default(), root).await
     }
 
     /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
     fn refuse_unmapped(&self, res: &Map<String, Value>) -> Result<()> {
         refuse_unmapped(&self.map, res, &["active", "password", "groups"])
+    }
+
+    /// A rename when the naming value changes (so the id stays), then one modify of the
+    /// changed attributes, then the password. Returns the DN and the names of what changed.
+    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<(String, Vec<String>)> {
+        let old_name = self.map.entry_user_name(entry);
+        if !old_name.is_some_and(|o| self.map.user_name(w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
+            self.ensure_unique(w, Some(id)).await?;
+        }
+        let changes = self.map.user_changes(entry, w);
+        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        let rdn = self.map.renamed(entry, &w.attrs)?;
+        let dn = self.store().write(entry, rdn, changes, None).await?;
+        if let Some(password) = &w.password {
+            self.dir.set_password(&dn, password).await?;
+            changed.push(PASSWORD.into());
+        }
+        Ok((dn, changed))
+    }
+
+    /// Adds the entry and sets its password, or leaves no entry behind.
+    async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
+        self.ensure_unique(w, None).await?;
+        self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
+        if let Some(password) = &w.password {
+            if let Err(e) = self.dir.set_password(dn, password).await {
+                // A user without the password the IdP set is worse than none: undo the add.
+                if let Err(undo) = self.dir.delete(dn).await {
+                    tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
+    /// userName's attribute, the second gets the same DN and the directory refuses it; named
+    /// otherwise, nothing atomic stops it (OpenLDAP's unique overlay checks, then writes, too).
+    /// So look again: when an entry with a lower version (entryCSN: written earlier) holds the
+    /// name, the new one is removed and the create fails as a conflict.
+    async fn keep_first(&self, entry: &Entry, w: &Write) -> Result<()> {
+        let (id_attr, version_attr) = (&self.map.id_attr, &self.map.version_attr);
+        let (Some(name), Some(version)) = (self.map.user_name(w), entry.first(version_attr)) else {
+            return Ok(());
+        };
+        let filter = self.map.user_name_filter(name);
+        let attrs = vec![id_attr.clone(), version_attr.clone()];
+        let holders = self.store().search(&self.map.base_dn, Scope::Subtree, filter, attrs).await?;
+        let id = entry.first(id_attr);
+        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| v < version);
+        if !holders.iter().any(earlier) {
+            return Ok(());
+        }
+        self.dir.delete(&entry.dn).await?;
+        self.cache.forget(id, &[name]).await;
+        audit("User", "delete", id.unwrap_or_default(), []);
+        Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
+    }
+
+    /// The users whose stored userName is `name`: Okta's lookup before each create, from the
+    /// cache when it can be.
+    async fn by_user_name(&self, name: &str) -> Result<Vec<Arc<Entry>>> {
+        let named = |e: &Entry| self.map.entry_user_name(e).is_some_and(|n| n.to_lowercase() == name.to_lowercase());
+        match self.cache.name(name).await {
+            Some(None) => return Ok(Vec::new()),
+            Some(Some(id)) => {
+                // The name may have moved to another user since: only a matching entry counts.
+                if let Some(entry) = self.cache.user(&id).await.filter(|e| named(e)) {
+                    return Ok(vec![entry]);
+                }
+            }
+            None => {}
+        }
+        let ticket = self.cache.ticket();
+        let filter = self.map.user_name_filter(name);
+        let found = self.store().search(&self.map.base_dn, Scope::Subtree, filter, self.attrs()).await?;
+        match found.as_slice() {
+            [] => self.cache.fill(ticket, Some(name), None).await,
+            [one] => self.remember(ticket, one).await,
+            // The directory does not keep this userName unique: nothing to remember it by.
+            _ => {}
+        }
+        Ok(found.into_iter().map(Arc::new).collect())
+    }
+
+    /// Caches `entry` under its id and userName, unless a write happened since `ticket`.
+    async fn remember(&self, ticket: Ticket, entry: &Entry) {
+        if let Some(id) = entry.first(&self.map.id_attr) {
+            self.cache.fill(ticket, self.map.entry_user_name(entry), Some((id, entry))).await;
+        }
     }
 
     /// 409 when another user already has `w`'s userName (case-insensitively, as LDAP matches).
@@ -223,6 +337,23 @@ pub(super) fn refuse_unmapped(entity: &Entity, res: &Map<String, Value>, handled
             unmapped.join(", ")
         ))
         .into()),
+    }
+}
+
+/// How a password change shows in the audit line: by name, as every attribute does.
+const PASSWORD: &str = "password";
+
+/// `userName eq "x"`: the lookup Okta and Entra ID make before creating a user.
+fn exact_user_name(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(name) }
+            if path.name.eq_ignore_ascii_case("userName")
+                && path.sub_attr.is_none()
+                && path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA)) =>
+        {
+            Some(name)
+        }
+        _ => None,
     }
 }
 

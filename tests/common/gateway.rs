@@ -86,6 +86,22 @@ impl TestGateway {
         }
     }
 
+    /// A client of a gateway running elsewhere (another process), at `base`.
+    pub fn remote(base: String) -> TestGateway {
+        TestGateway { base, client: Client::builder(TokioExecutor::new()).build_http(), stop: None, served: None }
+    }
+
+    /// `GET /metrics`, parsed.
+    pub async fn scrape(&self) -> super::metrics::Scrape {
+        let url = format!("{}/metrics", self.origin());
+        let resp = self.client.get(url.parse().unwrap()).await.expect("scrape /metrics");
+        assert_eq!(resp.status(), 200);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        super::metrics::Scrape::parse(std::str::from_utf8(&bytes).expect("UTF-8"))
+    }
+
     /// `http://127.0.0.1:PORT`, for endpoints outside the base path.
     pub fn origin(&self) -> &str {
         self.base.trim_end_matches("/scim/v2")

@@ -34,12 +34,17 @@ fn free_port() -> u16 {
 
 impl Slapd {
     pub fn start() -> Slapd {
-        Self::start_with(None, None)
+        Self::start_with(None, None, None)
     }
 
     /// With StartTLS on the plain port and an ldaps:// listener, serving `cert` / `key` (PEM).
     pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Slapd {
-        Self::start_with(Some((cert, key)), None)
+        Self::start_with(Some((cert, key)), None, None)
+    }
+
+    /// As [`Slapd::start_tls`], and TLS clients must present a certificate signed by `client_ca`.
+    pub fn start_tls_client_auth(cert: &std::path::Path, key: &std::path::Path, client_ca: &std::path::Path) -> Slapd {
+        Self::start_with(Some((cert, key)), None, Some(client_ca))
     }
 
     /// Preloaded with `ldif` (slapadd, offline: fast for tens of thousands of entries, but no
@@ -47,10 +52,14 @@ impl Slapd {
     pub fn start_seeded(ldif: &str) -> Slapd {
         let file = tempfile::NamedTempFile::new().expect("seed file");
         std::fs::write(file.path(), ldif).expect("write seed");
-        Self::start_with(None, Some(file.path()))
+        Self::start_with(None, Some(file.path()), None)
     }
 
-    fn start_with(tls: Option<(&std::path::Path, &std::path::Path)>, seed: Option<&std::path::Path>) -> Slapd {
+    fn start_with(
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+        seed: Option<&std::path::Path>,
+        client_ca: Option<&std::path::Path>,
+    ) -> Slapd {
         const ADMIN_PASSWORD: &str = "admin-secret";
         const SERVICE_PASSWORD: &str = "service-secret";
         let mut failures = String::new();
@@ -62,6 +71,9 @@ impl Slapd {
             let mut cmd = Command::new(script());
             if let (Some((cert, key)), Some(p)) = (tls, ldaps_port) {
                 cmd.env("SLAPD_TLS_CERT", cert).env("SLAPD_TLS_KEY", key).env("SLAPD_LDAPS_PORT", p.to_string());
+            }
+            if let Some(ca) = client_ca {
+                cmd.env("SLAPD_TLS_CLIENT_CA", ca);
             }
             let out = cmd
                 .arg("start")
@@ -93,6 +105,26 @@ impl Slapd {
             );
         }
         panic!("scripts/slapd start failed 3 times:\n{failures}");
+    }
+
+    /// Kills slapd with SIGKILL, as a crash would; the database stays for [`Slapd::restart`].
+    pub fn kill(&self) {
+        self.run_script("kill");
+    }
+
+    /// Starts the killed slapd again on the same port and database; returns once it answers.
+    pub fn restart(&self) {
+        self.run_script("restart");
+    }
+
+    fn run_script(&self, command: &str) {
+        let out = Command::new(script()).arg(command).arg(self.dir.path()).output().expect("run scripts/slapd");
+        assert!(
+            out.status.success(),
+            "scripts/slapd {command}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A connection bound as `dn`; panics if the bind fails.
@@ -148,6 +180,8 @@ impl Drop for Slapd {
 }
 
 pub mod gateway;
+pub mod metrics;
+pub mod process;
 
 /// LDIF for users `user{first}` … `user{last - 1}` under ou=people, with entryUUIDs left to slapadd.
 pub fn users_ldif(range: std::ops::Range<usize>) -> String {

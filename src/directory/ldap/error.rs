@@ -28,8 +28,33 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         50 => DirectoryError::AccessDenied(text),
         // busy, unavailable, unwilling-because-shutting-down, other transient states
         3 | 51 | 52 => DirectoryError::Unavailable(text),
+        // OpenLDAP's unique overlay: constraintViolation, "non-unique attributes found with
+        // (|(uid=…))" or "some attributes not unique".
+        19 if text.contains("unique") => DirectoryError::NotUnique(text),
         // schema, syntax, constraint and naming problems: the data was refused
         16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
         code => DirectoryError::Other { code, text },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rc: u32, text: &str) -> LdapResult {
+        LdapResult { rc, matched: String::new(), text: text.into(), refs: vec![], ctrls: vec![] }
+    }
+
+    #[test]
+    fn uniqueness_is_told_from_other_constraints() {
+        for text in ["non-unique attributes found with (|(uid=a))", "some attributes not unique"] {
+            assert!(matches!(from_result(result(19, text)), DirectoryError::NotUnique(_)), "{text}");
+        }
+        assert!(matches!(
+            from_result(result(19, "Password fails quality checking policy")),
+            DirectoryError::Rejected { .. }
+        ));
+        assert!(matches!(from_result(result(68, "")), DirectoryError::AlreadyExists));
+        assert!(matches!(from_result(result(52, "")), DirectoryError::Unavailable(_)));
     }
 }

@@ -4,6 +4,8 @@ mod error;
 mod pool;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -15,22 +17,37 @@ use self::pool::Pool;
 use super::schema::Subschema;
 use super::{Attributes, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
 use crate::config::DirectoryConfig;
+use crate::metrics::Metrics;
 
 pub struct LdapDirectory {
     pool: Pool,
     page_size: i32,
+    metrics: Arc<Metrics>,
 }
 
 impl LdapDirectory {
     /// Prepares the pool; connections open on first use, so start-up does not need the directory.
-    pub fn new(cfg: &DirectoryConfig) -> std::result::Result<Self, String> {
-        Ok(LdapDirectory { pool: Pool::new(cfg)?, page_size: cfg.page_size.max(1) })
+    pub fn new(cfg: &DirectoryConfig, metrics: Arc<Metrics>) -> std::result::Result<Self, String> {
+        Ok(LdapDirectory { pool: Pool::new(cfg, metrics.clone())?, page_size: cfg.page_size.max(1), metrics })
+    }
+
+    /// [`Self::attempt`], timed and counted as `operation`.
+    async fn run<T, F, Fut>(&self, operation: &'static str, retry: bool, op: F) -> Result<T>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, LdapError>>,
+    {
+        let started = Instant::now();
+        let result = self.attempt(retry, op).await;
+        let outcome = result.as_ref().err().map_or("ok", DirectoryError::kind);
+        self.metrics.ldap_operation(operation, outcome, started.elapsed());
+        result
     }
 
     /// Runs `op` on a pooled connection. A failure of the connection empties its slot;
     /// idempotent operations (`retry`) then run once more on a fresh one, which is what
     /// makes the gateway recover by itself after the directory restarts.
-    async fn run<T, F, Fut>(&self, retry: bool, op: F) -> Result<T>
+    async fn attempt<T, F, Fut>(&self, retry: bool, op: F) -> Result<T>
     where
         F: Fn(Ldap) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, LdapError>>,
@@ -71,40 +88,36 @@ impl Directory for LdapDirectory {
     async fn search(&self, s: &Search) -> Result<Vec<Entry>> {
         let filter = s.filter.to_string();
         let page_size = self.page_size;
-        let result = self
-            .run(true, |mut ldap| {
-                let (filter, attrs) = (filter.clone(), s.attrs.clone());
-                async move {
-                    let adapters: Vec<Box<dyn Adapter<_, _>>> =
-                        vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
-                    let mut stream =
-                        ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
-                    let mut entries = Vec::new();
-                    while let Some(raw) = stream.next().await? {
-                        let e = SearchEntry::construct(raw);
-                        let mut entry = Entry::new(e.dn);
-                        for (k, v) in e.attrs {
-                            entry.insert(&k, v);
-                        }
-                        entries.push(entry);
+        self.run("search", true, |mut ldap| {
+            let (filter, attrs) = (filter.clone(), s.attrs.clone());
+            async move {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> =
+                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
+                let mut stream = ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
+                let mut entries = Vec::new();
+                while let Some(raw) = stream.next().await? {
+                    let e = SearchEntry::construct(raw);
+                    let mut entry = Entry::new(e.dn);
+                    for (k, v) in e.attrs {
+                        entry.insert(&k, v);
                     }
-                    let done = stream.finish().await;
-                    Ok((entries, done))
+                    entries.push(entry);
                 }
-            })
-            .await?;
-        let (entries, done) = result;
-        match done.rc {
-            0 => Ok(entries),
-            // The base itself is missing: nothing matches.
-            32 => Ok(Vec::new()),
-            _ => Err(error::from_result(done)),
-        }
+                let done = stream.finish().await;
+                match done.rc {
+                    0 => Ok(entries),
+                    // The base itself is missing: nothing matches.
+                    32 => Ok(Vec::new()),
+                    _ => Err(LdapError::LdapResult { result: done }),
+                }
+            }
+        })
+        .await
     }
 
     async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
         let attrs: Vec<(&str, HashSet<&str>)> = attrs.iter().map(|(k, v)| (k.as_str(), values(v))).collect();
-        self.run(false, |mut ldap| {
+        self.run("add", false, |mut ldap| {
             let attrs = attrs.clone();
             async move { ldap.add(dn, attrs).await?.success().map(drop) }
         })
@@ -120,7 +133,7 @@ impl Directory for LdapDirectory {
                 Change::Delete(a, v) => Mod::Delete(a.as_str(), values(v)),
             })
             .collect();
-        self.run(false, |mut ldap| {
+        self.run("modify", false, |mut ldap| {
             let mods = mods.clone();
             async move { ldap.modify(dn, mods).await?.success().map(drop) }
         })
@@ -128,20 +141,22 @@ impl Directory for LdapDirectory {
     }
 
     async fn compare(&self, dn: &str, attr: &str, value: &str) -> Result<bool> {
-        self.run(true, |mut ldap| async move { ldap.compare(dn, attr, value).await?.equal() }).await
+        self.run("compare", true, |mut ldap| async move { ldap.compare(dn, attr, value).await?.equal() }).await
     }
 
     async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()> {
-        self.run(false, |mut ldap| async move { ldap.modifydn(dn, new_rdn, true, None).await?.success().map(drop) })
-            .await
+        self.run("rename", false, |mut ldap| async move {
+            ldap.modifydn(dn, new_rdn, true, None).await?.success().map(drop)
+        })
+        .await
     }
 
     async fn delete(&self, dn: &str) -> Result<()> {
-        self.run(false, |mut ldap| async move { ldap.delete(dn).await?.success().map(drop) }).await
+        self.run("delete", false, |mut ldap| async move { ldap.delete(dn).await?.success().map(drop) }).await
     }
 
     async fn set_password(&self, dn: &str, password: &str) -> Result<()> {
-        self.run(false, |mut ldap| async move {
+        self.run("password", false, |mut ldap| async move {
             let exop = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(password) };
             ldap.extended(exop).await?.success().map(drop)
         })
@@ -170,7 +185,7 @@ impl Directory for LdapDirectory {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.run(true, |mut ldap| async move {
+        self.run("ping", true, |mut ldap| async move {
             ldap.search("", ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await?.success().map(drop)
         })
         .await

@@ -1,0 +1,151 @@
+//! What the gateway remembers about users between requests, so that Okta's lookups (a
+//! `userName eq` filter before every create, GETs by id) cost no directory round trip.
+//!
+//! The promise, also in the README: a write through this gateway drops everything it touched
+//! before it answers, so the next read through the same gateway sees the write. A change made
+//! anywhere else (in the directory, through another gateway) shows after at most the TTL.
+//! Writes never trust the cache: they read the entry from the directory first.
+//!
+//! A read that fills the cache races with writes: it may have read the directory just before
+//! a write landed. Every write bumps a generation; a fill keeps what it stored only if no
+//! write happened since its [`Ticket`] was taken, so a stale read never outlives a write.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::config::CacheConfig;
+use crate::directory::Entry;
+use crate::metrics::Metrics;
+
+pub struct UserCache {
+    caches: Option<Caches>,
+    metrics: Arc<Metrics>,
+}
+
+struct Caches {
+    /// id → the user's entry, DN included.
+    users: Cache<String, Arc<Entry>>,
+    /// Lower-cased userName → id, or `None` for a name the directory did not have.
+    names: Cache<String, Option<String>>,
+    generation: AtomicU64,
+}
+
+/// Taken before reading the directory; a fill with an outdated ticket is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl UserCache {
+    pub fn new(cfg: &CacheConfig, metrics: Arc<Metrics>) -> UserCache {
+        let ttl = Duration::from_secs(cfg.ttl_secs);
+        let caches = cfg.enabled.then(|| Caches {
+            users: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
+            names: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
+            generation: AtomicU64::new(0),
+        });
+        UserCache { caches, metrics }
+    }
+
+    pub async fn user(&self, id: &str) -> Option<Arc<Entry>> {
+        let found = self.caches.as_ref()?.users.get(id).await;
+        self.metrics.cache_lookup("user", found.is_some());
+        found
+    }
+
+    /// `Some(None)`: the directory had no such user when last asked.
+    pub async fn name(&self, user_name: &str) -> Option<Option<String>> {
+        let found = self.caches.as_ref()?.names.get(&user_name.to_lowercase()).await;
+        self.metrics.cache_lookup("name", found.is_some());
+        found
+    }
+
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.caches.as_ref().map_or(0, |c| c.generation.load(SeqCst)))
+    }
+
+    /// Remembers what a read found for `user_name`: the user (id and entry), or nobody.
+    pub async fn fill(&self, ticket: Ticket, user_name: Option<&str>, user: Option<(&str, &Entry)>) {
+        let Some(c) = &self.caches else { return };
+        if c.generation.load(SeqCst) != ticket.0 {
+            return;
+        }
+        let name = user_name.map(str::to_lowercase);
+        if let Some((id, entry)) = user {
+            c.users.insert(id.to_owned(), Arc::new(entry.clone())).await;
+        }
+        if let Some(name) = &name {
+            c.names.insert(name.clone(), user.map(|(id, _)| id.to_owned())).await;
+        }
+        // A write that began after the check above may have dropped its keys before we stored
+        // ours: take them back out.
+        if c.generation.load(SeqCst) != ticket.0 {
+            self.drop_keys(c, user.map(|(id, _)| id), name.as_deref()).await;
+        }
+    }
+
+    /// Drops what a write touched (call it whether or not the write succeeded: a failed one
+    /// may have changed part of the entry). Returns the ticket for refilling from a read-back.
+    pub async fn forget(&self, id: Option<&str>, user_names: &[&str]) -> Ticket {
+        let Some(c) = &self.caches else { return Ticket(0) };
+        let generation = c.generation.fetch_add(1, SeqCst) + 1;
+        for name in user_names {
+            self.drop_keys(c, None, Some(&name.to_lowercase())).await;
+        }
+        self.drop_keys(c, id, None).await;
+        Ticket(generation)
+    }
+
+    /// Drops every cached user (names stay): a group write may change any member's `memberOf`.
+    pub fn forget_users(&self) {
+        if let Some(c) = &self.caches {
+            c.generation.fetch_add(1, SeqCst);
+            c.users.invalidate_all();
+        }
+    }
+
+    async fn drop_keys(&self, c: &Caches, id: Option<&str>, name: Option<&str>) {
+        if let Some(id) = id {
+            c.users.invalidate(id).await;
+        }
+        if let Some(name) = name {
+            c.names.invalidate(name).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> UserCache {
+        UserCache::new(&CacheConfig::default(), Arc::new(Metrics::new(1)))
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_raced_a_write_is_dropped() {
+        let c = cache();
+        let entry = Entry::new("uid=a,ou=people");
+        let before = c.ticket();
+        c.forget(Some("1"), &["A"]).await;
+        c.fill(before, Some("A"), Some(("1", &entry))).await;
+        assert!(c.user("1").await.is_none() && c.name("a").await.is_none());
+        let after = c.forget(Some("1"), &["A"]).await;
+        c.fill(after, Some("A"), Some(("1", &entry))).await;
+        assert_eq!(c.name("a").await, Some(Some("1".into())));
+        assert_eq!(c.user("1").await.unwrap().dn, entry.dn);
+    }
+
+    #[tokio::test]
+    async fn negative_entries_and_the_off_switch() {
+        let c = cache();
+        c.fill(c.ticket(), Some("Nobody"), None).await;
+        assert_eq!(c.name("NOBODY").await, Some(None));
+        c.forget(None, &["nobody"]).await;
+        assert_eq!(c.name("nobody").await, None);
+        let off = UserCache::new(&CacheConfig { enabled: false, ..CacheConfig::default() }, Arc::new(Metrics::new(1)));
+        off.fill(off.ticket(), Some("x"), None).await;
+        assert_eq!(off.name("x").await, None);
+    }
+}

@@ -1,0 +1,73 @@
+//! The gateway binary, run as a separate process on a free port.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::gateway::TestGateway;
+
+pub struct GatewayProcess {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    /// Starts `scim-gateway serve` with `config` (its listen port from `SCIM_GATEWAY_PORT`)
+    /// and returns once the port accepts connections.
+    pub fn spawn(config: &str) -> GatewayProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env("SCIM_GATEWAY_PORT", port.to_string())
+            .env_remove("SCIM_GATEWAY_LOG")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scim-gateway");
+        let mut process = GatewayProcess { child, port, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(process.child.try_wait().unwrap().is_none(), "scim-gateway exited at start");
+            assert!(Instant::now() < deadline, "scim-gateway did not listen on {port} within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+
+    pub fn client(&self) -> TestGateway {
+        TestGateway::remote(format!("http://127.0.0.1:{}/scim/v2", self.port))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends `signal` (a `kill -s` name such as HUP or TERM).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -s {signal}");
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the process to end.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
