@@ -32,6 +32,8 @@ pub enum Error {
     Timeout,
     #[error("the gateway is serving as many requests as it may (server.max_in_flight); retry shortly")]
     Overloaded,
+    #[error("internal error: the gateway logged it with this request's X-Request-Id")]
+    Internal,
     #[error("the body is not valid JSON: {0}")]
     BadJson(String),
     #[error(transparent)]
@@ -88,6 +90,7 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
         Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, None),
         Error::Overloaded => (StatusCode::TOO_MANY_REQUESTS, None),
+        Error::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
         Error::BadJson(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidSyntax)),
         Error::Provision(p) => match p {
             P::Scim(e) => (StatusCode::BAD_REQUEST, Some(e.kind)),

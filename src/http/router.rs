@@ -80,10 +80,23 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 Err(_) => return response::error(&Error::Overloaded, app.auth.challenge()),
             },
         };
-        match tokio::time::timeout(app.request_timeout, route(&app, req)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => response::error(&e, app.auth.challenge()),
-            Err(_) => response::error(&Error::Timeout, app.auth.challenge()),
+        // Its own task, so that a bug that panics costs one request a 500, not the connection.
+        let task = tokio::spawn({
+            let app = app.clone();
+            async move { route(&app, req).await }.in_current_span()
+        });
+        let abort = task.abort_handle();
+        match tokio::time::timeout(app.request_timeout, task).await {
+            Ok(Ok(Ok(r))) => r,
+            Ok(Ok(Err(e))) => response::error(&e, app.auth.challenge()),
+            Ok(Err(panicked)) => {
+                tracing::error!(error = %panicked, "request handler panicked");
+                response::error(&Error::Internal, app.auth.challenge())
+            }
+            Err(_) => {
+                abort.abort();
+                response::error(&Error::Timeout, app.auth.challenge())
+            }
         }
     }
     .instrument(span.clone())
