@@ -17,6 +17,7 @@ pub mod scim;
 use std::future::Future;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use cache::UserCache;
 use config::{ConfigError, Loaded};
 use directory::{ldap::LdapDirectory, Directory};
@@ -26,6 +27,7 @@ use scim::discovery::{GROUP, USER};
 
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
+    /// As configured at start; the server serves [`Reloader`]'s current one.
     pub app: Arc<http::App>,
     pub directory: Arc<dyn Directory>,
     /// The inbound TLS certificate, for [`http::Certificates::reload`].
@@ -92,17 +94,51 @@ impl Gateway {
         Ok(Gateway { app: Arc::new(app), directory, tls: tls.map(Arc::new) })
     }
 
-    /// Serves on `listener` until `shutdown` resolves.
+    /// The handle that swaps in a new configuration on SIGHUP.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { live: Arc::new(ArcSwap::new(self.app.clone())), tls: self.tls.clone() }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, each request with `reloader`'s
+    /// current configuration.
     pub async fn serve(
         self,
         loaded: &Loaded,
+        reloader: &Reloader,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ConfigError> {
         let server = &loaded.config.server;
         let tls = self.tls.map(http::tls_acceptor).transpose();
         let tls = tls.map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?;
-        http::serve(self.app, listener, tls, server.header_read_timeout(), shutdown).await;
+        http::serve(reloader.live.clone(), listener, tls, server.header_read_timeout(), shutdown).await;
+        Ok(())
+    }
+}
+
+/// Hot reload: a new `gateway.toml` is read, compiled and connected in full before it
+/// replaces the running configuration in one atomic swap. Requests in flight finish with the
+/// configuration they started with; a file with any mistake changes nothing.
+#[derive(Clone)]
+pub struct Reloader {
+    live: Arc<ArcSwap<http::App>>,
+    tls: Option<Arc<http::Certificates>>,
+}
+
+impl Reloader {
+    /// Re-reads `path` and swaps it in, and re-reads the inbound certificate. The listening
+    /// address and the TLS file names are fixed at start: changing them needs a restart.
+    pub fn reload(&self, path: &str) -> Result<(), ConfigError> {
+        let loaded = Loaded::read(path)?;
+        // The same metrics registry: counters survive a reload.
+        let metrics = self.live.load().metrics.clone();
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
+        let fresh = Gateway::assemble(&loaded, Arc::new(directory), metrics)?;
+        if let Some(tls) = &self.tls {
+            tls.reload().map_err(file_error)?;
+        }
+        self.live.store(fresh.app);
         Ok(())
     }
 }

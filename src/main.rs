@@ -121,25 +121,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 // Not fatal: the directory may come up after the gateway; requests get 503 until then.
                 tracing::warn!(error = %e, "directory not reachable yet");
             }
+            let reloader = gateway.reloader();
             #[cfg(unix)]
-            tokio::spawn(reload_on_sighup(hup, gateway.tls.clone()));
-            gateway.serve(&loaded, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+            tokio::spawn(reload_on_sighup(hup, reloader.clone(), loaded.path.clone()));
+            gateway.serve(&loaded, &reloader, listener, shutdown_signal()).await.map_err(|e| e.to_string())
         }
     }
 }
 
-/// SIGHUP re-reads the inbound TLS certificate (after a renewal). Handled even without TLS,
-/// where it only logs: the default action of SIGHUP would stop the gateway.
+/// SIGHUP re-reads gateway.toml and the inbound TLS certificate; a file with a mistake is
+/// refused, logged, and the running configuration stays.
 #[cfg(unix)]
-async fn reload_on_sighup(
-    mut hup: tokio::signal::unix::Signal,
-    tls: Option<std::sync::Arc<scim_gateway::http::Certificates>>,
-) {
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reloader: scim_gateway::Reloader, path: String) {
     while hup.recv().await.is_some() {
-        match tls.as_ref().map(|t| t.reload()) {
-            None => tracing::info!("SIGHUP: no [server.tls] to reload"),
-            Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-            Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
+        match reloader.reload(&path) {
+            Ok(()) => tracing::info!(%path, "SIGHUP: configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays"),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -78,7 +79,7 @@ pub fn tls_acceptor(certs: Arc<Certificates>) -> Result<TlsAcceptor, String> {
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish (up to 30 s).
 pub async fn serve(
-    app: Arc<App>,
+    apps: Arc<ArcSwap<App>>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     header_read_timeout: Duration,
@@ -103,9 +104,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let apps = apps.clone();
         let service = service_fn(move |req| {
-            let app = app.clone();
+            // The configuration current when the request arrives serves it to the end.
+            let app = apps.load_full();
             async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
         });
         let builder = builder.clone();

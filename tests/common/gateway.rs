@@ -76,7 +76,8 @@ impl TestGateway {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            gateway.serve(&loaded, listener, shutdown).await.expect("serve");
+            let reloader = gateway.reloader();
+            gateway.serve(&loaded, &reloader, listener, shutdown).await.expect("serve");
         });
         TestGateway {
             base: format!("http://127.0.0.1:{port}/scim/v2"),

@@ -1,6 +1,7 @@
 //! The gateway binary, run as a separate process on a free port.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
+
 use std::time::{Duration, Instant};
 
 use super::gateway::TestGateway;
@@ -24,7 +25,7 @@ impl GatewayProcess {
             .arg(&path)
             .env("SCIM_GATEWAY_PORT", port.to_string())
             .env_remove("SCIM_GATEWAY_LOG")
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()))
             .spawn()
             .expect("start scim-gateway");
         let mut process = GatewayProcess { child, port, _dir: dir };
@@ -35,6 +36,16 @@ impl GatewayProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         process
+    }
+
+    /// The configuration file it serves with (rewrite it, then send HUP).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("gateway.toml")
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default()
     }
 
     pub fn client(&self) -> TestGateway {
