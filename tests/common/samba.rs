@@ -201,3 +201,18 @@ impl Samba {
 pub fn unicode_pwd(password: &str) -> Vec<u8> {
     format!("\"{password}\"").encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
+
+impl Samba {
+    /// presets/active-directory.toml pointed at this DC over LDAPS (bound as Administrator,
+    /// trusting the test CA), with users and groups in `ou`.
+    pub fn preset(&self, ou: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/active-directory.toml");
+        let text = std::fs::read_to_string(path).expect("AD preset");
+        text.replace("${SCIM_GATEWAY_LDAP_URL}", &self.ldaps_url)
+            .replace("${SCIM_GATEWAY_TOKEN}", super::gateway::TOKEN)
+            .replace("${SCIM_GATEWAY_BIND_PASSWORD}", ADMIN_PASSWORD)
+            .replace("scim-gateway@example.test", ADMIN)
+            .replace("# ca_file = \"/etc/scim-gateway/ad-ca.pem\"", &format!("ca_file = {:?}", self.ca_file))
+            .replace("OU=SCIM,DC=example,DC=test", ou)
+    }
+}
