@@ -53,7 +53,8 @@ async fn okta_create_lookup_and_conflict() {
     let ou = samba.ou("okta-create").await;
     let gw = gateway(samba, &ou).await;
 
-    let none = gw.get(&format!("/Users?filter={}&startIndex=1&count=100", q(r#"userName eq "jdoe@example.test""#))).await;
+    let none =
+        gw.get(&format!("/Users?filter={}&startIndex=1&count=100", q(r#"userName eq "jdoe@example.test""#))).await;
     assert_eq!((none.status.as_u16(), &none.body["totalResults"]), (200, &json!(0)), "{:#}", none.body);
 
     let created = gw.post("/Users", &okta_user("jdoe@example.test", Some("t3mpP@ss!x"))).await;
@@ -110,7 +111,10 @@ async fn create_without_password_is_disabled_and_names_are_checked() {
     // A password and active = true together enable it.
     let id = created.body["id"].as_str().unwrap();
     let on = gw
-        .patch(&format!("/Users/{id}"), json!([{"op": "replace", "value": {"password": "Fresh-pass-9", "active": true}}]))
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "value": {"password": "Fresh-pass-9", "active": true}}]),
+        )
         .await;
     assert_eq!(on.status, 200, "{:#}", on.body);
     assert_eq!(on.body["active"], true);
@@ -246,7 +250,8 @@ async fn entra_patch_forms_and_delete() {
     assert_eq!(e.attrs["displayName"], ["Ray Doe"]);
     assert_eq!(uac(&e) & 0x2, 0x2);
 
-    let removed = gw.patch(&format!("/Users/{id}"), json!([{"op": "Remove", "path": "emails[type eq \"work\"]"}])).await;
+    let removed =
+        gw.patch(&format!("/Users/{id}"), json!([{"op": "Remove", "path": "emails[type eq \"work\"]"}])).await;
     assert_eq!(removed.status, 200, "{:#}", removed.body);
     assert!(!ad_user(samba, &ou, "ray@example.test").await.unwrap().attrs.contains_key("mail"));
 
