@@ -71,6 +71,45 @@ impl LdapDirectory {
     }
 }
 
+impl LdapDirectory {
+    /// A paged search, given up (and abandoned on the server) once more than `max` entries came.
+    async fn search_limited(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        let filter = s.filter.to_string();
+        let page_size = self.page_size;
+        self.run("search", true, |mut ldap| {
+            let (filter, attrs) = (filter.clone(), s.attrs.clone());
+            async move {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> =
+                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
+                let mut stream = ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
+                let mut entries = Vec::new();
+                while let Some(raw) = stream.next().await? {
+                    if entries.len() == max {
+                        let (mut handle, id) = (stream.ldap_handle().clone(), stream.ldap_handle().last_id());
+                        stream.finish().await;
+                        handle.abandon(id).await?;
+                        return Ok(None);
+                    }
+                    let e = SearchEntry::construct(raw);
+                    let mut entry = Entry::new(e.dn);
+                    for (k, v) in e.attrs {
+                        entry.insert(&k, v);
+                    }
+                    entries.push(entry);
+                }
+                let done = stream.finish().await;
+                match done.rc {
+                    0 => Ok(Some(entries)),
+                    // The base itself is missing: nothing matches.
+                    32 => Ok(Some(Vec::new())),
+                    _ => Err(LdapError::LdapResult { result: done }),
+                }
+            }
+        })
+        .await
+    }
+}
+
 fn scope(s: Scope) -> ldap3::Scope {
     match s {
         Scope::Base => ldap3::Scope::Base,
@@ -86,33 +125,11 @@ fn values(v: &[String]) -> HashSet<&str> {
 #[async_trait]
 impl Directory for LdapDirectory {
     async fn search(&self, s: &Search) -> Result<Vec<Entry>> {
-        let filter = s.filter.to_string();
-        let page_size = self.page_size;
-        self.run("search", true, |mut ldap| {
-            let (filter, attrs) = (filter.clone(), s.attrs.clone());
-            async move {
-                let adapters: Vec<Box<dyn Adapter<_, _>>> =
-                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
-                let mut stream = ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
-                let mut entries = Vec::new();
-                while let Some(raw) = stream.next().await? {
-                    let e = SearchEntry::construct(raw);
-                    let mut entry = Entry::new(e.dn);
-                    for (k, v) in e.attrs {
-                        entry.insert(&k, v);
-                    }
-                    entries.push(entry);
-                }
-                let done = stream.finish().await;
-                match done.rc {
-                    0 => Ok(entries),
-                    // The base itself is missing: nothing matches.
-                    32 => Ok(Vec::new()),
-                    _ => Err(LdapError::LdapResult { result: done }),
-                }
-            }
-        })
-        .await
+        Ok(self.search_limited(s, usize::MAX).await?.unwrap_or_default())
+    }
+
+    async fn search_at_most(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        self.search_limited(s, max).await
     }
 
     async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
