@@ -71,7 +71,7 @@ impl Gateway {
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let max_in_flight = cfg.server.max_in_flight.max(1);
         let cache = Arc::new(UserCache::new(&cfg.cache, metrics.clone()));
-        let lister = Arc::new(provision::Lister::new(&cfg.query));
+        let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),

@@ -199,6 +199,14 @@ async fn paging_sees_every_user_once_and_keeps_its_snapshot() {
         start += page.len();
     }
     assert_eq!(ids.len(), USERS);
+    // Every later page came from the snapshot, and costs one directory search: its entries.
+    let m = gw.scrape().await;
+    let snapshot = |result| m.sum("scim_gateway_cache_lookups_total", &[("cache", "snapshot"), ("result", result)]);
+    assert_eq!((snapshot("hit"), snapshot("miss")), ((USERS / 100) as f64, 0.0));
+    let ops = async || gw.scrape().await.sum("scim_gateway_ldap_operation_duration_seconds_count", &[]);
+    let before = ops().await;
+    gw.get("/Users?startIndex=2901&count=100").await;
+    assert_eq!(ops().await - before, 1.0);
     let again = gw.get("/Users?startIndex=1&count=1").await;
     assert_eq!(again.body["totalResults"], USERS + 1);
     // count=0 answers the total only; past the end, an empty page with the total.

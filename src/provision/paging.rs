@@ -13,6 +13,7 @@ use super::Result;
 use crate::config::QueryConfig;
 use crate::directory::{Entry, LdapFilter, Scope, Search};
 use crate::mapping::Translated;
+use crate::metrics::Metrics;
 use crate::scim::eval;
 use crate::scim::filter::Filter;
 use crate::scim::list::{Projection, Query};
@@ -22,6 +23,7 @@ use crate::scim::{self, ScimType};
 pub struct Lister {
     snapshots: Snapshots,
     max_candidates: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// How a resource type answers one list request.
@@ -39,14 +41,21 @@ pub struct Plan<'a> {
 }
 
 impl Lister {
-    pub fn new(cfg: &QueryConfig) -> Lister {
-        Lister { snapshots: Snapshots::new(cfg), max_candidates: cfg.max_candidates.max(1) }
+    pub fn new(cfg: &QueryConfig, metrics: Arc<Metrics>) -> Lister {
+        Lister { snapshots: Snapshots::new(cfg), max_candidates: cfg.max_candidates.max(1), metrics }
     }
 
     /// The total and the entries of the page `plan.query` asks for, in the result's order.
     pub async fn page(&self, store: &Store<'_>, plan: Plan<'_>) -> Result<(usize, Vec<Entry>)> {
         let q = plan.query;
-        let cached = if q.start_index > 1 { self.snapshots.get(&plan.key).await } else { None };
+        let cached = match q.start_index {
+            1 => None,
+            _ => {
+                let found = self.snapshots.get(&plan.key).await;
+                self.metrics.cache_lookup("snapshot", found.is_some());
+                found
+            }
+        };
         let ids = match cached {
             Some(ids) => ids,
             None => {
