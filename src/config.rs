@@ -104,6 +104,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub query: QueryConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
     pub groups: Option<ResourceConfig>,
@@ -300,6 +302,25 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { enabled: true, ttl_secs: 60, capacity: 100_000 }
+    }
+}
+
+/// `[query]`: the bounds of list requests (see docs/query.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// The most entries the gateway reads to check a filter the directory cannot decide
+    /// exactly, or to sort; beyond it the request is refused (400 tooMany).
+    pub max_candidates: usize,
+    /// How long the ordered ids of a result stay for its later pages.
+    pub snapshot_ttl_secs: u64,
+    /// Ids held in all snapshots together; the least used snapshots go first.
+    pub snapshot_capacity: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_capacity: 2_000_000 }
     }
 }
 

@@ -157,6 +157,12 @@ impl Change {
 pub trait Directory: Send + Sync {
     /// All matching entries; paged underneath so the server's page size never truncates.
     async fn search(&self, search: &Search) -> Result<Vec<Entry>>;
+    /// As [`Directory::search`], but `None` once more than `max` entries match, so a result
+    /// too large to handle is not read whole.
+    async fn search_at_most(&self, search: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        let found = self.search(search).await?;
+        Ok((found.len() <= max).then_some(found))
+    }
     /// Adds an entry; with `password`, sets it too (as [`Directory::set_password`] does), or
     /// leaves no entry behind.
     async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()>;

@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::members::Members;
+use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::{Dialect, UserGroups};
 use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{Entity, GroupMapping, UserMapping, Write};
+use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -26,6 +27,7 @@ pub struct Users {
     /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
+    lister: Arc<Lister>,
 }
 
 impl Users {
@@ -35,8 +37,9 @@ impl Users {
         dialect: Dialect,
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
+        lister: Arc<Lister>,
     ) -> Self {
-        Users { dir, map, dialect, groups, cache }
+        Users { dir, map, dialect, groups, cache, lister }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -57,7 +60,7 @@ impl Resources for Users {
         self.render(&entry, projection, root).await
     }
 
-    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
         if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
             let found = self.by_user_name(&self.map.stored_user_name(name)).await?;
             let mut resources = Vec::new();
@@ -66,11 +69,23 @@ impl Resources for Users {
             }
             return Ok(list_response(resources, found.len(), query.start_index));
         }
-        let filter = match &query.filter {
+        let translated = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
-            None => self.map.filter.clone(),
+            None => Translated { filter: self.map.filter.clone(), exact: true },
         };
-        let (total, entries) = self.store().page(filter, query, self.attrs()).await?;
+        let resource = |e: &Entry| match self.map.to_resource(e, "") {
+            Value::Object(r) => r,
+            _ => Map::new(),
+        };
+        let plan = Plan {
+            translated,
+            query,
+            key: format!("User\n{caller}\n{}", query.result_key()),
+            resource: &resource,
+            schema: USER_SCHEMA,
+            attrs: self.attrs_for(&query.projection),
+        };
+        let (total, entries) = self.lister.page(&self.store(), plan).await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             resources.push(self.render(e, &query.projection, root).await?);
@@ -303,8 +318,14 @@ impl Users {
 
     /// What a read asks for: the mapped attributes, and `memberOf` when `groups` come from it.
     fn attrs(&self) -> Vec<String> {
-        let mut attrs = self.map.read_attrs.clone();
-        if self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf) {
+        self.attrs_for(&Projection::default())
+    }
+
+    /// What a read for an answer showing `projection` asks for.
+    fn attrs_for(&self, projection: &Projection) -> Vec<String> {
+        let mut attrs = self.map.read_attrs_for(projection);
+        let member_of = self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf);
+        if member_of && projection.wants("groups") {
             attrs.push("memberOf".into());
         }
         attrs

@@ -101,6 +101,47 @@ impl LdapDirectory {
     }
 }
 
+impl LdapDirectory {
+    /// A paged search, given up (and abandoned on the server) once more than `max` entries came.
+    async fn search_limited(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        let filter = self.dialect.filter(&s.filter).to_string();
+        let attrs = range::request(&s.attrs, self.range_size);
+        let (page_size, dialect, step) = (self.page_size, self.dialect, self.range_size);
+        self.run("search", true, |mut ldap| {
+            let (filter, attrs) = (filter.clone(), attrs.clone());
+            async move {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> =
+                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
+                let mut stream = ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
+                let mut entries = Vec::new();
+                while let Some(raw) = stream.next().await? {
+                    if entries.len() == max {
+                        let (mut handle, id) = (stream.ldap_handle().clone(), stream.ldap_handle().last_id());
+                        stream.finish().await;
+                        handle.abandon(id).await?;
+                        return Ok(None);
+                    }
+                    entries.push(range::entry(SearchEntry::construct(raw), dialect));
+                }
+                let done = stream.finish().await;
+                match done.rc {
+                    0 => {}
+                    // The base itself is missing: nothing matches.
+                    32 => return Ok(Some(Vec::new())),
+                    _ => return Err(LdapError::LdapResult { result: done }),
+                }
+                let mut complete = Vec::with_capacity(entries.len());
+                for (mut entry, pending) in entries {
+                    range::follow(&mut ldap, &mut entry, pending, step).await?;
+                    complete.push(entry);
+                }
+                Ok(Some(complete))
+            }
+        })
+        .await
+    }
+}
+
 fn scope(s: Scope) -> ldap3::Scope {
     match s {
         Scope::Base => ldap3::Scope::Base,
@@ -116,35 +157,11 @@ fn values(v: &[String]) -> HashSet<&str> {
 #[async_trait]
 impl Directory for LdapDirectory {
     async fn search(&self, s: &Search) -> Result<Vec<Entry>> {
-        let filter = self.dialect.filter(&s.filter).to_string();
-        let attrs = range::request(&s.attrs, self.range_size);
-        let (page_size, dialect, step) = (self.page_size, self.dialect, self.range_size);
-        self.run("search", true, |mut ldap| {
-            let (filter, attrs) = (filter.clone(), attrs.clone());
-            async move {
-                let adapters: Vec<Box<dyn Adapter<_, _>>> =
-                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
-                let mut stream = ldap.streaming_search_with(adapters, &s.base, scope(s.scope), &filter, attrs).await?;
-                let mut entries = Vec::new();
-                while let Some(raw) = stream.next().await? {
-                    entries.push(range::entry(SearchEntry::construct(raw), dialect));
-                }
-                let done = stream.finish().await;
-                match done.rc {
-                    0 => {}
-                    // The base itself is missing: nothing matches.
-                    32 => return Ok(Vec::new()),
-                    _ => return Err(LdapError::LdapResult { result: done }),
-                }
-                let mut complete = Vec::with_capacity(entries.len());
-                for (mut entry, pending) in entries {
-                    range::follow(&mut ldap, &mut entry, pending, step).await?;
-                    complete.push(entry);
-                }
-                Ok(complete)
-            }
-        })
-        .await
+        Ok(self.search_limited(s, usize::MAX).await?.unwrap_or_default())
+    }
+
+    async fn search_at_most(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        self.search_limited(s, max).await
     }
 
     async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()> {
