@@ -198,17 +198,25 @@ async fn a_group_larger_than_one_range_reads_completely() {
     let ou = samba.ou("large").await;
     let started = std::time::Instant::now();
     let mut admin = samba.admin().await;
-    let mut dns = Vec::with_capacity(N);
-    for i in 0..N {
-        let (cn, sam) = (format!("big{i:04}@example.test"), format!("big{i:04}"));
-        let dn = format!("CN={cn},{ou}");
-        let attrs = vec![
-            ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "user"])),
-            ("sAMAccountName", HashSet::from([sam.as_str()])),
-            ("userPrincipalName", HashSet::from([cn.as_str()])),
-        ];
-        admin.add(&dn, attrs).await.unwrap().success().unwrap();
-        dns.push(dn);
+    let dns: Vec<String> = (0..N).map(|i| format!("CN=big{i:04}@example.test,{ou}")).collect();
+    // Eight adds in flight on the one connection: the DC is never idle waiting for the next.
+    let mut adding = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let (mut ldap, ou) = (admin.clone(), ou.clone());
+        adding.spawn(async move {
+            for i in (lane..N).step_by(8) {
+                let (cn, sam) = (format!("big{i:04}@example.test"), format!("big{i:04}"));
+                let attrs = vec![
+                    ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "user"])),
+                    ("sAMAccountName", HashSet::from([sam.as_str()])),
+                    ("userPrincipalName", HashSet::from([cn.as_str()])),
+                ];
+                ldap.add(&format!("CN={cn},{ou}"), attrs).await.unwrap().success().unwrap();
+            }
+        });
+    }
+    while let Some(done) = adding.join_next().await {
+        done.expect("adds");
     }
     let group_dn = format!("CN=Everyone Big,{ou}");
     let members: HashSet<&str> = dns.iter().map(String::as_str).collect();
