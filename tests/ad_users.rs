@@ -320,3 +320,21 @@ async fn missing_rights_are_403_with_a_hint() {
     assert!(!detail.contains("Eve-pass-1") && !detail.contains("Svc-pass-1"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_preset_checks_clean_against_the_schema() {
+    let samba = Samba::shared();
+    let loaded = scim_gateway::config::Loaded::parse(
+        "active-directory.toml",
+        samba.preset(&format!("OU=nowhere,{}", common::samba::BASE)),
+    )
+    .expect("preset");
+    let gateway = scim_gateway::Gateway::new(&loaded).expect("gateway");
+    let findings = gateway.check_schema().await.expect("AD's subschema read");
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f, scim_gateway::mapping::Finding::Error(_)))
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
