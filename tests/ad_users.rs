@@ -184,7 +184,8 @@ async fn deactivate_reactivate_and_password_push() {
     assert_eq!(off.status, 200, "{:#}", off.body);
     assert_eq!(off.body["active"], false);
     assert_eq!(uac(&ad_user(samba, &ou, "bob@example.test").await.unwrap()), 0x10202, "only 0x2 changed");
-    let refused = samba.try_bind("bob@example.test", "Initial-pw1").await.err().expect("disabled").to_string();
+    let Err(refused) = samba.try_bind("bob@example.test", "Initial-pw1").await else { panic!("a disabled user bound") };
+    let refused = refused.to_string();
     assert!(refused.contains("data 533"), "AD says: account disabled: {refused}");
     let inactive = gw.get(&format!("/Users?filter={}", q("active eq false"))).await;
     assert_eq!(inactive.body["totalResults"], 1, "{:#}", inactive.body);
