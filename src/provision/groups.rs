@@ -112,8 +112,9 @@ impl Resources for Groups {
             (None, true) => {}
         }
         extra.extend(self.store().allocate().await?);
+        extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs) = self.map.new_entry(&values, extra)?;
-        let added = self.dir.add(&dn, &attrs).await;
+        let added = self.dir.add(&dn, &attrs, None).await;
         self.members_changed();
         added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {

@@ -119,13 +119,15 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         changes.into_iter().partition(|c| matches!(c, Change::Add(_, v) | Change::Delete(_, v) if !v.is_empty()));
     modify_once(dir, dn, &others, stand_in).await?;
     for change in values {
-        let (attr, list) = match &change {
-            Change::Add(a, v) | Change::Delete(a, v) | Change::Replace(a, v) => (a, v),
+        let (adds, attr, list) = match &change {
+            Change::Add(a, v) => (true, a, v),
+            Change::Delete(a, v) => (false, a, v),
+            Change::Replace(..) | Change::Swap(..) => continue, // partitioned into `others`
         };
         for v in list {
-            let one = match change {
-                Change::Add(..) => Change::Add(attr.clone(), vec![v.clone()]),
-                _ => Change::Delete(attr.clone(), vec![v.clone()]),
+            let one = match adds {
+                true => Change::Add(attr.clone(), vec![v.clone()]),
+                false => Change::Delete(attr.clone(), vec![v.clone()]),
             };
             match modify_once(dir, dn, &[one], stand_in).await {
                 Ok(()) | Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}

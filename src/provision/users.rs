@@ -11,7 +11,7 @@ use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
-use crate::config::UserGroups;
+use crate::config::{Dialect, UserGroups};
 use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
@@ -22,6 +22,8 @@ use crate::scim::{self, patch, USER_SCHEMA};
 pub struct Users {
     dir: Arc<dyn Directory>,
     map: UserMapping,
+    /// What the directory refuses that the gateway checks first (AD's sAMAccountName).
+    dialect: Dialect,
     /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
@@ -32,11 +34,12 @@ impl Users {
     pub fn new(
         dir: Arc<dyn Directory>,
         map: UserMapping,
+        dialect: Dialect,
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
         lister: Arc<Lister>,
     ) -> Self {
-        Users { dir, map, groups, cache, lister }
+        Users { dir, map, dialect, groups, cache, lister }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -93,7 +96,7 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res)?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
         let added = self.add(&dn, &attrs, &w).await;
@@ -121,7 +124,7 @@ impl Resources for Users {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res)?;
         self.update(entry, w, root).await
     }
 
@@ -141,7 +144,7 @@ impl Resources for Users {
         };
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
-        let w = self.map.to_write(&res)?;
+        let w = self.to_write(&res)?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -180,6 +183,13 @@ impl Users {
         self.render(&entry, &Projection::default(), root).await
     }
 
+    /// What `res` asks the directory to hold, refused here when the directory could not hold it.
+    fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
+        let w = self.map.to_write(res)?;
+        self.dialect.check_user(&w.attrs).map_err(scim::Error::value)?;
+        Ok(w)
+    }
+
     /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
     fn refuse_unmapped(&self, res: &Map<String, Value>) -> Result<()> {
         refuse_unmapped(&self.map, res, &["active", "password", "groups"])
@@ -195,28 +205,19 @@ impl Users {
         let changes = self.map.user_changes(entry, w);
         let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
         let rdn = self.map.renamed(entry, &w.attrs)?;
-        let dn = self.store().write(entry, rdn, changes, None).await?;
+        // The password first: AD enables an account only once it has one.
         if let Some(password) = &w.password {
-            self.dir.set_password(&dn, password).await?;
+            self.dir.set_password(&entry.dn, password).await?;
             changed.push(PASSWORD.into());
         }
+        let dn = self.store().write(entry, rdn, changes, None).await?;
         Ok((dn, changed))
     }
 
-    /// Adds the entry and sets its password, or leaves no entry behind.
+    /// Adds the entry with its password, or leaves no entry behind.
     async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
         self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
-        if let Some(password) = &w.password {
-            if let Err(e) = self.dir.set_password(dn, password).await {
-                // A user without the password the IdP set is worse than none: undo the add.
-                if let Err(undo) = self.dir.delete(dn).await {
-                    tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
-                }
-                return Err(e.into());
-            }
-        }
-        Ok(())
+        self.dir.add(dn, attrs, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
     }
 
     /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
@@ -233,7 +234,7 @@ impl Users {
         let attrs = vec![id_attr.clone(), version_attr.clone()];
         let holders = self.store().search(&self.map.base_dn, Scope::Subtree, filter, attrs).await?;
         let id = entry.first(id_attr);
-        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| v < version);
+        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| older(v, version));
         if !holders.iter().any(earlier) {
             return Ok(());
         }
@@ -358,6 +359,15 @@ pub(super) fn refuse_unmapped(entity: &Entity, res: &Map<String, Value>, handled
             unmapped.join(", ")
         ))
         .into()),
+    }
+}
+
+/// Whether version `a` was written before `b`: numbers (AD's uSNChanged) compare as numbers,
+/// anything else (OpenLDAP's entryCSN, a timestamp) as text.
+fn older(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => a < b,
     }
 }
 
