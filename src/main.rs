@@ -57,7 +57,9 @@ fn main() -> ExitCode {
         // A dry run writes nothing, so it has nothing to audit.
         filter = filter.add_directive("audit=off".parse().expect("a valid directive"));
     }
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: escape codes would litter a log file or the journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

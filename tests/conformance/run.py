@@ -26,6 +26,7 @@ def main() -> None:
                     "resource_type": result.resource_type,
                     "reason": result.reason,
                     "tags": sorted(result.tags),
+                    "data": result.data if result.status.name in ("ERROR", "CRITICAL") else None,
                 },
                 default=str,
             )
