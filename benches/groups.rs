@@ -8,26 +8,18 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use common::gateway::{q, TestGateway};
 use common::{group_ldif, users_ldif, Slapd};
 use serde_json::json;
-
-fn median(mut d: Vec<Duration>) -> Duration {
-    d.sort();
-    d[d.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use support::{median, ms};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let (size, rounds) = if full { (50_000, 200) } else { (500, 10) };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(size, rounds));
+    let (size, rounds) = if support::full_run() { (50_000, 200) } else { (500, 10) };
+    support::runtime().block_on(run(size, rounds));
 }
 
 async fn run(size: usize, rounds: usize) {
