@@ -53,7 +53,8 @@ async fn okta_create_lookup_and_conflict() {
     let ou = samba.ou("okta-create").await;
     let gw = gateway(samba, &ou).await;
 
-    let none = gw.get(&format!("/Users?filter={}&startIndex=1&count=100", q(r#"userName eq "jdoe@example.test""#))).await;
+    let none =
+        gw.get(&format!("/Users?filter={}&startIndex=1&count=100", q(r#"userName eq "jdoe@example.test""#))).await;
     assert_eq!((none.status.as_u16(), &none.body["totalResults"]), (200, &json!(0)), "{:#}", none.body);
 
     let created = gw.post("/Users", &okta_user("jdoe@example.test", Some("t3mpP@ss!x"))).await;
@@ -110,7 +111,10 @@ async fn create_without_password_is_disabled_and_names_are_checked() {
     // A password and active = true together enable it.
     let id = created.body["id"].as_str().unwrap();
     let on = gw
-        .patch(&format!("/Users/{id}"), json!([{"op": "replace", "value": {"password": "Fresh-pass-9", "active": true}}]))
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "value": {"password": "Fresh-pass-9", "active": true}}]),
+        )
         .await;
     assert_eq!(on.status, 200, "{:#}", on.body);
     assert_eq!(on.body["active"], true);
@@ -180,7 +184,8 @@ async fn deactivate_reactivate_and_password_push() {
     assert_eq!(off.status, 200, "{:#}", off.body);
     assert_eq!(off.body["active"], false);
     assert_eq!(uac(&ad_user(samba, &ou, "bob@example.test").await.unwrap()), 0x10202, "only 0x2 changed");
-    let refused = samba.try_bind("bob@example.test", "Initial-pw1").await.err().expect("disabled").to_string();
+    let Err(refused) = samba.try_bind("bob@example.test", "Initial-pw1").await else { panic!("a disabled user bound") };
+    let refused = refused.to_string();
     assert!(refused.contains("data 533"), "AD says: account disabled: {refused}");
     let inactive = gw.get(&format!("/Users?filter={}", q("active eq false"))).await;
     assert_eq!(inactive.body["totalResults"], 1, "{:#}", inactive.body);
@@ -246,7 +251,8 @@ async fn entra_patch_forms_and_delete() {
     assert_eq!(e.attrs["displayName"], ["Ray Doe"]);
     assert_eq!(uac(&e) & 0x2, 0x2);
 
-    let removed = gw.patch(&format!("/Users/{id}"), json!([{"op": "Remove", "path": "emails[type eq \"work\"]"}])).await;
+    let removed =
+        gw.patch(&format!("/Users/{id}"), json!([{"op": "Remove", "path": "emails[type eq \"work\"]"}])).await;
     assert_eq!(removed.status, 200, "{:#}", removed.body);
     assert!(!ad_user(samba, &ou, "ray@example.test").await.unwrap().attrs.contains_key("mail"));
 
@@ -314,4 +320,22 @@ async fn missing_rights_are_403_with_a_hint() {
     assert!(detail.contains("delegate control"), "{detail}");
     assert!(!detail.contains("Eve-pass-1") && !detail.contains("Svc-pass-1"));
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_preset_checks_clean_against_the_schema() {
+    let samba = Samba::shared();
+    let loaded = scim_gateway::config::Loaded::parse(
+        "active-directory.toml",
+        samba.preset(&format!("OU=nowhere,{}", common::samba::BASE)),
+    )
+    .expect("preset");
+    let gateway = scim_gateway::Gateway::new(&loaded).expect("gateway");
+    let findings = gateway.check_schema().await.expect("AD's subschema read");
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f, scim_gateway::mapping::Finding::Error(_)))
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
