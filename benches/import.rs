@@ -61,9 +61,16 @@ async fn import(gw: &TestGateway, users: usize) -> Import {
 async fn raw(slapd: &Slapd, attrs: &[String], users: usize) -> Duration {
     let mut ldap = slapd.bind(&slapd.service_dn, &slapd.service_password).await;
     let started = Instant::now();
-    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(RAW_PAGE))];
+    let adapters: Vec<Box<dyn Adapter<_, _>>> =
+        vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(RAW_PAGE))];
     let mut stream = ldap
-        .streaming_search_with(adapters, "ou=people,dc=example,dc=test", ldap3::Scope::Subtree, "(objectClass=inetOrgPerson)", attrs.to_vec())
+        .streaming_search_with(
+            adapters,
+            "ou=people,dc=example,dc=test",
+            ldap3::Scope::Subtree,
+            "(objectClass=inetOrgPerson)",
+            attrs.to_vec(),
+        )
         .await
         .unwrap();
     let mut n = 0;

@@ -86,7 +86,14 @@ impl Gateway {
                 .flatten()
                 .collect(),
             groups: groups.clone().map(|g| {
-                provision::Groups::new(directory.clone(), g, users.clone(), dn_attr.clone(), cache.clone(), lister.clone())
+                provision::Groups::new(
+                    directory.clone(),
+                    g,
+                    users.clone(),
+                    dn_attr.clone(),
+                    cache.clone(),
+                    lister.clone(),
+                )
             }),
             users: provision::Users::new(directory.clone(), users, groups.map(|g| (g, dn_attr)), cache, lister),
             directory: directory.clone(),

@@ -61,9 +61,18 @@ async fn every_operator_on_thousands_of_users() {
         (r#"name.familyName lt "1000""#, count_where(|i| s(i).as_str() < "1000")),
         (r#"userName le "user1""#, count_where(|i| uid(i).as_str() <= "user1")),
         // Precedence: and binds tighter than or.
-        (r#"userName eq "user1" or userName sw "user2" and name.familyName ew "5""#, 1 + count_where(|i| s(i).starts_with('2') && s(i).ends_with('5'))),
-        (r#"(userName eq "user1" or userName sw "user2") and name.familyName ew "5""#, count_where(|i| s(i).starts_with('2') && s(i).ends_with('5'))),
-        (r#"userName sw "user1" and not (name.familyName lt "1500")"#, count_where(|i| s(i).starts_with('1') && s(i).as_str() >= "1500")),
+        (
+            r#"userName eq "user1" or userName sw "user2" and name.familyName ew "5""#,
+            1 + count_where(|i| s(i).starts_with('2') && s(i).ends_with('5')),
+        ),
+        (
+            r#"(userName eq "user1" or userName sw "user2") and name.familyName ew "5""#,
+            count_where(|i| s(i).starts_with('2') && s(i).ends_with('5')),
+        ),
+        (
+            r#"userName sw "user1" and not (name.familyName lt "1500")"#,
+            count_where(|i| s(i).starts_with('1') && s(i).as_str() >= "1500"),
+        ),
         (r#"active eq true and userName sw "user7""#, count_where(|i| s(i).starts_with('7'))),
         (r#"active eq false"#, 0),
         (r#"meta.created gt "2000-01-01T00:00:00Z""#, USERS),
@@ -95,10 +104,8 @@ async fn case_exact_attributes_and_the_candidate_cap() {
     assert_eq!(total(&gw, r#"externalId sw "AB""#).await, 1);
     assert_eq!(total(&gw, r#"externalId ne "Ab-7" and externalId pr"#).await, 1);
     // More candidates than the cap: refused, saying why, rather than answered partly.
-    for too_many in [
-        format!("/Users?filter={}", q(r#"name.familyName gt "1""#)),
-        "/Users?sortBy=userName".to_string(),
-    ] {
+    for too_many in [format!("/Users?filter={}", q(r#"name.familyName gt "1""#)), "/Users?sortBy=userName".to_string()]
+    {
         let a = gw.get(&too_many).await;
         a.assert_error(400, Some("tooMany"));
         assert!(a.body["detail"].as_str().unwrap().contains("max_candidates"), "{:#}", a.body);
@@ -148,7 +155,8 @@ async fn projection_in_the_query_and_in_search_bodies() {
     assert_eq!(g.body["totalResults"], 1, "{:#}", g.body);
     assert!(g.body["Resources"][0].get("members").is_none());
     let g = gw.post("/Groups/.search", &json!({"sortBy": "displayName", "attributes": "displayName,members"})).await;
-    let names: Vec<&str> = g.body["Resources"].as_array().unwrap().iter().map(|r| r["displayName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        g.body["Resources"].as_array().unwrap().iter().map(|r| r["displayName"].as_str().unwrap()).collect();
     assert_eq!(names, ["ops", "staff"]);
     assert_eq!(g.body["Resources"][1]["members"].as_array().unwrap().len(), 3);
     gw.post("/.search", &json!({"filter": "userName pr"})).await.assert_error(501, None);
@@ -165,7 +173,13 @@ async fn sorting_is_stable_across_pages() {
     for start in (1..=USERS).step_by(700) {
         let a = gw.get(&format!("/Users?sortBy=name.familyName&startIndex={start}&count=700&attributes=name")).await;
         assert_eq!(a.body["totalResults"], USERS);
-        seen.extend(a.body["Resources"].as_array().unwrap().iter().map(|r| r["name"]["familyName"].as_str().unwrap().to_owned()));
+        seen.extend(
+            a.body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"]["familyName"].as_str().unwrap().to_owned()),
+        );
     }
     assert_eq!(seen, expected);
     let a = gw.get("/Users?sortBy=userName&sortOrder=descending&count=2&attributes=userName").await;
@@ -211,7 +225,10 @@ async fn paging_sees_every_user_once_and_keeps_its_snapshot() {
     assert_eq!(again.body["totalResults"], USERS + 1);
     // count=0 answers the total only; past the end, an empty page with the total.
     let a = gw.get("/Users?count=0").await;
-    assert_eq!((a.body["totalResults"].as_u64(), a.body["Resources"].as_array().map(Vec::len)), (Some(USERS as u64 + 1), Some(0)));
+    assert_eq!(
+        (a.body["totalResults"].as_u64(), a.body["Resources"].as_array().map(Vec::len)),
+        (Some(USERS as u64 + 1), Some(0))
+    );
     let a = gw.get(&format!("/Users?startIndex={}", USERS + 10)).await;
     assert_eq!(a.body["Resources"], Value::Array(vec![]));
     assert_eq!(a.body["totalResults"], USERS + 1);

@@ -456,7 +456,12 @@ mod tests {
         );
         assert!(!exact(r#"not (title lt "m") and userName eq "x""#));
         assert_eq!(ldap(r#"title lt "m" or userName eq "x""#), "(&(objectClass=inetOrgPerson)(|(title=*)(uid=x)))");
-        for ok in [r#"userName eq "x""#, r#"not (userName eq "x")"#, "active eq false", r#"meta.created gt "2026-01-01T00:00:00Z""#] {
+        for ok in [
+            r#"userName eq "x""#,
+            r#"not (userName eq "x")"#,
+            "active eq false",
+            r#"meta.created gt "2026-01-01T00:00:00Z""#,
+        ] {
             assert!(exact(ok), "{ok}");
         }
     }

@@ -13,7 +13,9 @@ impl Entity {
         }
         let computed = |a: &str| self.computed.iter().any(|c| c.ldap.eq_ignore_ascii_case(a));
         let wanted = |a: &&String| match self.rules.iter().find(|r| r.ldap.eq_ignore_ascii_case(a)) {
-            Some(rule) => rule.direction.reads() && projection.wants_in(rule.target.schema.as_deref(), &rule.target.attr),
+            Some(rule) => {
+                rule.direction.reads() && projection.wants_in(rule.target.schema.as_deref(), &rule.target.attr)
+            }
             None => !computed(a),
         };
         self.read_attrs.iter().filter(wanted).cloned().collect()

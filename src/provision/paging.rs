@@ -87,7 +87,8 @@ impl Lister {
             return Ok(found.iter().filter_map(|e| e.first(id_attr)).map(str::to_owned).collect());
         }
         search.attrs.extend(entity.read_attrs_for(&Projection::needed_by(check, q.sort.as_ref())));
-        let found = store.dir.search_at_most(&search, self.max_candidates).await?.ok_or_else(|| too_many(self, check))?;
+        let found =
+            store.dir.search_at_most(&search, self.max_candidates).await?.ok_or_else(|| too_many(self, check))?;
         let mut kept: Vec<(&str, Map<String, Value>)> = found
             .iter()
             .filter_map(|e| Some((e.first(id_attr)?, (plan.resource)(e))))

@@ -88,11 +88,8 @@ fn attribute<'a>(
     path: &AttrPath,
 ) -> (Option<&'a Value>, Option<&'static AttrDef>) {
     let urn = path.urn.as_deref().unwrap_or(schema);
-    let container = if urn.eq_ignore_ascii_case(schema) {
-        Some(res)
-    } else {
-        get_ci(res, urn).and_then(Value::as_object)
-    };
+    let container =
+        if urn.eq_ignore_ascii_case(schema) { Some(res) } else { get_ci(res, urn).and_then(Value::as_object) };
     (container.and_then(|c| get_ci(c, &path.name)), definition(urn, schema, &path.name))
 }
 
