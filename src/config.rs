@@ -493,6 +493,9 @@ pub struct AttributeRule {
     pub replace: Option<Spanned<[String; 2]>>,
     /// A boolean SCIM attribute stored as these strings: `[true, false]`, e.g. `["Y", "N"]`.
     pub boolean: Option<[String; 2]>,
+    /// Creates and replacements must carry a value (advertised as `required` in /Schemas).
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// Whether a `scim` rule is read from the directory, written to it, or both.

@@ -69,6 +69,8 @@ pub struct Rule {
     pub steps: Steps,
     /// A boolean stored as these strings (true, false) instead of LDAP's TRUE / FALSE.
     pub boolean: Option<(String, String)>,
+    /// A create or replacement without a value is refused.
+    pub required: bool,
 }
 
 /// An LDAP attribute written from a template or a constant, never read back.
@@ -185,6 +187,7 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         direction: Direction::Both,
         steps: Steps::default(),
         boolean: None,
+        required: false,
     })
 }
 

@@ -19,9 +19,11 @@ impl Entity {
         let mut values = Values::new();
         for rule in self.rules.iter().filter(|r| r.direction.writes()) {
             let v = lookup(res, rule).map(|v| ldap_value(rule, v)).transpose()?.flatten();
-            if let Some(v) = rule.steps.apply(v) {
-                values.insert(rule.ldap.clone(), v);
-            }
+            match rule.steps.apply(v) {
+                Some(v) => values.insert(rule.ldap.clone(), v),
+                None if rule.required => return Err(Error::InvalidValue(format!("{} is required", rule.target))),
+                None => None,
+            };
         }
         for c in &self.computed {
             let v = render(&c.pieces, |r| lookup(res, r).and_then(|v| ldap_value(r, v).ok().flatten()));

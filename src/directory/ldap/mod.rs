@@ -103,6 +103,7 @@ impl LdapDirectory {
 
 impl LdapDirectory {
     /// A paged search, given up (and abandoned on the server) once more than `max` entries came.
+    /// Ranged values (AD's `member;range=…`) are then read to the end.
     async fn search_limited(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
         let filter = self.dialect.filter(&s.filter).to_string();
         let attrs = range::request(&s.attrs, self.range_size);
