@@ -369,3 +369,17 @@ async fn filters_and_sorting_through_the_mapping() {
     assert_eq!(names, ["cat@example.test", "ben@example.test", "amy@example.test"], "{:#}", sorted.body);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn starttls_carries_passwords_too() {
+    let samba = Samba::shared();
+    let ou = samba.ou("starttls").await;
+    let text =
+        samba.preset(&ou).replace(&samba.ldaps_url, &samba.ldap_url).replace("page_size = 1000", "starttls = true");
+    let gw = TestGateway::from_text(text).await;
+    let created = gw.post("/Users", &okta_user("tls@example.test", Some("Start-tls-1"))).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    assert_eq!(created.body["active"], true);
+    assert!(samba.can_bind("tls@example.test", "Start-tls-1").await);
+    gw.stop().await;
+}
