@@ -170,6 +170,7 @@ impl Resources for Groups {
         self.store().check_version(&entry, if_match)?;
         let deleted = self.dir.delete(&entry.dn).await;
         self.members_changed();
+        self.user_cache.forget_groups();
         deleted?;
         audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), []);
         Ok(())
@@ -183,8 +184,13 @@ impl Groups {
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
         let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        // A rename or a new display name changes what users' `groups` show; members alone do not.
+        let described = rdn.is_some() || changed.iter().any(|a| !a.eq_ignore_ascii_case(&self.map.members.attr));
         let written = self.store().write(entry, rdn, changes, self.stand_in()).await;
         self.members_changed();
+        if described {
+            self.user_cache.forget_groups();
+        }
         let dn = written?;
         dedup_ci(&mut changed);
         if !changed.is_empty() {
@@ -258,7 +264,13 @@ impl Groups {
     }
 
     fn members(&self) -> Members<'_> {
-        Members { dir: self.dir.as_ref(), users: &self.users, groups: &self.map, dn_attr: &self.dn_attr }
+        Members {
+            dir: self.dir.as_ref(),
+            users: &self.users,
+            groups: &self.map,
+            dn_attr: &self.dn_attr,
+            cache: &self.user_cache,
+        }
     }
 }
 
