@@ -107,6 +107,17 @@ async fn a_cached_user_in_groups_renders_without_a_round_trip_and_sees_renames()
     assert_eq!(counts(&gw).await.0, ops, "the user and its groups came from the cache");
 
     let path = format!("/Groups/{}", group.body["id"].as_str().unwrap());
+
+    // A member added by id: that user shows the group at once; other cached users stay cached.
+    let joiner = gw.post("/Users", &okta_user("joiner@example.com", None)).await.body;
+    assert!(lookup(&gw, "joiner@example.com").await[0].get("groups").is_none());
+    let added = gw.patch(&path, json!([{"op": "add", "path": "members", "value": [{"value": joiner["id"]}]}])).await;
+    assert_eq!(added.status, 204, "{:#}", added.body);
+    let (ops, _) = counts(&gw).await;
+    assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Pilots"));
+    assert_eq!(counts(&gw).await.0, ops, "a member add elsewhere left this user cached");
+    assert_eq!(shown(&lookup(&gw, "joiner@example.com").await).as_deref(), Some("Pilots"));
+
     let renamed = gw.patch(&path, json!([{"op": "replace", "path": "displayName", "value": "Captains"}])).await;
     assert!(renamed.status.is_success(), "{:#}", renamed.body);
     assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Captains"));
