@@ -433,6 +433,22 @@ pub struct AttributeRule {
     pub replace: Option<Spanned<[String; 2]>>,
     /// A boolean SCIM attribute stored as these strings: `[true, false]`, e.g. `["Y", "N"]`.
     pub boolean: Option<[String; 2]>,
+    /// One SCIM string ⇄ several LDAP values, cut at (and joined with) this separator.
+    pub split: Option<Spanned<String>>,
+    /// Several SCIM values ⇄ one LDAP value, joined with (and cut at) this separator.
+    pub join: Option<Spanned<String>>,
+    /// A two-way conversion of the value's representation.
+    pub convert: Option<Spanned<Convert>>,
+}
+
+/// How a value is represented on each side, converted both ways.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    /// SCIM dateTime (RFC 3339) ⇄ LDAP generalized time (`20261122220530Z`).
+    GeneralizedTime,
+    /// SCIM base64 text ⇄ LDAP bytes (`jpegPhoto`, `userCertificate;binary`).
+    Base64,
 }
 
 /// Whether a `scim` rule is read from the directory, written to it, or both.

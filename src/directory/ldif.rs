@@ -11,6 +11,7 @@ pub enum Write {
     Add {
         dn: String,
         attrs: Vec<(String, Vec<String>)>,
+        binary: super::Binary,
     },
     Modify {
         dn: String,
@@ -30,23 +31,28 @@ pub enum Write {
 }
 
 /// `name: value`, or `name:: base64` where RFC 2849 does not allow the value as is.
-fn line(name: &str, value: &str) -> String {
-    let safe = !value.starts_with([' ', ':', '<'])
-        && !value.ends_with(' ')
-        && value.bytes().all(|b| b.is_ascii() && b != b'\0' && b != b'\n' && b != b'\r');
-    if safe {
-        format!("{name}: {value}\n")
-    } else {
-        format!("{name}:: {}\n", base64::engine::general_purpose::STANDARD.encode(value))
+fn line(name: &str, value: impl AsRef<[u8]>) -> String {
+    let value = value.as_ref();
+    let safe = !value.starts_with(b" ")
+        && !value.starts_with(b":")
+        && !value.starts_with(b"<")
+        && !value.ends_with(b" ")
+        && value.iter().all(|&b| b.is_ascii() && b != b'\0' && b != b'\n' && b != b'\r');
+    match std::str::from_utf8(value) {
+        Ok(text) if safe => format!("{name}: {text}\n"),
+        _ => format!("{name}:: {}\n", base64::engine::general_purpose::STANDARD.encode(value)),
     }
 }
 
 impl Write {
     pub fn to_ldif(&self) -> String {
         match self {
-            Write::Add { dn, attrs } => {
+            Write::Add { dn, attrs, binary } => {
                 let mut out = line("dn", dn) + "changetype: add\n";
                 for (a, values) in attrs {
+                    out.extend(values.iter().map(|v| line(a, v)));
+                }
+                for (a, values) in binary {
                     out.extend(values.iter().map(|v| line(a, v)));
                 }
                 out
@@ -54,10 +60,11 @@ impl Write {
             Write::Modify { dn, changes } => {
                 let mut out = line("dn", dn) + "changetype: modify\n";
                 for c in changes {
-                    let (op, attr, values) = match c {
-                        Change::Add(a, v) => ("add", a, v),
-                        Change::Delete(a, v) => ("delete", a, v),
-                        Change::Replace(a, v) => ("replace", a, v),
+                    let (op, attr, values): (_, _, Vec<&[u8]>) = match c {
+                        Change::Add(a, v) => ("add", a, v.iter().map(String::as_bytes).collect()),
+                        Change::Delete(a, v) => ("delete", a, v.iter().map(String::as_bytes).collect()),
+                        Change::Replace(a, v) => ("replace", a, v.iter().map(String::as_bytes).collect()),
+                        Change::Binary(a, v) => ("replace", a, v.iter().map(Vec::as_slice).collect()),
                     };
                     out += &format!("{op}: {attr}\n");
                     out.extend(values.iter().map(|v| line(attr, v)));
@@ -83,8 +90,12 @@ mod tests {
         let add = Write::Add {
             dn: "uid=a,dc=x".into(),
             attrs: vec![("cn".into(), vec!["Zoë".into(), " lead".into(), "ok".into()])],
+            binary: vec![("jpegPhoto".into(), vec![vec![0xff, 0xd8]])],
         };
-        assert_eq!(add.to_ldif(), "dn: uid=a,dc=x\nchangetype: add\ncn:: Wm/Dqw==\ncn:: IGxlYWQ=\ncn: ok\n");
+        assert_eq!(
+            add.to_ldif(),
+            "dn: uid=a,dc=x\nchangetype: add\ncn:: Wm/Dqw==\ncn:: IGxlYWQ=\ncn: ok\njpegPhoto:: /9g=\n"
+        );
         let m = Write::Modify {
             dn: "uid=a,dc=x".into(),
             changes: vec![Change::Replace("sn".into(), vec!["B".into()]), Change::Delete("title".into(), vec![])],

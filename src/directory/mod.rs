@@ -2,7 +2,8 @@
 //!
 //! Everything above this module speaks in [`Entry`], [`Search`] and [`Change`]; only
 //! [`ldap`] knows the wire protocol. Values cross this boundary as plain strings and are
-//! escaped here ([`filter`], [`dn`]), never by the callers.
+//! escaped here ([`filter`], [`dn`]), never by the callers; binary values (a `jpegPhoto`, a
+//! certificate) cross as bytes, in [`Entry::bytes`], [`Binary`] and [`Change::Binary`].
 
 pub mod dn;
 pub mod filter;
@@ -64,11 +65,13 @@ pub type Result<T> = std::result::Result<T, DirectoryError>;
 pub struct Entry {
     pub dn: String,
     attrs: BTreeMap<String, Vec<String>>,
+    /// Attributes with a value that is not UTF-8, as the server sent them.
+    bin: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl Entry {
     pub fn new(dn: impl Into<String>) -> Self {
-        Entry { dn: dn.into(), attrs: BTreeMap::new() }
+        Entry { dn: dn.into(), attrs: BTreeMap::new(), bin: BTreeMap::new() }
     }
 
     pub fn with(mut self, attr: &str, values: Vec<String>) -> Self {
@@ -82,7 +85,21 @@ impl Entry {
         }
     }
 
-    /// All values of `attr` (empty when absent).
+    pub fn insert_binary(&mut self, attr: &str, values: Vec<Vec<u8>>) {
+        if !values.is_empty() {
+            self.bin.insert(attr.to_ascii_lowercase(), values);
+        }
+    }
+
+    /// All values of `attr` as bytes, whether or not they are text.
+    pub fn bytes(&self, attr: &str) -> Vec<&[u8]> {
+        match self.bin.get(&attr.to_ascii_lowercase()) {
+            Some(bin) => bin.iter().map(Vec::as_slice).collect(),
+            None => self.values(attr).iter().map(String::as_bytes).collect(),
+        }
+    }
+
+    /// All values of `attr` (empty when absent or not text).
     pub fn values(&self, attr: &str) -> &[String] {
         self.attrs.get(&attr.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
     }
@@ -94,6 +111,9 @@ impl Entry {
 
 /// The attributes of a new entry: name and values.
 pub type Attributes = Vec<(String, Vec<String>)>;
+
+/// The binary attributes of a new entry: name and values.
+pub type Binary = Vec<(String, Vec<Vec<u8>>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -119,12 +139,14 @@ pub enum Change {
     Add(String, Vec<String>),
     /// Delete these values (an empty list deletes the attribute).
     Delete(String, Vec<String>),
+    /// Replace all values with these bytes (an empty list deletes the attribute).
+    Binary(String, Vec<Vec<u8>>),
 }
 
 impl Change {
     pub fn attr(&self) -> &str {
         match self {
-            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a,
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) | Change::Binary(a, _) => a,
         }
     }
 }
@@ -135,7 +157,7 @@ impl Change {
 pub trait Directory: Send + Sync {
     /// All matching entries; paged underneath so the server's page size never truncates.
     async fn search(&self, search: &Search) -> Result<Vec<Entry>>;
-    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()>;
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary) -> Result<()>;
     /// Applies `changes` in one operation.
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()>;
     /// Whether `dn`'s `attr` holds `value` (LDAP compare: one value, not the whole attribute).

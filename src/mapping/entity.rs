@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::config::{Direction, ResourceConfig};
+use crate::config::{AttributeRule, Direction, ResourceConfig};
 use crate::directory::LdapFilter;
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
@@ -82,6 +82,7 @@ impl Entity {
                     }
                     rule.direction = r.direction;
                     rule.steps = steps;
+                    values_rule(&mut rule, r).map_err(err(scim.span()))?;
                     rules.push(rule);
                 }
                 (None, Some(template), None) => {
@@ -96,9 +97,10 @@ impl Entity {
                 _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
             }
             let sourced_by_path = r.scim.is_some();
-            if !sourced_by_path && (r.direction != Direction::Both || r.boolean.is_some()) {
+            let two_way = r.boolean.is_some() || r.split.is_some() || r.join.is_some() || r.convert.is_some();
+            if !sourced_by_path && (r.direction != Direction::Both || two_way) {
                 return Err(err(r.ldap.span())(
-                    "templates and constants are written only: no direction or boolean".into(),
+                    "templates and constants are written only: no direction, boolean, split, join or convert".into(),
                 ));
             }
         }
@@ -243,9 +245,45 @@ impl Entity {
     }
 }
 
+/// Applies a rule's `split`, `join` and `convert`, refusing combinations that cannot round-trip.
+fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
+    let sep = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|s| s.get_ref().clone());
+    if let Some(c) = &r.convert {
+        rule.convert = Some(*c.get_ref());
+    }
+    rule.split = sep(&r.split);
+    rule.join = sep(&r.join);
+    let scalar = rule.def.is_none_or(|d| d.kind == Kind::String || d.kind == Kind::DateTime || d.kind == Kind::Binary);
+    if [&rule.split, &rule.join].into_iter().flatten().any(String::is_empty) {
+        return Err("split and join need a non-empty separator".into());
+    }
+    if rule.split.is_some() && rule.join.is_some() {
+        return Err("give split or join, not both".into());
+    }
+    if rule.split.is_some() && rule.many {
+        return Err(format!("split cuts one SCIM string into several values; {} has several already", rule.target));
+    }
+    if rule.join.is_some() {
+        // A custom extension attribute becomes multi-valued by being joined.
+        match (rule.many, rule.def) {
+            (true, _) => {}
+            (false, None) if rule.target.sub.is_none() => rule.many = true,
+            _ => return Err(format!("join needs several SCIM values; {} has one", rule.target)),
+        }
+    }
+    if !scalar && (rule.split.is_some() || rule.join.is_some() || r.convert.is_some()) {
+        return Err(format!("split, join and convert work on string values, not {}", rule.target));
+    }
+    if rule.binary() && (rule.split.is_some() || rule.join.is_some() || !rule.steps.transforms.is_empty()) {
+        return Err("binary values (convert = \"base64\") take no split, join or transform".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Change;
     use crate::scim::USER_SCHEMA;
     use serde_json::json;
 
@@ -288,11 +326,11 @@ mod tests {
         let res = json!({"userName": " JDoe@Example.com", "name": {"familyName": "Doe"}, "nickName": "JD",
                          "emails": [{"type": "work", "primary": true}]});
         let v = e.values(res.as_object().unwrap()).unwrap();
-        assert_eq!(v["uid"], "jdoe");
-        assert_eq!(v["cn"], "Doe");
-        assert_eq!(v["loginShell"], "/bin/bash");
-        assert_eq!(v["title"], "Staff");
-        assert_eq!(v["x-primary"], "Y");
+        assert_eq!(v["uid"], ["jdoe"]);
+        assert_eq!(v["cn"], ["Doe"]);
+        assert_eq!(v["loginShell"], ["/bin/bash"]);
+        assert_eq!(v["title"], ["Staff"]);
+        assert_eq!(v["x-primary"], ["Y"]);
         assert!(!v.contains_key("initials"), "read-only rules are not written");
         let entry = crate::directory::Entry::new("uid=jdoe,ou=people,dc=x")
             .with("uid", vec!["jdoe".into()])
@@ -310,6 +348,90 @@ mod tests {
     }
 
     #[test]
+    fn values_rules() {
+        let e = compile(
+            r#"
+            [[attribute]]
+            scim = "userName"
+            ldap = "uid"
+            [[attribute]]
+            scim = 'emails[type eq "work"].value'
+            ldap = "mail"
+            [[attribute]]
+            scim = "emails.value"
+            ldap = "otherMailbox"
+            [[attribute]]
+            scim = "phoneNumbers.value"
+            ldap = "telephoneNumber"
+            join = ", "
+            [[attribute]]
+            scim = "title"
+            ldap = "businessCategory"
+            split = ","
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:hired"
+            ldap = "x-hired"
+            convert = "generalized_time"
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:badge"
+            ldap = "jpegPhoto"
+            convert = "base64"
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:tags"
+            ldap = "x-tags"
+            join = ";"
+            "#,
+        )
+        .unwrap();
+        let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+        let res = json!({"userName": "a",
+            "emails": [{"value": "h@x", "type": "home"}, {"value": "w@x", "type": "work"}, {"value": "p@x", "primary": true}],
+            "phoneNumbers": [{"value": "1"}, {"value": "2"}],
+            "title": "a,b", acme: {"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}});
+        let v = e.values(res.as_object().unwrap()).unwrap();
+        assert_eq!(v["mail"], ["w@x"]);
+        assert_eq!(v["otherMailbox"], ["p@x", "h@x"], "the rest, primary first");
+        assert_eq!(v["telephoneNumber"], ["1, 2"]);
+        assert_eq!(v["businessCategory"], ["a", "b"]);
+        assert_eq!(v["x-hired"], ["20261122220530Z"]);
+        assert_eq!(v["x-tags"], ["x;y"]);
+        let (_, attrs, binary) = e.new_entry(&v, vec![]).unwrap();
+        assert_eq!(binary, vec![("jpegPhoto".to_string(), vec![vec![0xff, 0xd8]])]);
+        assert!(!attrs.iter().any(|(a, _)| a == "jpegPhoto"));
+        let mut entry = crate::directory::Entry::new("uid=a,ou=people,dc=x");
+        for (a, vals) in attrs {
+            entry.insert(&a, vals);
+        }
+        for (a, vals) in binary {
+            entry.insert_binary(&a, vals);
+        }
+        assert!(e.changes(&entry, &v).is_empty(), "{:?}", e.changes(&entry, &v));
+        let r = e.base_resource(&entry, "http://h/Users");
+        assert_eq!(
+            r["emails"],
+            json!([{"type": "work", "primary": true, "value": "w@x"}, {"primary": false, "value": "p@x"}, {"primary": false, "value": "h@x"}])
+        );
+        assert_eq!(r["phoneNumbers"], json!([{"primary": true, "value": "1"}, {"primary": false, "value": "2"}]));
+        assert_eq!(r["title"], "a,b");
+        assert_eq!(r[acme], json!({"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}));
+        // One value fewer: the attribute is replaced as a whole; a new photo is written as bytes.
+        let mut less = v.clone();
+        less.insert("otherMailbox".into(), vec!["p@x".into()]);
+        less.insert("jpegPhoto".into(), vec!["/9j/".into()]);
+        assert_eq!(
+            e.changes(&entry, &less),
+            [
+                Change::Replace("otherMailbox".into(), vec!["p@x".into()]),
+                Change::Binary("jpegPhoto".into(), vec![vec![0xff, 0xd8, 0xff]])
+            ]
+        );
+        let bad = json!({"userName": "a", acme: {"hired": "tomorrow"}});
+        assert!(e.values(bad.as_object().unwrap()).is_err());
+        let bad = json!({"userName": "a", acme: {"badge": "%%"}});
+        assert!(e.values(bad.as_object().unwrap()).is_err());
+    }
+
+    #[test]
     fn rule_mistakes() {
         let cases = [
             ("[[attribute]]\nldap = \"uid\"", "exactly one of scim, template and constant"),
@@ -323,6 +445,16 @@ mod tests {
             (
                 "[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\n[[attribute]]\nldap = \"UID\"\nconstant = \"x\"",
                 "already mapped",
+            ),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\njoin = \",\"", "join needs several"),
+            ("[[attribute]]\nldap = \"mail\"\nscim = \"emails.value\"\nsplit = \",\"", "has several already"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nsplit = \"\"", "non-empty separator"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nconvert = \"rot13\"", "unknown variant"),
+            ("[[attribute]]\nldap = \"x\"\nscim = 'emails[type eq \"work\"].primary'\nsplit = \",\"", "string values"),
+            ("[[attribute]]\nldap = \"x\"\ntemplate = \"{userName}\"\nsplit = \",\"", "written only"),
+            (
+                "[[attribute]]\nldap = \"jpegPhoto\"\nscim = \"x509Certificates.value\"\ntransform = [\"lower\"]",
+                "take no split",
             ),
         ];
         for (rules, why) in cases {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use super::{time, Entity, Error, GroupMapping, Result, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
-use crate::config::Deactivation;
+use crate::config::{Convert, Deactivation};
 use crate::directory::LdapFilter;
 use crate::scim::filter::{AttrPath, CompareOp, Filter};
 use crate::scim::json::as_bool;
@@ -250,6 +250,13 @@ fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
 fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
     let attr = rule.ldap.as_str();
     let Some((op, value)) = cmp else { return Ok(LdapFilter::present(attr)) };
+    match rule.convert {
+        Some(Convert::GeneralizedTime) => return timestamp(attr, cmp),
+        Some(Convert::Base64) => {
+            return Err(Error::InvalidFilter(format!("{} is binary: it can only be tested with pr", rule.target)))
+        }
+        None => {}
+    }
     let text = match value {
         Value::Null => {
             let present = LdapFilter::present(attr);

@@ -10,11 +10,12 @@ mod read;
 pub mod time;
 mod transform;
 mod user;
+mod values;
 mod write;
 
 use std::ops::Range;
 
-use crate::config::Direction;
+use crate::config::{Convert, Direction};
 use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
@@ -67,6 +68,25 @@ pub struct Rule {
     pub steps: Steps,
     /// A boolean stored as these strings (true, false) instead of LDAP's TRUE / FALSE.
     pub boolean: Option<(String, String)>,
+    /// One SCIM string ⇄ several LDAP values, cut at this separator.
+    pub split: Option<String>,
+    /// Several SCIM values ⇄ one LDAP value, joined with this separator.
+    pub join: Option<String>,
+    pub convert: Option<Convert>,
+    /// The SCIM side holds several values: every element of a multi-valued attribute that no
+    /// selector rule picks (`emails.value`), or a multi-valued simple attribute.
+    pub many: bool,
+}
+
+impl Rule {
+    /// Whether the LDAP attribute holds several values for this rule (all written, all read).
+    pub fn ldap_many(&self) -> bool {
+        self.split.is_some() || (self.many && self.join.is_none())
+    }
+
+    pub fn binary(&self) -> bool {
+        self.convert == Some(Convert::Base64)
+    }
 }
 
 /// An LDAP attribute written from a template or a constant, never read back.
@@ -102,9 +122,14 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// An attribute description: a name and options (`userCertificate;binary`), RFC 4512 §2.5.
 pub(crate) fn valid_ldap_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+    let word = |w: &str| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let mut parts = name.split(';');
+    parts.next().is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()) && word(n)) && parts.all(word)
 }
 
 /// Reads one rule: a SCIM path of a shape the gateway can store, and an LDAP attribute name.
@@ -145,13 +170,13 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         }
         Some(f) => return Err(format!("only selectors of the form [type eq \"work\"] are supported, not [{f}]")),
     };
-    if attr_def.is_some_and(|d| d.multi) && selector.is_none() {
+    let sub = path.attr.sub_attr.clone().or(path.sub_attr.clone());
+    if attr_def.is_some_and(|d| d.multi && d.kind == Kind::Complex) && selector.is_none() && sub.is_none() {
         return Err(format!(
-            "{scim} is multi-valued: pick one value with a selector, e.g. {}[type eq \"work\"].value",
+            "{scim} is multi-valued: map a sub-attribute of every value ({0}.value) or of one, picked with a selector, e.g. {0}[type eq \"work\"].value",
             path.attr.name
         ));
     }
-    let sub = path.attr.sub_attr.clone().or(path.sub_attr.clone());
     let leaf = match (attr_def, &sub) {
         (Some(d), Some(s)) => {
             Some(schema::find(d.sub, s).ok_or_else(|| format!("{} has no sub-attribute {s}", d.name))?)
@@ -177,12 +202,16 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         sub: sub.map(|s| leaf.map_or(s, |l| l.name.to_owned())),
     };
     Ok(Rule {
+        many: attr_def.is_some_and(|d| d.multi) && target.selector.is_none(),
+        convert: leaf.is_some_and(|d| d.kind == Kind::Binary).then_some(Convert::Base64),
         target,
         ldap: ldap.to_owned(),
         def: leaf,
         direction: Direction::Both,
         steps: Steps::default(),
         boolean: None,
+        split: None,
+        join: None,
     })
 }
 
@@ -216,6 +245,11 @@ pub(crate) mod tests {
         let r = compile_rule("NAME.givenname", "givenName", U).unwrap();
         assert_eq!((r.target.attr.as_str(), r.target.sub.as_deref()), ("name", Some("givenName")));
         assert!(compile_rule("urn:example:acme:2.0:User:costCenter", "departmentNumber", U).is_ok());
+        let r = compile_rule("emails.value", "mail", U).unwrap();
+        assert!(r.many && r.ldap_many() && r.target.selector.is_none());
+        let r = compile_rule("x509Certificates.value", "userCertificate;binary", U).unwrap();
+        assert!(r.binary(), "binary sub-attributes are base64 in SCIM");
+        assert!(!valid_ldap_name("a;") && !valid_ldap_name(";binary") && !valid_ldap_name("1a"));
         for (bad, why) in [
             ("name", "complex"),
             ("emails", "multi-valued"),

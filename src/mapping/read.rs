@@ -14,15 +14,16 @@ impl Entity {
         let id = entry.first(&self.id_attr).unwrap_or_default();
         let mut res = Map::new();
         let present = |urn: &String| {
-            self.rules.iter().any(|r| r.target.schema.as_ref() == Some(urn) && entry.first(&r.ldap).is_some())
+            self.rules.iter().any(|r| r.target.schema.as_ref() == Some(urn) && !entry.bytes(&r.ldap).is_empty())
         };
         let mut schemas = vec![Value::from(self.schema)];
         schemas.extend(self.extensions().into_iter().filter(present).map(Value::from));
         res.insert("schemas".into(), Value::Array(schemas));
         res.insert("id".into(), id.into());
         for rule in self.rules.iter().filter(|r| r.direction.reads()) {
-            if let Some(v) = entry.first(&rule.ldap) {
-                put(&mut res, rule, typed(rule, v));
+            let values: Vec<Value> = rule.to_scim(entry).iter().map(|v| typed(rule, v)).collect();
+            if !values.is_empty() {
+                put(&mut res, rule, values);
             }
         }
         let mut meta = json!({"resourceType": self.resource_type, "location": format!("{location}/{id}")});
@@ -51,34 +52,56 @@ fn typed(rule: &Rule, v: &str) -> Value {
     }
 }
 
-/// Places `value` where the rule's target says, creating objects and elements on the way.
-fn put(res: &mut Map<String, Value>, rule: &Rule, value: Value) {
+/// Places `values` where the rule's target says, creating objects and elements on the way.
+fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>) {
     let t = &rule.target;
     let container = match &t.schema {
         Some(urn) => object_ci(res, urn),
         None => res,
     };
+    let first = values.swap_remove(0);
     match (&t.selector, &t.sub) {
+        (None, None) if rule.many => {
+            values.insert(0, first);
+            container.insert(t.attr.clone(), Value::Array(values));
+        }
         (None, None) => {
-            container.insert(t.attr.clone(), value);
+            container.insert(t.attr.clone(), first);
         }
-        (None, Some(sub)) => {
-            object_ci(container, &t.attr).insert(sub.clone(), value);
+        (None, Some(sub)) if !rule.many => {
+            object_ci(container, &t.attr).insert(sub.clone(), first);
         }
-        (Some((key, wanted)), sub) => {
-            if get_ci_mut(container, &t.attr).is_none() {
+        (selector, sub) => {
+            values.insert(0, first);
+            if !matches!(get_ci_mut(container, &t.attr), Some(Value::Array(_))) {
                 container.insert(t.attr.clone(), Value::Array(Vec::new()));
             }
             let Some(Value::Array(items)) = get_ci_mut(container, &t.attr) else { return };
-            let found = items.iter().position(|i| i.get(key).and_then(Value::as_str) == Some(wanted));
-            let idx = found.unwrap_or_else(|| {
-                // The first element of each multi-valued attribute is its primary one.
-                let primary = items.is_empty();
-                items.push(json!({ key.clone(): wanted, "primary": primary }));
-                items.len() - 1
-            });
-            if let (Some(sub), Some(obj)) = (sub, items[idx].as_object_mut()) {
-                obj.insert(sub.clone(), value);
+            // A selector rule fills the element of its type; a rule of several values fills
+            // the elements without a type, in order (streetAddress and locality of one address).
+            let mut slots: Vec<usize> = match selector {
+                Some((key, wanted)) => {
+                    items.iter().position(|i| i.get(key).and_then(Value::as_str) == Some(wanted)).into_iter().collect()
+                }
+                None => (0..items.len()).filter(|&i| items[i].get("type").is_none()).collect(),
+            };
+            for (n, value) in values.into_iter().enumerate() {
+                let idx = match slots.get(n) {
+                    Some(&i) => i,
+                    None => {
+                        // The first element of each multi-valued attribute is its primary one.
+                        let mut element = json!({ "primary": items.is_empty() });
+                        if let Some((key, wanted)) = selector {
+                            element[key] = wanted.clone().into();
+                        }
+                        items.push(element);
+                        slots.push(items.len() - 1);
+                        items.len() - 1
+                    }
+                };
+                if let (Some(sub), Some(obj)) = (sub, items[idx].as_object_mut()) {
+                    obj.insert(sub.clone(), value);
+                }
             }
         }
     }

@@ -88,8 +88,8 @@ impl Resources for Groups {
             (None, true) => {}
         }
         extra.extend(self.store().allocate().await?);
-        let (dn, attrs) = self.map.new_entry(&values, extra)?;
-        let added = self.dir.add(&dn, &attrs).await;
+        let (dn, attrs, binary) = self.map.new_entry(&values, extra)?;
+        let added = self.dir.add(&dn, &attrs, &binary).await;
         self.members_changed();
         added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {
@@ -99,7 +99,12 @@ impl Resources for Groups {
         })?;
         let entry = self.store().read(&dn, self.attrs(true)).await;
         let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        audit("Group", "create", id, attrs.iter().map(|(a, _)| a.as_str()));
+        audit(
+            "Group",
+            "create",
+            id,
+            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())),
+        );
         let entry = entry?;
         self.render(&entry, &Projection::default(), root, true).await
     }

@@ -141,9 +141,7 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         changes.into_iter().partition(|c| matches!(c, Change::Add(_, v) | Change::Delete(_, v) if !v.is_empty()));
     modify_once(dir, dn, &others, stand_in).await?;
     for change in values {
-        let (attr, list) = match &change {
-            Change::Add(a, v) | Change::Delete(a, v) | Change::Replace(a, v) => (a, v),
-        };
+        let (Change::Add(attr, list) | Change::Delete(attr, list)) = &change else { continue };
         for v in list {
             let one = match change {
                 Change::Add(..) => Change::Add(attr.clone(), vec![v.clone()]),

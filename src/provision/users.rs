@@ -11,7 +11,7 @@ use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::UserGroups;
-use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
+use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{Entity, GroupMapping, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
@@ -80,15 +80,20 @@ impl Resources for Users {
         self.refuse_unmapped(res)?;
         let w = self.map.to_write(res)?;
         let allocated = self.store().allocate().await?;
-        let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
-        let added = self.add(&dn, &attrs, &w).await;
+        let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
+        let added = self.add(&dn, &attrs, &binary, &w).await;
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
         added?;
         let entry = self.read(&dn).await;
         let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
         let password = w.password.as_ref().map(|_| PASSWORD);
-        audit("User", "create", id, attrs.iter().map(|(a, _)| a.as_str()).chain(password));
+        audit(
+            "User",
+            "create",
+            id,
+            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())).chain(password),
+        );
         let entry = entry?;
         if !self.map.named_by_user_name() {
             self.keep_first(&entry, &w).await?;
@@ -189,9 +194,9 @@ impl Users {
     }
 
     /// Adds the entry and sets its password, or leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, w: &Write) -> Result<()> {
         self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
+        self.dir.add(dn, attrs, binary).await.map_err(|e| self.conflict(e, w))?;
         if let Some(password) = &w.password {
             if let Err(e) = self.dir.set_password(dn, password).await {
                 // A user without the password the IdP set is worse than none: undo the add.

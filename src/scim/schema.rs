@@ -10,6 +10,8 @@ pub enum Kind {
     DateTime,
     Reference,
     Complex,
+    /// Base64 text in SCIM (RFC 7643 §2.3.6), bytes in the directory.
+    Binary,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,13 @@ const fn boolean(name: &'static str) -> AttrDef {
 pub const STRING: AttrDef = attr("");
 
 const MULTI_SUB: &[AttrDef] = &[attr("value"), attr("display"), attr("type"), boolean("primary")];
+
+const BINARY_SUB: &[AttrDef] = &[
+    AttrDef { kind: Kind::Binary, case_exact: true, ..attr("value") },
+    attr("display"),
+    attr("type"),
+    boolean("primary"),
+];
 
 /// Core User attributes (RFC 7643 §4.1), without the common `id`, `externalId`, `meta`.
 pub const USER: &[AttrDef] = &[
@@ -102,6 +111,7 @@ pub const USER: &[AttrDef] = &[
     AttrDef { mutability: Mutability::ReadOnly, ..complex("groups", true, MULTI_SUB) },
     complex("entitlements", true, MULTI_SUB),
     complex("roles", true, MULTI_SUB),
+    complex("x509Certificates", true, BINARY_SUB),
 ];
 
 /// Attributes common to every resource (RFC 7643 §3.1).
@@ -183,6 +193,7 @@ impl AttrDef {
                 Kind::DateTime => "dateTime",
                 Kind::Reference => "reference",
                 Kind::Complex => "complex",
+                Kind::Binary => "binary",
             },
             "multiValued": self.multi,
             "required": self.required,

@@ -15,7 +15,7 @@ use ldap3::{Ldap, LdapError, Mod, SearchEntry};
 use self::error::from_ldap;
 use self::pool::Pool;
 use super::schema::Subschema;
-use super::{Attributes, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
+use super::{Attributes, Binary, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
 use crate::config::DirectoryConfig;
 use crate::metrics::Metrics;
 
@@ -79,8 +79,8 @@ fn scope(s: Scope) -> ldap3::Scope {
     }
 }
 
-fn values(v: &[String]) -> HashSet<&str> {
-    v.iter().map(String::as_str).collect()
+fn values(v: &[String]) -> HashSet<&[u8]> {
+    v.iter().map(String::as_bytes).collect()
 }
 
 #[async_trait]
@@ -101,6 +101,9 @@ impl Directory for LdapDirectory {
                     for (k, v) in e.attrs {
                         entry.insert(&k, v);
                     }
+                    for (k, v) in e.bin_attrs {
+                        entry.insert_binary(&k, v);
+                    }
                     entries.push(entry);
                 }
                 let done = stream.finish().await;
@@ -115,8 +118,10 @@ impl Directory for LdapDirectory {
         .await
     }
 
-    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
-        let attrs: Vec<(&str, HashSet<&str>)> = attrs.iter().map(|(k, v)| (k.as_str(), values(v))).collect();
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary) -> Result<()> {
+        let mut attrs: Vec<(&[u8], HashSet<&[u8]>)> =
+            attrs.iter().map(|(k, v)| (k.as_bytes(), v.iter().map(String::as_bytes).collect())).collect();
+        attrs.extend(binary.iter().map(|(k, v)| (k.as_bytes(), v.iter().map(Vec::as_slice).collect())));
         self.run("add", false, |mut ldap| {
             let attrs = attrs.clone();
             async move { ldap.add(dn, attrs).await?.success().map(drop) }
@@ -125,12 +130,13 @@ impl Directory for LdapDirectory {
     }
 
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()> {
-        let mods: Vec<Mod<&str>> = changes
+        let mods: Vec<Mod<&[u8]>> = changes
             .iter()
             .map(|c| match c {
-                Change::Replace(a, v) => Mod::Replace(a.as_str(), values(v)),
-                Change::Add(a, v) => Mod::Add(a.as_str(), values(v)),
-                Change::Delete(a, v) => Mod::Delete(a.as_str(), values(v)),
+                Change::Replace(a, v) => Mod::Replace(a.as_bytes(), values(v)),
+                Change::Add(a, v) => Mod::Add(a.as_bytes(), values(v)),
+                Change::Delete(a, v) => Mod::Delete(a.as_bytes(), values(v)),
+                Change::Binary(a, v) => Mod::Replace(a.as_bytes(), v.iter().map(Vec::as_slice).collect()),
             })
             .collect();
         self.run("modify", false, |mut ldap| {
