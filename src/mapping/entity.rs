@@ -282,16 +282,9 @@ fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::directory::Change;
-    use crate::scim::USER_SCHEMA;
-    use serde_json::json;
-
-    fn compile(rules: &str) -> Result<Entity, String> {
-        let text = format!("base_dn = \"ou=people,dc=x\"\nfilter = \"(objectClass=person)\"\nrdn_attribute = \"uid\"\nobject_classes = [\"person\"]\n{rules}");
-        let cfg: ResourceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
-        Entity::compile(&cfg, "User", USER_SCHEMA).map_err(|e| e.message)
-    }
+    use crate::mapping::tests::entity as compile;
+    use serde_json::{json, Value};
 
     #[test]
     fn rule_forms() {
@@ -347,10 +340,8 @@ mod tests {
         assert_eq!(e.unmapped(extra.as_object().unwrap(), &["active"]), ["locale", "urn:x:ext:costCenter"]);
     }
 
-    #[test]
-    fn values_rules() {
-        let e = compile(
-            r#"
+    /// Rules of every value kind: selector, the rest, joined, split, time, binary.
+    const VALUES_RULES: &str = r#"
             [[attribute]]
             scim = "userName"
             ldap = "uid"
@@ -380,9 +371,11 @@ mod tests {
             scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:tags"
             ldap = "x-tags"
             join = ";"
-            "#,
-        )
-        .unwrap();
+            "#;
+
+    #[test]
+    fn values_rules() {
+        let e = compile(VALUES_RULES).unwrap();
         let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
         let res = json!({"userName": "a",
             "emails": [{"value": "h@x", "type": "home"}, {"value": "w@x", "type": "work"}, {"value": "p@x", "primary": true}],
@@ -429,6 +422,78 @@ mod tests {
         assert!(e.values(bad.as_object().unwrap()).is_err());
         let bad = json!({"userName": "a", acme: {"badge": "%%"}});
         assert!(e.values(bad.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn primary_selector_keeps_the_primary_value_apart() {
+        let e = compile(
+            r#"
+            [[attribute]]
+            scim = "userName"
+            ldap = "uid"
+            [[attribute]]
+            scim = "emails[primary eq true].value"
+            ldap = "mail"
+            [[attribute]]
+            scim = "emails.value"
+            ldap = "otherMailbox"
+            "#,
+        )
+        .unwrap();
+        let res = json!({"userName": "a", "emails": [{"value": "h@x", "type": "home"}, {"value": "w@x", "primary": "True"}, {"value": "o@x"}]});
+        let v = e.values(res.as_object().unwrap()).unwrap();
+        assert_eq!(
+            (&v["mail"], &v["otherMailbox"]),
+            (&vec!["w@x".to_string()], &vec!["h@x".to_string(), "o@x".to_string()])
+        );
+        let entry = crate::directory::Entry::new("uid=a,ou=people,dc=x")
+            .with("otherMailbox", vec!["h@x".into(), "o@x".into()])
+            .with("mail", vec!["w@x".into()]);
+        let r = e.base_resource(&entry, "http://h/Users");
+        assert_eq!(
+            r["emails"],
+            json!([{"primary": true, "value": "w@x"}, {"primary": false, "value": "h@x"}, {"primary": false, "value": "o@x"}])
+        );
+    }
+
+    proptest::proptest! {
+        /// SCIM → entry → SCIM is the identity for multi-valued, split, joined, time and binary rules.
+        #[test]
+        fn round_trip_of_value_rules(
+            work in "[a-z]{1,8}@w\\.test",
+            others in proptest::collection::vec("[a-z]{1,8}@o\\.test", 0..4),
+            phones in proptest::collection::vec("\\+[0-9]{3,10}", 1..4),
+            units in proptest::collection::vec("[a-z]{1,6}", 1..4),
+            tags in proptest::collection::vec("[a-z ]{0,4}[a-z]", 1..4),
+            secs in 0i64..4_000_000_000,
+            badge in proptest::collection::vec(proptest::num::u8::ANY, 1..64),
+        ) {
+            use base64::Engine;
+            let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+            let mut others = others;
+            others.sort();
+            others.dedup();
+            let mut emails = vec![json!({"type": "work", "primary": true, "value": work})];
+            emails.extend(others.iter().map(|o| json!({"primary": false, "value": o})));
+            let phones: Vec<Value> = phones.iter().enumerate().map(|(i, p)| json!({"primary": i == 0, "value": p})).collect();
+            let mut units = units;
+            units.dedup();
+            let hired = time::OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                .format(&time::format_description::well_known::Rfc3339).unwrap();
+            let res = json!({"userName": "u", "emails": emails, "phoneNumbers": phones, "title": units.join(","),
+                acme: {"hired": hired, "badge": base64::engine::general_purpose::STANDARD.encode(&badge), "tags": tags}});
+            let e = compile(VALUES_RULES).unwrap();
+            let v = e.values(res.as_object().unwrap()).unwrap();
+            let (dn, attrs, binary) = e.new_entry(&v, vec![]).unwrap();
+            let mut entry = crate::directory::Entry::new(dn);
+            attrs.into_iter().for_each(|(a, vals)| entry.insert(&a, vals));
+            binary.into_iter().for_each(|(a, vals)| entry.insert_binary(&a, vals));
+            let back = e.base_resource(&entry, "http://h/Users");
+            for key in ["emails", "phoneNumbers", "title", acme] {
+                proptest::prop_assert_eq!(&back[key], &res[key], "{}", key);
+            }
+            proptest::prop_assert!(e.changes(&entry, &v).is_empty());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! SCIM filter → LDAP filter, through the rules. Every value travels as an assertion value
 //! of [`LdapFilter`], which escapes it; attributes no rule maps are refused, never guessed.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use std::collections::HashMap;
 
@@ -166,7 +166,7 @@ impl Entity {
             };
             if direct {
                 alternatives.push(compare(rule, cmp)?);
-            } else if let (Some((key, wanted)), Some(s)) = (&t.selector, sub) {
+            } else if let (Some((key, _)), Some(s)) = (&t.selector, sub) {
                 // `emails.type eq "work"`: decided by the rule itself, where the value exists.
                 if key.eq_ignore_ascii_case(s) {
                     let f = match cmp {
@@ -177,7 +177,7 @@ impl Entity {
                         },
                         None => Filter::Present(AttrPath { urn: None, name: key.clone(), sub_attr: None }),
                     };
-                    let holds = element_matches(&json!({ key.clone(): wanted }), &f);
+                    let holds = t.selector_element().is_some_and(|e| element_matches(&e, &f));
                     alternatives.push(if holds { LdapFilter::present(&rule.ldap) } else { LdapFilter::none() });
                 }
             }
@@ -219,7 +219,7 @@ impl UserMapping {
 
 /// A value filter (`emails[type eq "work" and value co "@x"]`) on the element a rule stores.
 fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
-    let (key, wanted) = rule.target.selector.clone().unwrap_or_default();
+    let (key, _) = rule.target.selector.clone().unwrap_or_default();
     Ok(match f {
         Filter::And(a, b) => LdapFilter::And(vec![element(rule, a)?, element(rule, b)?]),
         Filter::Or(a, b) => LdapFilter::Or(vec![element(rule, a)?, element(rule, b)?]),
@@ -227,7 +227,7 @@ fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
         Filter::Present(p) | Filter::Compare { path: p, .. }
             if !key.is_empty() && p.name.eq_ignore_ascii_case(&key) =>
         {
-            if element_matches(&json!({ key.clone(): wanted }), f) {
+            if rule.target.selector_element().is_some_and(|e| element_matches(&e, f)) {
                 LdapFilter::present(&rule.ldap)
             } else {
                 LdapFilter::none()

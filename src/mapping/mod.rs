@@ -106,6 +106,41 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Whether the other target stores a part of the same SCIM attribute.
+    pub fn same_attr(&self, other: &Target) -> bool {
+        self.attr.eq_ignore_ascii_case(&other.attr)
+            && self.schema.as_deref().map(str::to_ascii_lowercase)
+                == other.schema.as_deref().map(str::to_ascii_lowercase)
+    }
+
+    /// `[primary eq true]`: the element marked primary.
+    pub fn picks_primary(&self) -> bool {
+        self.selector.as_ref().is_some_and(|(k, _)| k.eq_ignore_ascii_case("primary"))
+    }
+
+    /// The selector as a one-key element, e.g. `{"type": "work"}` or `{"primary": true}`.
+    pub fn selector_element(&self) -> Option<serde_json::Value> {
+        let (key, wanted) = self.selector.as_ref()?;
+        let value = match self.picks_primary() {
+            true => serde_json::Value::Bool(true),
+            false => wanted.clone().into(),
+        };
+        Some(serde_json::json!({ key.clone(): value }))
+    }
+
+    /// Whether the selector picks the element `item`.
+    pub fn picks(&self, item: &serde_json::Value) -> bool {
+        let Some((key, wanted)) = &self.selector else { return false };
+        let found = item.as_object().and_then(|o| crate::scim::json::get_ci(o, key));
+        match (self.picks_primary(), found) {
+            (true, Some(v)) => crate::scim::json::as_bool(v) == Some(true),
+            (false, Some(serde_json::Value::String(s))) => s.eq_ignore_ascii_case(wanted),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(s) = &self.schema {
@@ -168,7 +203,16 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         {
             Some((p.name.clone(), v.clone()))
         }
-        Some(f) => return Err(format!("only selectors of the form [type eq \"work\"] are supported, not [{f}]")),
+        Some(Filter::Compare { path: p, op: CompareOp::Eq, value: serde_json::Value::Bool(true) })
+            if p.sub_attr.is_none() && p.name.eq_ignore_ascii_case("primary") =>
+        {
+            Some(("primary".to_owned(), "true".to_owned()))
+        }
+        Some(f) => {
+            return Err(format!(
+                "only selectors of the form [type eq \"work\"] or [primary eq true] are supported, not [{f}]"
+            ))
+        }
     };
     let sub = path.attr.sub_attr.clone().or(path.sub_attr.clone());
     if attr_def.is_some_and(|d| d.multi && d.kind == Kind::Complex) && selector.is_none() && sub.is_none() {
@@ -228,6 +272,13 @@ pub(crate) mod tests {
     /// The users mapping of the shipped example configuration (every `${VAR}` in it has a default).
     pub fn example() -> UserMapping {
         UserMapping::compile(&loaded().config.users).expect("example rules compile")
+    }
+
+    /// A users entity with these `[[attribute]]` rules (TOML), named by `uid`.
+    pub fn entity(rules: &str) -> std::result::Result<Entity, String> {
+        let text = format!("base_dn = \"ou=people,dc=x\"\nfilter = \"(objectClass=person)\"\nrdn_attribute = \"uid\"\nobject_classes = [\"person\"]\n{rules}");
+        let cfg: crate::config::ResourceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        Entity::compile(&cfg, "User", U).map_err(|e| e.message)
     }
 
     /// The groups mapping of the shipped example configuration.

@@ -22,8 +22,10 @@ impl Entity {
         res.insert("id".into(), id.into());
         for rule in self.rules.iter().filter(|r| r.direction.reads()) {
             let values: Vec<Value> = rule.to_scim(entry).iter().map(|v| typed(rule, v)).collect();
+            // Without a [primary eq true] rule, the first value shown is the primary one.
+            let auto_primary = !self.rules.iter().any(|o| o.target.same_attr(&rule.target) && o.target.picks_primary());
             if !values.is_empty() {
-                put(&mut res, rule, values);
+                put(&mut res, rule, values, auto_primary);
             }
         }
         let mut meta = json!({"resourceType": self.resource_type, "location": format!("{location}/{id}")});
@@ -53,13 +55,13 @@ fn typed(rule: &Rule, v: &str) -> Value {
 }
 
 /// Places `values` where the rule's target says, creating objects and elements on the way.
-fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>) {
+fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>, auto_primary: bool) {
     let t = &rule.target;
     let container = match &t.schema {
         Some(urn) => object_ci(res, urn),
         None => res,
     };
-    let first = values.swap_remove(0);
+    let first = values.remove(0);
     match (&t.selector, &t.sub) {
         (None, None) if rule.many => {
             values.insert(0, first);
@@ -80,19 +82,19 @@ fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>) {
             // A selector rule fills the element of its type; a rule of several values fills
             // the elements without a type, in order (streetAddress and locality of one address).
             let mut slots: Vec<usize> = match selector {
-                Some((key, wanted)) => {
-                    items.iter().position(|i| i.get(key).and_then(Value::as_str) == Some(wanted)).into_iter().collect()
-                }
-                None => (0..items.len()).filter(|&i| items[i].get("type").is_none()).collect(),
+                Some(_) => items.iter().position(|i| t.picks(i)).into_iter().collect(),
+                // Not the element of a [primary eq true] rule (there is one when !auto_primary).
+                None => (0..items.len())
+                    .filter(|&i| items[i].get("type").is_none() && (auto_primary || items[i]["primary"] != true))
+                    .collect(),
             };
             for (n, value) in values.into_iter().enumerate() {
                 let idx = match slots.get(n) {
                     Some(&i) => i,
                     None => {
-                        // The first element of each multi-valued attribute is its primary one.
-                        let mut element = json!({ "primary": items.is_empty() });
-                        if let Some((key, wanted)) = selector {
-                            element[key] = wanted.clone().into();
+                        let mut element = json!({ "primary": auto_primary && items.is_empty() });
+                        if let Some(Value::Object(picked)) = t.selector_element() {
+                            element.as_object_mut().into_iter().for_each(|e| e.extend(picked.clone()));
                         }
                         items.push(element);
                         slots.push(items.len() - 1);

@@ -136,36 +136,20 @@ impl Entity {
             (None, None) if rule.many => items(),
             (None, None) => vec![v],
             (None, Some(sub)) if rule.many => {
-                let picked = |i: &Value| self.rules.iter().any(|o| same_attr(o, rule) && picks(o, i));
+                let picked = |i: &Value| self.rules.iter().any(|o| o.target.same_attr(t) && o.target.picks(i));
                 let mut elements: Vec<&Value> = items().into_iter().filter(|i| !picked(i)).collect();
                 elements.sort_by_key(|i| !is_primary(i));
                 elements.into_iter().filter_map(|i| get_ci(i.as_object()?, sub)).collect()
             }
             (None, Some(sub)) => v.as_object().and_then(|o| get_ci(o, sub)).into_iter().collect(),
             (Some(_), sub) => {
-                let mut matching: Vec<&Value> = items().into_iter().filter(|i| picks(rule, i)).collect();
+                let mut matching: Vec<&Value> = items().into_iter().filter(|i| t.picks(i)).collect();
                 matching.sort_by_key(|i| !is_primary(i));
                 let item = matching.first().and_then(|i| i.as_object());
                 item.zip(sub.as_deref()).and_then(|(o, s)| get_ci(o, s)).into_iter().collect()
             }
         }
     }
-}
-
-/// Whether two rules store parts of the same SCIM attribute.
-fn same_attr(a: &Rule, b: &Rule) -> bool {
-    a.target.attr.eq_ignore_ascii_case(&b.target.attr)
-        && a.target.schema.as_deref().map(str::to_ascii_lowercase)
-            == b.target.schema.as_deref().map(str::to_ascii_lowercase)
-}
-
-/// Whether `rule`'s selector picks the element `item` (`emails[type eq "work"]`).
-fn picks(rule: &Rule, item: &Value) -> bool {
-    let Some((key, wanted)) = &rule.target.selector else { return false };
-    item.as_object()
-        .and_then(|o| get_ci(o, key))
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case(wanted))
 }
 
 fn is_primary(item: &Value) -> bool {
