@@ -439,6 +439,16 @@ pub struct AttributeRule {
     pub join: Option<Spanned<String>>,
     /// A two-way conversion of the value's representation.
     pub convert: Option<Spanned<Convert>>,
+    /// `"user"`: the SCIM value is a user's id, the directory holds that user's DN
+    /// (enterprise `manager.value` ⇄ `manager`).
+    pub reference: Option<Spanned<Reference>>,
+}
+
+/// What a reference rule's SCIM value names.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    User,
 }
 
 /// How a value is represented on each side, converted both ways.

@@ -161,3 +161,63 @@ async fn multi_valued_binary_and_converted_values_round_trip() {
     refused.assert_error(400, Some("invalidFilter"));
     gw.stop().await;
 }
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+#[tokio::test]
+async fn manager_is_a_reference_by_id() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start_with(&slapd, |t| {
+        t + &format!(
+            "\n[[users.attribute]]\nscim = \"{ENTERPRISE}:manager.value\"\nldap = \"manager\"\nreference = \"user\"\n"
+        )
+    })
+    .await;
+    let boss = gw.post("/Users", &okta_user("boss@example.com", None)).await.body;
+    let other = gw.post("/Users", &okta_user("other@example.com", None)).await.body;
+    let (boss_id, other_id) = (boss["id"].as_str().unwrap(), other["id"].as_str().unwrap());
+    let mut user = okta_user("worker@example.com", None);
+    user["schemas"].as_array_mut().unwrap().push(ENTERPRISE.into());
+    user[ENTERPRISE] = json!({"manager": {"value": boss_id}});
+    let created = gw.post("/Users", &user).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    let dn = format!("uid=worker@example.com,{PEOPLE}");
+    assert_eq!(slapd.entry(&dn).await.unwrap().attrs["manager"], [format!("uid=boss@example.com,{PEOPLE}")]);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let manager = &created.body[ENTERPRISE]["manager"];
+    assert_eq!(manager["value"], boss_id);
+    assert_eq!(manager["displayName"], "John Doe");
+    assert!(manager["$ref"].as_str().unwrap().ends_with(&format!("/Users/{boss_id}")), "{manager}");
+
+    // Okta and Entra change it by PATCH, with the complex value or the sub-attribute path.
+    let ops = json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": {"value": other_id}}]);
+    let patched = gw.patch(&format!("/Users/{id}"), ops).await;
+    assert_eq!(patched.body[ENTERPRISE]["manager"]["value"], other_id, "{:#}", patched.body);
+    assert_eq!(slapd.entry(&dn).await.unwrap().attrs["manager"], [format!("uid=other@example.com,{PEOPLE}")]);
+    let ops = json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager.value"), "value": boss_id}]);
+    let patched = gw.patch(&format!("/Users/{id}"), ops).await;
+    assert_eq!(patched.body[ENTERPRISE]["manager"]["value"], boss_id, "{:#}", patched.body);
+    // A PATCH of something else leaves the manager as it is.
+    let ops = json!([{"op": "replace", "value": {"title": "Engineer"}}]);
+    let patched = gw.patch(&format!("/Users/{id}"), ops).await;
+    assert_eq!(patched.body[ENTERPRISE]["manager"]["value"], boss_id, "{:#}", patched.body);
+
+    // An unknown manager: 400, directory unchanged.
+    let before = slapd.entry(&dn).await.unwrap();
+    for unknown in ["6f1c2a8e-1111-4e2b-9a57-0e7b0f6c1a11", "not-an-id"] {
+        let ops = json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager.value"), "value": unknown}]);
+        gw.patch(&format!("/Users/{id}"), ops).await.assert_error(400, Some("invalidValue"));
+    }
+    assert_eq!(slapd.entry(&dn).await.unwrap().attrs["entryCSN"], before.attrs["entryCSN"]);
+    let filter = common::gateway::q(&format!(r#"{ENTERPRISE}:manager.value eq "{boss_id}""#));
+    gw.get(&format!("/Users?filter={filter}")).await.assert_error(400, Some("invalidFilter"));
+
+    // The manager leaves: the reference is not shown, and removing it works.
+    assert_eq!(gw.delete(&format!("/Users/{boss_id}")).await.status, 204);
+    let got = gw.get(&format!("/Users/{id}")).await.body;
+    assert!(got[ENTERPRISE].get("manager").is_none(), "{got:#}");
+    let ops = json!([{"op": "remove", "path": format!("{ENTERPRISE}:manager")}]);
+    assert_eq!(gw.patch(&format!("/Users/{id}"), ops).await.status, 200);
+    assert!(!slapd.entry(&dn).await.unwrap().attrs.contains_key("manager"));
+    gw.stop().await;
+}

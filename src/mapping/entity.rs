@@ -97,7 +97,11 @@ impl Entity {
                 _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
             }
             let sourced_by_path = r.scim.is_some();
-            let two_way = r.boolean.is_some() || r.split.is_some() || r.join.is_some() || r.convert.is_some();
+            let two_way = r.boolean.is_some()
+                || r.split.is_some()
+                || r.join.is_some()
+                || r.convert.is_some()
+                || r.reference.is_some();
             if !sourced_by_path && (r.direction != Direction::Both || two_way) {
                 return Err(err(r.ldap.span())(
                     "templates and constants are written only: no direction, boolean, split, join or convert".into(),
@@ -198,6 +202,9 @@ impl Entity {
                 out.push(at(Some(key)));
                 out.push(at(Some("primary")));
             }
+            if r.reference {
+                out.extend(["$ref", "displayName"].map(|s| at(Some(s))));
+            }
         }
         out.dedup();
         out
@@ -234,6 +241,11 @@ impl Entity {
             }
         }
         out
+    }
+
+    /// The rules whose SCIM value is a user's id and LDAP value that user's DN.
+    pub fn references(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.reference)
     }
 
     /// The extension schemas that at least one rule writes into.
@@ -276,6 +288,16 @@ fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
     }
     if rule.binary() && (rule.split.is_some() || rule.join.is_some() || !rule.steps.transforms.is_empty()) {
         return Err("binary values (convert = \"base64\") take no split, join or transform".into());
+    }
+    if r.reference.is_some() {
+        let plain = !rule.many && rule.split.is_none() && rule.convert.is_none() && rule.steps.transforms.is_empty();
+        if !(plain && rule.target.sub.as_deref() == Some("value") && rule.steps.default.is_none()) {
+            return Err(format!(
+                "reference = \"user\" needs the value of a single reference, e.g. manager.value, without split, join, convert, transform or default; not {}",
+                rule.target
+            ));
+        }
+        rule.reference = true;
     }
     Ok(())
 }
@@ -517,6 +539,8 @@ mod tests {
             ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nconvert = \"rot13\"", "unknown variant"),
             ("[[attribute]]\nldap = \"x\"\nscim = 'emails[type eq \"work\"].primary'\nsplit = \",\"", "string values"),
             ("[[attribute]]\nldap = \"x\"\ntemplate = \"{userName}\"\nsplit = \",\"", "written only"),
+            ("[[attribute]]\nldap = \"x\"\nscim = \"title\"\nreference = \"user\"", "manager.value"),
+            ("[[attribute]]\nldap = \"x\"\nscim = \"emails.value\"\nreference = \"user\"", "single reference"),
             (
                 "[[attribute]]\nldap = \"jpegPhoto\"\nscim = \"x509Certificates.value\"\ntransform = [\"lower\"]",
                 "take no split",

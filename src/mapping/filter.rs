@@ -250,6 +250,9 @@ fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
 fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
     let attr = rule.ldap.as_str();
     let Some((op, value)) = cmp else { return Ok(LdapFilter::present(attr)) };
+    if rule.reference {
+        return Err(Error::InvalidFilter(format!("{} holds a reference: it can only be tested with pr", rule.target)));
+    }
     match rule.convert {
         Some(Convert::GeneralizedTime) => return timestamp(attr, cmp),
         Some(Convert::Base64) => {

@@ -73,6 +73,9 @@ pub struct Rule {
     /// Several SCIM values ⇄ one LDAP value, joined with this separator.
     pub join: Option<String>,
     pub convert: Option<Convert>,
+    /// The SCIM value is a user's id; the directory holds that user's DN (resolved by
+    /// `provision`, which can ask the directory).
+    pub reference: bool,
     /// The SCIM side holds several values: every element of a multi-valued attribute that no
     /// selector rule picks (`emails.value`), or a multi-valued simple attribute.
     pub many: bool,
@@ -256,6 +259,7 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         boolean: None,
         split: None,
         join: None,
+        reference: false,
     })
 }
 

@@ -41,6 +41,25 @@ impl Entity {
         res
     }
 
+    /// Replaces the DN a reference rule put in `res` with the SCIM fields of the entry it
+    /// names (`value`, `$ref`, `displayName`), or removes it when it names no resource.
+    pub fn set_reference(&self, res: &mut Map<String, Value>, rule: &Rule, to: Option<Map<String, Value>>) {
+        let t = &rule.target;
+        let container = match &t.schema {
+            Some(urn) => match get_ci_mut(res, urn).and_then(Value::as_object_mut) {
+                Some(c) => c,
+                None => return,
+            },
+            None => res,
+        };
+        match to {
+            Some(fields) => object_ci(container, &t.attr).extend(fields),
+            None => {
+                crate::scim::json::remove_ci(container, &t.attr);
+            }
+        }
+    }
+
     /// The weak ETag of an entry's current state.
     pub fn version(&self, entry: &Entry) -> Option<String> {
         entry.first(&self.version_attr).map(|v| format!("W/\"{v}\""))

@@ -78,7 +78,7 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res).await?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
         let added = self.add(&dn, &attrs, &binary, &w).await;
@@ -111,7 +111,7 @@ impl Resources for Users {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res).await?;
         self.update(entry, w, root).await
     }
 
@@ -129,9 +129,10 @@ impl Resources for Users {
         let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Users")) else {
             unreachable!("resources are objects")
         };
+        self.show_references(&entry, &mut res, root).await?;
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
-        let w = self.map.to_write(&res)?;
+        let w = self.to_write(&res).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -168,6 +169,53 @@ impl Users {
         let entry = self.read(&dn).await?;
         self.remember(ticket, &entry).await;
         self.render(&entry, &Projection::default(), root).await
+    }
+
+    /// What `res` asks the directory to hold, with references (a manager's id) resolved to DNs.
+    async fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
+        let mut w = self.map.to_write(res)?;
+        for rule in self.map.references() {
+            for value in w.attrs.get_mut(&rule.ldap).into_iter().flatten() {
+                let unknown = || scim::Error::value(format!("{}: no user has the id {value:?}", rule.target));
+                let dn = match self.cache.user(value).await {
+                    Some(e) => e.dn.clone(),
+                    None => match self.find(value).await {
+                        Ok(e) => e.dn,
+                        Err(Error::NotFound(_)) => return Err(unknown().into()),
+                        Err(e) => return Err(e),
+                    },
+                };
+                *value = dn;
+            }
+        }
+        Ok(w)
+    }
+
+    /// Shows each reference (a manager's DN) as the SCIM id, `$ref` and display name of the
+    /// user it names: one read of that entry. A DN naming no user served here is left out.
+    async fn show_references(&self, entry: &Entry, res: &mut Map<String, Value>, root: &str) -> Result<()> {
+        let display = self.map.rule_for("displayName").map(|r| r.ldap.clone());
+        for rule in self.map.references() {
+            let Some(dn) = entry.first(&rule.ldap) else { continue };
+            let attrs = [Some(self.map.id_attr.clone()), display.clone()].into_iter().flatten().collect();
+            let target = match self.store().read(dn, attrs).await {
+                Ok(e) => Some(e),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let fields = target.as_ref().and_then(|t| {
+                let id = t.first(&self.map.id_attr)?;
+                let mut fields = Map::new();
+                fields.insert("value".into(), id.into());
+                fields.insert("$ref".into(), format!("{root}/Users/{id}").into());
+                if let Some(name) = display.as_deref().and_then(|a| t.first(a)) {
+                    fields.insert("displayName".into(), name.into());
+                }
+                Some(fields)
+            });
+            self.map.set_reference(res, rule, fields);
+        }
+        Ok(())
     }
 
     /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
@@ -291,6 +339,9 @@ impl Users {
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
         let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
+        if let Value::Object(obj) = &mut v {
+            self.show_references(entry, obj, root).await?;
+        }
         if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
             if projection.wants("groups") {
                 let groups = m.groups_of(entry, root).await?;
