@@ -499,6 +499,7 @@ mod tests {
             emails.extend(others.iter().map(|o| json!({"primary": false, "value": o})));
             let phones: Vec<Value> = phones.iter().enumerate().map(|(i, p)| json!({"primary": i == 0, "value": p})).collect();
             let mut units = units;
+            units.sort();
             units.dedup();
             let hired = time::OffsetDateTime::from_unix_timestamp(secs).unwrap()
                 .format(&time::format_description::well_known::Rfc3339).unwrap();
