@@ -347,6 +347,9 @@ pub struct ResourceConfig {
     /// Refuse requests that carry attributes no rule stores, instead of ignoring them.
     #[serde(default)]
     pub strict: bool,
+    /// Extension schemas with typed attributes (Okta custom attributes).
+    #[serde(default)]
+    pub schema: Vec<ExtensionSchema>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
 }
@@ -449,6 +452,36 @@ pub struct AttributeRule {
 #[serde(rename_all = "snake_case")]
 pub enum Reference {
     User,
+}
+
+/// An extension schema declared for Okta custom attributes (`[[users.schema]]`): the
+/// attributes rules may map under its URN, with their SCIM types and behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionSchema {
+    pub urn: Spanned<String>,
+    #[serde(default, rename = "attribute")]
+    pub attributes: Vec<ExtensionAttribute>,
+}
+
+/// One attribute of an [`ExtensionSchema`], described as RFC 7643 §7 describes attributes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionAttribute {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "type")]
+    pub kind: crate::scim::schema::Kind,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default)]
+    pub mutability: crate::scim::schema::Mutability,
+    #[serde(default)]
+    pub returned: crate::scim::schema::Returned,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub case_exact: bool,
+    pub description: Option<String>,
 }
 
 /// How a value is represented on each side, converted both ways.

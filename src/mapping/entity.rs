@@ -42,6 +42,7 @@ impl Entity {
         resource_type: &'static str,
         schema: &'static str,
     ) -> Result<Entity, RuleError> {
+        super::custom::check_schemas(&cfg.schema, schema).map_err(|(span, message)| RuleError { span, message })?;
         let mut rules: Vec<Rule> = Vec::new();
         let mut computed: Vec<Computed> = Vec::new();
         for r in &cfg.attributes {
@@ -68,11 +69,13 @@ impl Entity {
             match (&r.scim, &r.template, &r.constant) {
                 (Some(scim), None, None) => {
                     let mut rule = compile_rule(scim.get_ref(), ldap, schema).map_err(err(scim.span()))?;
+                    rule.direction = r.direction;
+                    super::custom::declare(&mut rule, &cfg.schema).map_err(err(scim.span()))?;
                     if rules.iter().any(|o| o.target == rule.target) {
                         return Err(err(scim.span())(format!("{} is mapped twice", rule.target)));
                     }
                     if let Some([t, f]) = &r.boolean {
-                        if rule.def.is_none_or(|d| d.kind != Kind::Boolean) {
+                        if rule.kind() != Some(Kind::Boolean) {
                             return Err(err(scim.span())(format!(
                                 "boolean = [..] needs a boolean attribute, not {}",
                                 rule.target
@@ -80,7 +83,6 @@ impl Entity {
                         }
                         rule.boolean = Some((t.clone(), f.clone()));
                     }
-                    rule.direction = r.direction;
                     rule.steps = steps;
                     values_rule(&mut rule, r).map_err(err(scim.span()))?;
                     rules.push(rule);
@@ -183,8 +185,12 @@ impl Entity {
 
     /// What discovery may offer: every mapped attribute and sub-attribute, plus `id` and `meta`.
     pub fn advertised(&self) -> Vec<Advertised> {
-        let core =
-            |attr: &str, sub: Option<&str>| Advertised { schema: None, attr: attr.into(), sub: sub.map(Into::into) };
+        let core = |attr: &str, sub: Option<&str>| Advertised {
+            schema: None,
+            attr: attr.into(),
+            sub: sub.map(Into::into),
+            doc: None,
+        };
         let mut out = vec![core("id", None), core("meta", None)];
         out.extend(
             ["resourceType", "created", "lastModified", "location", "version"].iter().map(|s| core("meta", Some(s))),
@@ -195,6 +201,7 @@ impl Entity {
                 schema: t.schema.clone(),
                 attr: t.attr.clone(),
                 sub: sub.map(Into::into),
+                doc: if sub.is_none() { r.custom_doc() } else { None },
             };
             out.push(at(None));
             out.extend(t.sub.as_deref().map(|s| at(Some(s))));
@@ -265,7 +272,7 @@ fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
     }
     rule.split = sep(&r.split);
     rule.join = sep(&r.join);
-    let scalar = rule.def.is_none_or(|d| d.kind == Kind::String || d.kind == Kind::DateTime || d.kind == Kind::Binary);
+    let scalar = rule.kind().is_none_or(|k| matches!(k, Kind::String | Kind::DateTime | Kind::Binary));
     if [&rule.split, &rule.join].into_iter().flatten().any(String::is_empty) {
         return Err("split and join need a non-empty separator".into());
     }
@@ -277,7 +284,7 @@ fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
     }
     if rule.join.is_some() {
         // A custom extension attribute becomes multi-valued by being joined.
-        match (rule.many, rule.def) {
+        match (rule.many, rule.kind()) {
             (true, _) => {}
             (false, None) if rule.target.sub.is_none() => rule.many = true,
             _ => return Err(format!("join needs several SCIM values; {} has one", rule.target)),

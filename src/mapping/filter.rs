@@ -269,7 +269,7 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> 
                 _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
             };
         }
-        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match (as_bool(v), &rule.boolean) {
+        v if rule.kind() == Some(Kind::Boolean) => match (as_bool(v), &rule.boolean) {
             (Some(b), Some((t, f))) => if b { t } else { f }.clone(),
             (Some(b), None) => if b { "TRUE" } else { "FALSE" }.to_owned(),
             (None, _) => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),

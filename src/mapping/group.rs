@@ -98,7 +98,12 @@ impl GroupMapping {
     /// Discovery: the mapped attributes plus `members`.
     pub fn advertised(&self) -> Vec<Advertised> {
         let mut out = self.entity.advertised();
-        let members = |sub: Option<&str>| Advertised { schema: None, attr: "members".into(), sub: sub.map(Into::into) };
+        let members = |sub: Option<&str>| Advertised {
+            schema: None,
+            attr: "members".into(),
+            sub: sub.map(Into::into),
+            doc: None,
+        };
         out.push(members(None));
         out.extend(["value", "$ref", "display", "type"].map(|s| members(Some(s))));
         out

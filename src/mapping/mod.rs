@@ -3,6 +3,7 @@
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
 mod check;
+mod custom;
 mod entity;
 mod filter;
 mod group;
@@ -34,6 +35,9 @@ pub enum Error {
     InvalidValue(String),
     #[error("{0}")]
     InvalidFilter(String),
+    /// A readOnly or immutable attribute would change.
+    #[error("{0}")]
+    Mutability(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -76,6 +80,8 @@ pub struct Rule {
     /// The SCIM value is a user's id; the directory holds that user's DN (resolved by
     /// `provision`, which can ask the directory).
     pub reference: bool,
+    /// The declaration of an extension attribute (`[[users.schema]]`).
+    pub custom: Option<std::sync::Arc<crate::config::ExtensionAttribute>>,
     /// The SCIM side holds several values: every element of a multi-valued attribute that no
     /// selector rule picks (`emails.value`), or a multi-valued simple attribute.
     pub many: bool,
@@ -260,6 +266,7 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         split: None,
         join: None,
         reference: false,
+        custom: None,
     })
 }
 

@@ -11,6 +11,16 @@ impl Entity {
     /// The SCIM representation of `entry` from the rules, with `schemas`, `id` and `meta`;
     /// `location` is the endpoint's absolute URL (`https://host/scim/v2/Users`).
     pub fn base_resource(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        self.resource(entry, location, false)
+    }
+
+    /// [`Self::base_resource`] with what is never shown too (write-only and `returned =
+    /// "never"` values): the base a PATCH applies to, so that it keeps them.
+    pub fn patch_base(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        self.resource(entry, location, true)
+    }
+
+    fn resource(&self, entry: &Entry, location: &str, hidden: bool) -> Map<String, Value> {
         let id = entry.first(&self.id_attr).unwrap_or_default();
         let mut res = Map::new();
         let present = |urn: &String| {
@@ -20,7 +30,7 @@ impl Entity {
         schemas.extend(self.extensions().into_iter().filter(present).map(Value::from));
         res.insert("schemas".into(), Value::Array(schemas));
         res.insert("id".into(), id.into());
-        for rule in self.rules.iter().filter(|r| r.direction.reads()) {
+        for rule in self.rules.iter().filter(|r| hidden || (r.direction.reads() && !r.hidden())) {
             let values: Vec<Value> = rule.to_scim(entry).iter().map(|v| typed(rule, v)).collect();
             // Without a [primary eq true] rule, the first value shown is the primary one.
             let auto_primary = !self.rules.iter().any(|o| o.target.same_attr(&rule.target) && o.target.picks_primary());
@@ -67,9 +77,9 @@ impl Entity {
 }
 
 fn typed(rule: &Rule, v: &str) -> Value {
-    match rule.def.map(|d| d.kind) {
+    match rule.kind() {
         Some(Kind::Boolean) => Value::Bool(v.eq_ignore_ascii_case(rule.boolean.as_ref().map_or("TRUE", |(t, _)| t))),
-        _ => Value::String(v.to_owned()),
+        _ => rule.typed_number(v).unwrap_or_else(|| Value::String(v.to_owned())),
     }
 }
 

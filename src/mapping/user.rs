@@ -103,7 +103,7 @@ impl UserMapping {
     /// Discovery: the mapped attributes plus `active` and `password`.
     pub fn advertised(&self) -> Vec<Advertised> {
         let mut out = self.entity.advertised();
-        out.extend(["active", "password"].map(|a| Advertised { schema: None, attr: a.into(), sub: None }));
+        out.extend(["active", "password"].map(|a| Advertised { schema: None, attr: a.into(), sub: None, doc: None }));
         out
     }
 
@@ -112,6 +112,13 @@ impl UserMapping {
         let mut res = self.base_resource(entry, location);
         res.insert("active".into(), self.is_active(entry).into());
         Value::Object(res)
+    }
+
+    /// The resource a PATCH applies to: [`Self::to_resource`] plus the values never shown.
+    pub fn patch_base(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        let mut res = self.entity.patch_base(entry, location);
+        res.insert("active".into(), self.is_active(entry).into());
+        res
     }
 
     pub fn is_active(&self, entry: &Entry) -> bool {

@@ -35,6 +35,7 @@ impl Entity {
                 values.insert(c.ldap.clone(), vec![v]);
             }
         }
+        self.check_required(&values)?;
         Ok(values)
     }
 
@@ -120,7 +121,7 @@ impl Entity {
 
     /// The values a rule reads from a resource: one, or for a rule of several values all of
     /// them, primary first.
-    fn lookup<'a>(&self, res: &'a Map<String, Value>, rule: &Rule) -> Vec<&'a Value> {
+    pub(super) fn lookup<'a>(&self, res: &'a Map<String, Value>, rule: &Rule) -> Vec<&'a Value> {
         let t = &rule.target;
         let container = match &t.schema {
             Some(urn) => get_ci(res, urn).and_then(Value::as_object),
@@ -166,7 +167,7 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 
 /// A SCIM value as LDAP text; `None` for "no value".
 fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
-    let boolean = rule.def.is_some_and(|d| d.kind == Kind::Boolean);
+    let boolean = rule.kind() == Some(Kind::Boolean);
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
@@ -175,6 +176,8 @@ fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
             (Some(b), None) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
             (None, _) => Err(Error::InvalidValue(format!("{} must be a boolean, not {v}", rule.target))),
         },
+        // A declared extension attribute: its type decides.
+        _ if rule.custom.is_some() => rule.checked(v).map(Some),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),

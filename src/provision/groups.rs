@@ -75,6 +75,7 @@ impl Resources for Groups {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = group_object(body)?;
         refuse_unmapped(&self.map, res, &["members"])?;
+        self.map.check_mutability(None, res)?;
         let values = self.map.values(res)?;
         self.require_display_name(&values)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
@@ -118,6 +119,7 @@ impl Resources for Groups {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         refuse_unmapped(&self.map, res, &["members"])?;
+        self.map.check_mutability(Some(&self.map.patch_base(&entry, "")), res)?;
         let values = self.map.values(res)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
         let wanted = self.members().values(&refs, true).await?;
@@ -140,11 +142,11 @@ impl Resources for Groups {
         let needs_members = member_ops.iter().any(|m| matches!(m, MemberOp::Replace(_) | MemberOp::RemoveAll));
         let entry = self.store().find(id, self.attrs(needs_members)).await?;
         self.store().check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Groups"), None) else {
-            unreachable!("resources are objects")
-        };
+        let mut res = self.map.patch_base(&entry, &format!("{root}/Groups"));
+        let before = res.clone();
         patch::apply(&mut res, &others, GROUP_SCHEMA)?;
         refuse_unmapped(&self.map, &res, &["members"])?;
+        self.map.check_mutability(Some(&before), &res)?;
         let values = self.map.values(&res)?;
         let attr = &self.map.members.attr;
         let mut member_changes = Vec::new();

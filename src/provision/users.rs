@@ -78,6 +78,7 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
+        self.map.check_mutability(None, res)?;
         let w = self.to_write(res).await?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
@@ -111,6 +112,8 @@ impl Resources for Users {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         self.refuse_unmapped(res)?;
+        let before = self.map.patch_base(&entry, &format!("{root}/Users"));
+        self.map.check_mutability(Some(&before), res)?;
         let w = self.to_write(res).await?;
         self.update(entry, w, root).await
     }
@@ -126,12 +129,12 @@ impl Resources for Users {
         let ops = patch::parse(body)?;
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Users")) else {
-            unreachable!("resources are objects")
-        };
+        let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.show_references(&entry, &mut res, root).await?;
+        let before = res.clone();
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
+        self.map.check_mutability(Some(&before), &res)?;
         let w = self.to_write(&res).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {

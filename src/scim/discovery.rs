@@ -14,6 +14,8 @@ pub struct Advertised {
     pub schema: Option<String>,
     pub attr: String,
     pub sub: Option<String>,
+    /// The definition of a declared extension attribute (RFC 7643 §7), as `/Schemas` shows it.
+    pub doc: Option<Value>,
 }
 
 /// A resource type the gateway serves.
@@ -113,13 +115,16 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
                 d.to_json(&|s: &AttrDef| mine.iter().any(|a| a.attr == d.name && a.sub.as_deref() == Some(s.name)))
             })
             .collect(),
-        // A custom extension: its attributes are the strings the rules store.
+        // A custom extension: as declared, or the strings the rules store.
         None => mine
             .iter()
+            .filter(|a| a.sub.is_none())
             .map(|a| {
-                let mut v = schema::STRING.to_json(&|_| true);
-                v["name"] = a.attr.clone().into();
-                v
+                a.doc.clone().unwrap_or_else(|| {
+                    let mut v = schema::STRING.to_json(&|_| true);
+                    v["name"] = a.attr.clone().into();
+                    v
+                })
             })
             .collect(),
     };
@@ -135,7 +140,7 @@ mod tests {
     use super::*;
 
     fn adv(schema: Option<&str>, attr: &str, sub: Option<&str>) -> Advertised {
-        Advertised { schema: schema.map(Into::into), attr: attr.into(), sub: sub.map(Into::into) }
+        Advertised { schema: schema.map(Into::into), attr: attr.into(), sub: sub.map(Into::into), doc: None }
     }
 
     #[test]

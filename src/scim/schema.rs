@@ -3,8 +3,11 @@
 
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An attribute's data type, spelled as in RFC 7643 §2.3 (also in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Kind {
+    #[default]
     String,
     Boolean,
     DateTime,
@@ -12,13 +15,30 @@ pub enum Kind {
     Complex,
     /// Base64 text in SCIM (RFC 7643 §2.3.6), bytes in the directory.
     Binary,
+    Integer,
+    Decimal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// RFC 7643 §7 `mutability`, spelled as there (also in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Mutability {
     ReadOnly,
+    #[default]
     ReadWrite,
+    /// Set once (on create, or when it has no value yet), never changed.
+    Immutable,
     WriteOnly,
+}
+
+/// RFC 7643 §7 `returned`: `request` (only when asked for) is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Returned {
+    Always,
+    Never,
+    #[default]
+    Default,
 }
 
 /// One attribute definition.
@@ -194,6 +214,8 @@ impl AttrDef {
                 Kind::Reference => "reference",
                 Kind::Complex => "complex",
                 Kind::Binary => "binary",
+                Kind::Integer => "integer",
+                Kind::Decimal => "decimal",
             },
             "multiValued": self.multi,
             "required": self.required,
@@ -201,6 +223,7 @@ impl AttrDef {
             "mutability": match self.mutability {
                 Mutability::ReadOnly => "readOnly",
                 Mutability::ReadWrite => "readWrite",
+                Mutability::Immutable => "immutable",
                 Mutability::WriteOnly => "writeOnly",
             },
             "returned": match (self.mutability, self.name) {
