@@ -8,29 +8,21 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use common::gateway::{q, TestGateway};
 use common::{group_ldif, users_ldif, Slapd};
 use serde_json::json;
-
-fn median(mut d: Vec<Duration>) -> Duration {
-    d.sort();
-    d[d.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use support::{median, ms};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let (size, rounds) = if full { (50_000, 200) } else { (500, 10) };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run(size, rounds));
+    let (size, rounds) = if support::full() { (50_000, 200) } else { (500, 10) };
+    support::run(bench(size, rounds));
 }
 
-async fn run(size: usize, rounds: usize) {
+async fn bench(size: usize, rounds: usize) {
     // Users 0..size are in "big"; user size is alone in "small"; the next `rounds` users join and leave.
     let seed =
         [users_ldif(0..size + 1 + rounds), group_ldif("big", 0..size), group_ldif("small", size..size + 1)].concat();

@@ -44,6 +44,10 @@ fn line(name: &str, value: impl AsRef<[u8]>) -> String {
     }
 }
 
+fn text(values: &[String]) -> Vec<&[u8]> {
+    values.iter().map(String::as_bytes).collect()
+}
+
 impl Write {
     pub fn to_ldif(&self) -> String {
         match self {
@@ -59,16 +63,22 @@ impl Write {
             }
             Write::Modify { dn, changes } => {
                 let mut out = line("dn", dn) + "changetype: modify\n";
-                for c in changes {
-                    let (op, attr, values): (_, _, Vec<&[u8]>) = match c {
-                        Change::Add(a, v) => ("add", a, v.iter().map(String::as_bytes).collect()),
-                        Change::Delete(a, v) => ("delete", a, v.iter().map(String::as_bytes).collect()),
-                        Change::Replace(a, v) => ("replace", a, v.iter().map(String::as_bytes).collect()),
-                        Change::Binary(a, v) => ("replace", a, v.iter().map(Vec::as_slice).collect()),
-                    };
+                let mut put = |op: &str, attr: &str, values: Vec<&[u8]>| {
                     out += &format!("{op}: {attr}\n");
                     out.extend(values.iter().map(|v| line(attr, v)));
                     out += "-\n";
+                };
+                for c in changes {
+                    match c {
+                        Change::Add(a, v) => put("add", a, text(v)),
+                        Change::Delete(a, v) => put("delete", a, text(v)),
+                        Change::Replace(a, v) => put("replace", a, text(v)),
+                        Change::Binary(a, v) => put("replace", a, v.iter().map(Vec::as_slice).collect()),
+                        Change::Swap(a, old, new) => {
+                            put("delete", a, vec![old.as_bytes()]);
+                            put("add", a, vec![new.as_bytes()]);
+                        }
+                    }
                 }
                 out
             }

@@ -28,6 +28,8 @@ pub enum Error {
     NoRoute(String),
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("the request took longer than the configured request_timeout_secs")]
     Timeout,
     #[error("the gateway is serving as many requests as it may (server.max_in_flight); retry shortly")]
@@ -88,6 +90,7 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
         Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, None),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
+        Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
         Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, None),
         Error::Overloaded => (StatusCode::TOO_MANY_REQUESTS, None),
         Error::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
@@ -108,9 +111,13 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
                     (StatusCode::CONFLICT, Some(ScimType::Uniqueness))
                 }
                 DirectoryError::NoSuchEntry => (StatusCode::NOT_FOUND, None),
-                DirectoryError::Rejected { .. } => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
+                DirectoryError::Rejected { .. } | DirectoryError::PasswordPolicy(_) => {
+                    (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue))
+                }
                 DirectoryError::AccessDenied(_) => (StatusCode::FORBIDDEN, None),
-                DirectoryError::SizeLimit | DirectoryError::Other { .. } => (StatusCode::INTERNAL_SERVER_ERROR, None),
+                DirectoryError::SizeLimit | DirectoryError::Unsupported(_) | DirectoryError::Other { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, None)
+                }
             },
         },
     }

@@ -86,6 +86,7 @@ impl UserMapping {
         let lock = match &self.deactivation {
             Deactivation::Attribute { attribute, .. } => attribute.as_str(),
             Deactivation::Ppolicy => super::LOCK_ATTR,
+            Deactivation::AccountControl => crate::directory::ldap::dialect::uac::ATTR,
         };
         let mut found = Vec::new();
         if !schema.has_attribute(lock) {
