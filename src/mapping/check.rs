@@ -15,6 +15,16 @@ pub enum Finding {
     Warning(String),
 }
 
+impl Finding {
+    /// The same finding, about the target `name`.
+    pub fn within(self, name: &str) -> Finding {
+        match self {
+            Finding::Error(m) => Finding::Error(format!("[[targets]] {name}: {m}")),
+            Finding::Warning(m) => Finding::Warning(format!("[[targets]] {name}: {m}")),
+        }
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{Config, Deactivation, ResourceConfig};
+use crate::config::{Deactivation, ResourceConfig};
 use crate::directory::LdapFilter;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -90,14 +90,13 @@ impl Dialect {
     }
 
     /// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
-    pub fn complete(self, config: &mut Config) -> Result<(), String> {
-        for r in std::iter::once(&mut config.users).chain(config.groups.as_mut()) {
+    pub fn complete(self, users: &mut ResourceConfig, groups: Option<&mut ResourceConfig>) -> Result<(), String> {
+        for r in std::iter::once(&mut *users).chain(groups) {
             let [id, created, modified, version] = self.meta_attributes(r);
             (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
             (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
         }
         if self == Dialect::ActiveDirectory {
-            let users = &mut config.users;
             if users.deactivation.is_none() {
                 users.deactivation = Some(toml::Spanned::new(0..0, Deactivation::AccountControl));
             }
