@@ -550,6 +550,9 @@ pub struct AttributeRule {
     pub replace: Option<Spanned<[String; 2]>>,
     /// A boolean SCIM attribute stored as these strings: `[true, false]`, e.g. `["Y", "N"]`.
     pub boolean: Option<[String; 2]>,
+    /// Creates and replacements must carry a value (advertised as `required` in /Schemas).
+    #[serde(default)]
+    pub required: bool,
     /// One SCIM string ⇄ several LDAP values, cut at (and joined with) this separator.
     pub split: Option<Spanned<String>>,
     /// Several SCIM values ⇄ one LDAP value, joined with (and cut at) this separator.

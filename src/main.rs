@@ -57,7 +57,9 @@ fn main() -> ExitCode {
         // A dry run writes nothing, so it has nothing to audit.
         filter = filter.add_directive("audit=off".parse().expect("a valid directive"));
     }
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: escape codes would litter a log file or the journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
@@ -113,6 +115,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             #[cfg(unix)]
             let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+            // Likewise SIGTERM: one that comes right after the port opens must still shut down cleanly.
+            #[cfg(unix)]
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
             let addr = loaded.config.server.listen.as_str();
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -124,7 +130,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let reloader = gateway.reloader();
             #[cfg(unix)]
             tokio::spawn(reload_on_sighup(hup, reloader.clone(), loaded.path.clone()));
-            gateway.serve(&loaded, &reloader, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+            #[cfg(unix)]
+            let shutdown = shutdown_signal(term);
+            #[cfg(not(unix))]
+            let shutdown = shutdown_signal();
+            gateway.serve(&loaded, &reloader, listener, shutdown).await.map_err(|e| e.to_string())
         }
     }
 }
@@ -141,17 +151,15 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reloader: scim_g
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+#[cfg(unix)]
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -184,7 +184,8 @@ async fn deactivate_reactivate_and_password_push() {
     assert_eq!(off.status, 200, "{:#}", off.body);
     assert_eq!(off.body["active"], false);
     assert_eq!(uac(&ad_user(samba, &ou, "bob@example.test").await.unwrap()), 0x10202, "only 0x2 changed");
-    let refused = samba.try_bind("bob@example.test", "Initial-pw1").await.expect_err("disabled").to_string();
+    let Err(refused) = samba.try_bind("bob@example.test", "Initial-pw1").await else { panic!("a disabled user bound") };
+    let refused = refused.to_string();
     assert!(refused.contains("data 533"), "AD says: account disabled: {refused}");
     let inactive = gw.get(&format!("/Users?filter={}", q("active eq false"))).await;
     assert_eq!(inactive.body["totalResults"], 1, "{:#}", inactive.body);
@@ -318,5 +319,67 @@ async fn missing_rights_are_403_with_a_hint() {
     let detail = denied.body["detail"].as_str().unwrap();
     assert!(detail.contains("delegate control"), "{detail}");
     assert!(!detail.contains("Eve-pass-1") && !detail.contains("Svc-pass-1"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_preset_checks_clean_against_the_schema() {
+    let samba = Samba::shared();
+    let loaded = scim_gateway::config::Loaded::parse(
+        "active-directory.toml",
+        samba.preset(&format!("OU=nowhere,{}", common::samba::BASE)),
+    )
+    .expect("preset");
+    let gateway = scim_gateway::Gateway::new(&loaded).expect("gateway");
+    let findings = gateway.check_schema().await.expect("AD's subschema read");
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| matches!(f, scim_gateway::mapping::Finding::Error(_)))
+        .map(ToString::to_string)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[tokio::test]
+async fn filters_and_sorting_through_the_mapping() {
+    let samba = Samba::shared();
+    let ou = samba.ou("filters").await;
+    let gw = gateway(samba, &ou).await;
+    for (name, title) in [("amy", "Engineer"), ("ben", "Manager"), ("cat", "Engineer")] {
+        let mut u = okta_user(&format!("{name}@example.test"), Some("Filter-pass-1"));
+        u["title"] = title.into();
+        assert_eq!(gw.post("/Users", &u).await.status, 201);
+    }
+    let count = async |filter: &str| gw.total(filter).await;
+    assert_eq!(count(r#"title eq "Engineer""#).await, 2);
+    assert_eq!(count(r#"title eq "Engineer" and userName sw "c""#).await, 1);
+    assert_eq!(count(r#"not (title eq "Engineer")"#).await, 1);
+    assert_eq!(count(r#"userName ew "n@example.test""#).await, 1);
+    assert_eq!(count(r#"emails.value eq "ben@example.test""#).await, 1);
+    // whenChanged / whenCreated compared as generalized time.
+    assert_eq!(count(r#"meta.lastModified gt "2000-01-01T00:00:00Z""#).await, 3);
+    assert_eq!(count(r#"meta.created lt "2000-01-01T00:00:00Z""#).await, 0);
+    assert_eq!(count(r#"active eq true"#).await, 3);
+    for hostile in [r#"*)(cn=*"#, r#")(|(objectClass=*)"#, "*"] {
+        assert_eq!(count(&format!(r#"userName eq "{hostile}""#)).await, 0, "{hostile}");
+    }
+    let sorted = gw.get("/Users?sortBy=userName&sortOrder=descending").await;
+    let names: Vec<&str> =
+        sorted.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cat@example.test", "ben@example.test", "amy@example.test"], "{:#}", sorted.body);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_carries_passwords_too() {
+    let samba = Samba::shared();
+    let ou = samba.ou("starttls").await;
+    let text =
+        samba.preset(&ou).replace(&samba.ldaps_url, &samba.ldap_url).replace("page_size = 1000", "starttls = true");
+    let gw = TestGateway::from_text(text).await;
+    let created = gw.post("/Users", &okta_user("tls@example.test", Some("Start-tls-1"))).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    assert_eq!(created.body["active"], true);
+    assert!(samba.can_bind("tls@example.test", "Start-tls-1").await);
     gw.stop().await;
 }

@@ -50,12 +50,13 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
     let mut typed = okta_user("y@example.com", None);
     typed["active"] = "sometimes".into();
     gw.post("/Users", &typed).await.assert_error(400, Some("invalidValue"));
-    // The directory refuses it (person needs sn): 400 with its reason, and no entry.
+    // A value the mapping requires (name.familyName, as person needs sn): 400, and no entry.
+    // (tests/rfc_details.rs has the directory's own refusal, without `required`.)
     let mut no_sn = okta_user("z@example.com", None);
     no_sn["name"] = json!({"givenName": "Z"});
     let refused = gw.post("/Users", &no_sn).await;
     refused.assert_error(400, Some("invalidValue"));
-    assert!(refused.body["detail"].as_str().unwrap().contains("sn"), "{:#}", refused.body);
+    assert!(refused.body["detail"].as_str().unwrap().contains("familyName"), "{:#}", refused.body);
     // Duplicate userName.
     gw.post("/Users", &okta_user("KIM@example.com", None)).await.assert_error(409, Some("uniqueness"));
     // Read-only attributes.

@@ -15,9 +15,15 @@ pub fn run<F: Future>(body: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(body)
 }
 
-pub fn median(mut d: Vec<Duration>) -> Duration {
+pub fn median(d: Vec<Duration>) -> Duration {
+    percentile(d, 50.0)
+}
+
+/// The `p`th percentile (nearest rank) of `d`.
+pub fn percentile(mut d: Vec<Duration>, p: f64) -> Duration {
     d.sort();
-    d[d.len() / 2]
+    let rank = ((p / 100.0) * d.len() as f64).ceil() as usize;
+    d[rank.clamp(1, d.len()) - 1]
 }
 
 pub fn ms(d: Duration) -> f64 {

@@ -28,8 +28,9 @@ pub enum Error {
     NoRoute(String),
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    /// Optional parts of RFC 7644 the gateway does not offer (e.g. queries across resource types).
     #[error("{0}")]
-    NotImplemented(String),
+    NotImplemented(&'static str),
     #[error("the request took longer than the configured request_timeout_secs")]
     Timeout,
     #[error("the gateway is serving as many requests as it may (server.max_in_flight); retry shortly")]
@@ -127,7 +128,7 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
 /// never a credential or a password: those never enter an error's text.
 pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
     let (status, scim_type) = classify(e);
-    if status.is_server_error() {
+    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
         tracing::warn!(error = %e, "request failed");
     }
     let mut body = json!({"schemas": [ERROR_SCHEMA], "status": status.as_u16().to_string(), "detail": e.to_string()});

@@ -177,6 +177,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         (&Method::GET, ["Schemas"]) => Ok(response::json(StatusCode::OK, &app.discovery(&root).schemas_list())),
         (&Method::GET, ["ResourceTypes", id]) => discovered(app.discovery(&root).resource_type(id).cloned(), id),
         (&Method::GET, ["Schemas", id]) => discovered(app.discovery(&root).schema(id).cloned(), id),
+        // RFC 7644 §3.4.2 and §3.4.3: a query at the root spans every resource type; optional.
+        (&Method::GET, []) | (&Method::POST, [".search"]) => {
+            Err(Error::NotImplemented("queries across resource types are not supported: query /Users or /Groups"))
+        }
         (_, [endpoint, tail @ ..]) if app.resources(endpoint).is_some() => {
             let service = app.resources(endpoint).expect("checked by the guard");
             match (&method, tail) {
@@ -212,10 +216,6 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
                 _ => Err(Error::NoRoute(format!("no SCIM endpoint at {rest}"))),
             }
         }
-        (&Method::POST, [".search"]) => Err(Error::NotImplemented(
-            "a search across resource types (POST /.search) is not supported: use /Users/.search or /Groups/.search"
-                .into(),
-        )),
         (_, ["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..]) => Err(Error::MethodNotAllowed),
         _ => Err(Error::NoRoute(format!("no SCIM endpoint at {rest}"))),
     }

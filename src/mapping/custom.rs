@@ -56,6 +56,7 @@ impl Rule {
             case_exact: c.case_exact,
             required: c.required,
             sub: &[],
+            refs: if c.kind == Kind::Reference { &["external"] } else { &[] },
         }
         .to_json(&|_| true);
         doc["name"] = self.target.attr.clone().into();
@@ -104,6 +105,7 @@ pub(super) fn declare(rule: &mut Rule, schemas: &[ExtensionSchema]) -> std::resu
         }
         _ => {}
     }
+    rule.required |= attr.required && attr.mutability != Mutability::ReadOnly;
     rule.custom = Some(Arc::new(attr.clone()));
     Ok(())
 }
@@ -154,17 +156,6 @@ impl Entity {
             };
             if refused {
                 return Err(Error::Mutability(format!("{} is {}: it cannot be changed", rule.target, mutability(c))));
-            }
-        }
-        Ok(())
-    }
-
-    /// 400 when a declared required attribute has no value in `values`.
-    pub(super) fn check_required(&self, values: &super::Values) -> Result<()> {
-        for rule in self.rules.iter().filter(|r| r.custom.as_ref().is_some_and(|c| c.required) && r.direction.writes())
-        {
-            if !values.contains_key(&rule.ldap) {
-                return Err(Error::InvalidValue(format!("{} is required", rule.target)));
             }
         }
         Ok(())

@@ -83,6 +83,10 @@ impl Entity {
                         }
                         rule.boolean = Some((t.clone(), f.clone()));
                     }
+                    if r.required && !rule.direction.writes() {
+                        return Err(err(scim.span())("required = true needs a rule that is written".into()));
+                    }
+                    rule.required |= r.required;
                     rule.steps = steps;
                     values_rule(&mut rule, r).map_err(err(scim.span()))?;
                     rules.push(rule);
@@ -104,9 +108,10 @@ impl Entity {
                 || r.join.is_some()
                 || r.convert.is_some()
                 || r.reference.is_some();
-            if !sourced_by_path && (r.direction != Direction::Both || two_way) {
+            if !sourced_by_path && (r.direction != Direction::Both || two_way || r.required) {
                 return Err(err(r.ldap.span())(
-                    "templates and constants are written only: no direction, boolean, split, join or convert".into(),
+                    "templates and constants are written only: no direction, boolean, required, split, join or convert"
+                        .into(),
                 ));
             }
         }
@@ -185,10 +190,9 @@ impl Entity {
     /// What discovery may offer: every mapped attribute and sub-attribute, plus `id` and `meta`.
     pub fn advertised(&self) -> Vec<Advertised> {
         let core = |attr: &str, sub: Option<&str>| Advertised {
-            schema: None,
             attr: attr.into(),
             sub: sub.map(Into::into),
-            doc: None,
+            ..Default::default()
         };
         let mut out = vec![core("id", None), core("meta", None)];
         out.extend(
@@ -200,13 +204,18 @@ impl Entity {
                 schema: t.schema.clone(),
                 attr: t.attr.clone(),
                 sub: sub.map(Into::into),
+                required: r.required,
                 doc: if sub.is_none() { r.custom_doc() } else { None },
+                ..Default::default()
             };
             out.push(at(None));
             out.extend(t.sub.as_deref().map(|s| at(Some(s))));
-            if let Some((key, _)) = &t.selector {
-                out.push(at(Some(key)));
-                out.push(at(Some("primary")));
+            if let Some((key, value)) = t.selector.as_ref().filter(|_| !t.picks_primary()) {
+                out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) });
+            }
+            if t.selector.is_some() {
+                // One value is stored per selector; the gateway reports it as the primary one.
+                out.push(Advertised { computed: true, required: false, ..at(Some("primary")) });
             }
             if r.reference {
                 out.extend(["$ref", "displayName"].map(|s| at(Some(s))));
@@ -526,6 +535,21 @@ mod tests {
     }
 
     #[test]
+    fn a_required_value_must_come_or_default() {
+        let rules = |default: &str| {
+            format!("[[attribute]]\nscim = \"userName\"\nldap = \"uid\"\n[[attribute]]\nscim = \"name.familyName\"\nldap = \"sn\"\nrequired = true\n{default}")
+        };
+        let without = json!({"userName": "a", "name": {"givenName": "x"}});
+        let e = compile(&rules("")).unwrap();
+        let err = e.values(without.as_object().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("name.familyName is required"), "{err}");
+        let sn = &e.advertised().into_iter().find(|a| a.sub.as_deref() == Some("familyName")).unwrap();
+        assert!(sn.required);
+        let e = compile(&rules("default = \"-\"")).unwrap();
+        assert_eq!(e.values(without.as_object().unwrap()).unwrap()["sn"], ["-"]);
+    }
+
+    #[test]
     fn rule_mistakes() {
         let cases = [
             ("[[attribute]]\nldap = \"uid\"", "exactly one of scim, template and constant"),
@@ -536,6 +560,11 @@ mod tests {
             ("[[attribute]]\nldap = \"uid\"\ntemplate = \"{nope}\"", "not an attribute"),
             ("[[attribute]]\nldap = \"uid\"\nconstant = \"x\"\ndirection = \"read\"", "written only"),
             ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\ndirection = \"read\"", "must be written"),
+            ("[[attribute]]\nldap = \"uid\"\nconstant = \"x\"\nrequired = true", "written only"),
+            (
+                "[[attribute]]\nldap = \"sn\"\nscim = \"title\"\nrequired = true\ndirection = \"read\"",
+                "required = true",
+            ),
             (
                 "[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\n[[attribute]]\nldap = \"UID\"\nconstant = \"x\"",
                 "already mapped",

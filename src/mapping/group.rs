@@ -106,14 +106,11 @@ impl GroupMapping {
     /// Discovery: the mapped attributes plus `members`.
     pub fn advertised(&self) -> Vec<Advertised> {
         let mut out = self.entity.advertised();
-        let members = |sub: Option<&str>| Advertised {
-            schema: None,
-            attr: "members".into(),
-            sub: sub.map(Into::into),
-            doc: None,
-        };
+        let members =
+            |sub: Option<&str>| Advertised { attr: "members".into(), sub: sub.map(Into::into), ..Default::default() };
         out.push(members(None));
         out.extend(["value", "$ref", "display", "type"].map(|s| members(Some(s))));
+        out.extend(["User", "Group"].map(|t| Advertised { canonical: Some(t.into()), ..members(Some("type")) }));
         out
     }
 

@@ -74,6 +74,8 @@ pub struct Rule {
     pub steps: Steps,
     /// A boolean stored as these strings (true, false) instead of LDAP's TRUE / FALSE.
     pub boolean: Option<(String, String)>,
+    /// A create or replacement without a value is refused.
+    pub required: bool,
     /// One SCIM string ⇄ several LDAP values, cut at this separator.
     pub split: Option<String>,
     /// Several SCIM values ⇄ one LDAP value, joined with this separator.
@@ -265,6 +267,7 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         direction: Direction::Both,
         steps: Steps::default(),
         boolean: None,
+        required: false,
         split: None,
         join: None,
         reference: false,

@@ -105,7 +105,7 @@ impl UserMapping {
     /// Discovery: the mapped attributes plus `active` and `password`.
     pub fn advertised(&self) -> Vec<Advertised> {
         let mut out = self.entity.advertised();
-        out.extend(["active", "password"].map(|a| Advertised { schema: None, attr: a.into(), sub: None, doc: None }));
+        out.extend(["active", "password"].map(|a| Advertised { attr: a.into(), ..Default::default() }));
         out
     }
 
@@ -265,12 +265,15 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        assert!(write(json!({"name": {"givenName": "x"}})).unwrap_err().to_string().contains("userName is required"));
+        assert!(write(json!({"name": {"familyName": "x"}})).unwrap_err().to_string().contains("userName is required"));
         assert!(write(json!({"userName": {"a": 1}})).is_err());
         assert!(write(json!({"userName": "a", "active": "maybe"})).is_err());
         let e = write(json!({"userName": "a", "password": 42})).unwrap_err().to_string();
         assert!(!e.contains("42"));
-        assert_eq!(write(json!({"userName": "a", "active": "False"})).unwrap().active, Some(false));
+        assert_eq!(
+            write(json!({"userName": "a", "name": {"familyName": "A"}, "active": "False"})).unwrap().active,
+            Some(false)
+        );
     }
 
     #[test]
@@ -294,7 +297,7 @@ mod tests {
             ]
         );
         assert_eq!(m.renamed(&entry, &w.attrs).unwrap(), None);
-        let w2 = write(json!({"userName": "b,c"})).unwrap();
+        let w2 = write(json!({"userName": "b,c", "name": {"familyName": "New"}})).unwrap();
         assert_eq!(m.renamed(&entry, &w2.attrs).unwrap().as_deref(), Some(r"uid=b\2cc"));
     }
 

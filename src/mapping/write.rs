@@ -25,6 +25,9 @@ impl Entity {
                 found.extend(ldap_value(rule, v)?);
             }
             let v = rule.to_ldap(found)?;
+            if v.is_empty() && rule.required {
+                return Err(Error::InvalidValue(format!("{} is required", rule.target)));
+            }
             if !v.is_empty() {
                 values.insert(rule.ldap.clone(), v);
             }
@@ -35,7 +38,6 @@ impl Entity {
                 values.insert(c.ldap.clone(), vec![v]);
             }
         }
-        self.check_required(&values)?;
         Ok(values)
     }
 

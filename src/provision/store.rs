@@ -96,8 +96,8 @@ impl Store<'_> {
 pub type StandIn<'a> = Option<(&'a str, &'a str)>;
 
 /// One modify, idempotent for members: adding a member twice or removing an absent one is
-/// not an error for the IdP, so when the directory says "value exists" (20) or "no such
-/// value" (16) the membership changes are redone value by value, ignoring those answers.
+/// not an error for the IdP, so when the directory says "value exists" or "no such value"
+/// ([`value_exists_or_missing`]) the membership changes are redone value by value, ignoring those answers.
 /// With a stand-in: adding real members drops it, and a change that would leave the group
 /// without members, which the schema refuses (65), is retried with the stand-in added.
 pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, stand_in: StandIn<'_>) -> Result<()> {
@@ -112,7 +112,7 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         }
     }
     match modify_once(dir, dn, &changes, stand_in).await {
-        Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
+        Err(e) if value_exists_or_missing(&e) => {}
         other => return other,
     }
     let (values, others): (Vec<Change>, Vec<Change>) =
@@ -130,12 +130,18 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
                 false => Change::Delete(attr.clone(), vec![v.clone()]),
             };
             match modify_once(dir, dn, &[one], stand_in).await {
-                Ok(()) | Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
-                Err(e) => return Err(e),
+                Err(e) if !value_exists_or_missing(&e) => return Err(e),
+                _ => {}
             }
         }
     }
     Ok(())
+}
+
+/// "No such value" (16) or "value exists" (20); Active Directory answers an add of a group's
+/// existing member with entryAlreadyExists (68), which on a modify can mean nothing else.
+fn value_exists_or_missing(e: &Error) -> bool {
+    matches!(e, Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. } | DirectoryError::AlreadyExists))
 }
 
 /// One modify operation, retried with the stand-in when it would empty the group.

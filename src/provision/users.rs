@@ -180,7 +180,15 @@ impl Users {
     /// Makes `entry` hold `w`, then reads it back.
     async fn update(&self, entry: Entry, w: Write, root: &str) -> Result<Value> {
         let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
-        let written = self.write(&entry, &w, &id).await;
+        let written = match self.write(&entry, &w, &id).await {
+            // A value the modify deletes changed since the read (another writer set a bit of
+            // userAccountControl, say): nothing was overwritten. Read again and redo once.
+            Err(Error::Directory(DirectoryError::Rejected { code: 16, .. })) => match self.find(&id).await {
+                Ok(fresh) => self.write(&fresh, &w, &id).await,
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
         let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
         let ticket = self.cache.forget(Some(&id), &names).await;
         let (dn, changed) = written?;
@@ -387,7 +395,7 @@ impl Users {
 
     fn members(&self) -> Option<Members<'_>> {
         let (groups, dn_attr) = self.groups.as_ref()?;
-        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr })
+        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr, cache: &self.cache })
     }
 
     fn store(&self) -> Store<'_> {

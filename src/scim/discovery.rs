@@ -8,12 +8,19 @@ use super::schema::{self, AttrDef};
 use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// One attribute (or sub-attribute) the gateway stores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advertised {
     /// Extension URN, `None` for the core schema.
     pub schema: Option<String>,
     pub attr: String,
     pub sub: Option<String>,
+    /// Its rule demands a value (`required = true`).
+    pub required: bool,
+    /// A value it takes (advertised as one of `canonicalValues`): the `type` a rule's
+    /// selector picks, `emails[type eq "work"]`, since values of other types are not stored.
+    pub canonical: Option<String>,
+    /// Computed by the gateway, never stored: advertised read-only.
+    pub computed: bool,
     /// The definition of a declared extension attribute (RFC 7643 §7), as `/Schemas` shows it.
     pub doc: Option<Value>,
 }
@@ -113,7 +120,10 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
             .chain(if schema.is_none() { schema::COMMON } else { &[] })
             .filter(|d| mine.iter().any(|a| a.attr == d.name))
             .map(|d| {
-                d.to_json(&|s: &AttrDef| mine.iter().any(|a| a.attr == d.name && a.sub.as_deref() == Some(s.name)))
+                let mut v =
+                    d.to_json(&|s: &AttrDef| mine.iter().any(|a| a.attr == d.name && a.sub.as_deref() == Some(s.name)));
+                annotate(&mut v, &mine);
+                v
             })
             .collect(),
         // A custom extension: as declared, or the strings the rules store.
@@ -124,6 +134,7 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
                 a.doc.clone().unwrap_or_else(|| {
                     let mut v = schema::STRING.to_json(&|_| true);
                     v["name"] = a.attr.clone().into();
+                    v["required"] = a.required.into();
                     v
                 })
             })
@@ -136,12 +147,41 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
     })
 }
 
+/// Marks `attr` (and its sub-attributes) required where a rule demands a value (a complex
+/// attribute with a required sub-attribute is required too, as a value of it must come along),
+/// and lists the canonical values of its sub-attributes.
+fn annotate(attr: &mut Value, mine: &[&Advertised]) {
+    let name = attr["name"].as_str().unwrap_or_default().to_owned();
+    let of = |sub: Option<String>| {
+        let name = name.clone();
+        mine.iter().filter(move |a| a.attr == name && a.sub == sub)
+    };
+    let mut any_sub = false;
+    for s in attr.get_mut("subAttributes").and_then(Value::as_array_mut).into_iter().flatten() {
+        let sub = s["name"].as_str().map(str::to_owned);
+        if of(sub.clone()).any(|a| a.required) {
+            s["required"] = true.into();
+            any_sub = true;
+        }
+        if of(sub.clone()).all(|a| a.computed) {
+            s["mutability"] = "readOnly".into();
+        }
+        let canonical: Vec<&String> = of(sub).filter_map(|a| a.canonical.as_ref()).collect();
+        if !canonical.is_empty() {
+            s["canonicalValues"] = json!(canonical);
+        }
+    }
+    if any_sub || of(None).any(|a| a.required) {
+        attr["required"] = true.into();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn adv(schema: Option<&str>, attr: &str, sub: Option<&str>) -> Advertised {
-        Advertised { schema: schema.map(Into::into), attr: attr.into(), sub: sub.map(Into::into), doc: None }
+        Advertised { schema: schema.map(Into::into), attr: attr.into(), sub: sub.map(Into::into), ..Default::default() }
     }
 
     #[test]

@@ -71,7 +71,10 @@ fn parse_operation(op: &Value) -> Result<Operation> {
 pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation], schema: &str) -> Result<()> {
     for op in ops {
         match (&op.path, &op.value) {
-            (Some(path), value) => apply_at(resource, op.op, path, value.as_ref(), schema)?,
+            (Some(path), value) => match whole_extension(resource, path, schema) {
+                Some(urn) => apply_extension(resource, op.op, &urn, value.as_ref(), schema)?,
+                None => apply_at(resource, op.op, path, value.as_ref(), schema)?,
+            },
             (None, Some(Value::Object(values))) => {
                 for (key, value) in values {
                     apply_key(resource, op.op, key, value, schema)?;
@@ -81,6 +84,35 @@ pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation], schema: &str)
         }
     }
     Ok(())
+}
+
+/// The extension URN a path names as a whole (`urn:…:enterprise:2.0:User`), which the path
+/// grammar reads as attribute `User` of schema `urn:…:2.0`: a known schema, or one the
+/// resource holds.
+fn whole_extension(resource: &Map<String, Value>, path: &PatchPath, core: &str) -> Option<String> {
+    let plain = path.filter.is_none() && path.sub_attr.is_none() && path.attr.sub_attr.is_none();
+    let urn = format!("{}:{}", path.attr.urn.as_deref().filter(|_| plain)?, path.attr.name);
+    let known = schema::definitions(&urn).is_some() || key_ci(resource, &urn).is_some();
+    (known && !urn.eq_ignore_ascii_case(core)).then_some(urn)
+}
+
+/// An operation on a whole extension (RFC 7644 §3.5.2): remove drops all of its attributes;
+/// add and replace set the attributes the value object gives and leave the others.
+fn apply_extension(
+    resource: &mut Map<String, Value>,
+    op: Op,
+    urn: &str,
+    value: Option<&Value>,
+    core: &str,
+) -> Result<()> {
+    match (op, value) {
+        (Op::Remove, _) => {
+            remove_ci(resource, urn);
+            Ok(())
+        }
+        (_, Some(v @ Value::Object(_))) => apply_key(resource, op, urn, v, core),
+        _ => Err(Error::value(format!("{urn} takes an object of its attributes"))),
+    }
 }
 
 /// One member of a path-less value object: an attribute, a dotted path (Entra) or an
@@ -395,6 +427,20 @@ mod tests {
         assert_eq!(r["active"], false);
         let r = patch(r, json!([{"op": "Replace", "value": {"password": "pw"}}])).unwrap();
         assert_eq!(r["password"], "pw");
+    }
+
+    #[test]
+    fn a_path_naming_a_whole_extension() {
+        const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let r = json!({"id": "1", ENT: {"department": "R&D"}});
+        let r = patch(r, json!([{"op": "add", "path": ENT, "value": {"employeeNumber": "7"}}])).unwrap();
+        assert_eq!(r[ENT], json!({"department": "R&D", "employeeNumber": "7"}));
+        let r = patch(r, json!([{"op": "replace", "path": ENT, "value": {"department": "Ops"}}])).unwrap();
+        assert_eq!(r[ENT], json!({"department": "Ops", "employeeNumber": "7"}));
+        let r = patch(r, json!([{"op": "remove", "path": ENT}])).unwrap();
+        assert!(r.get(ENT).is_none(), "{r}");
+        let e = patch(r, json!([{"op": "add", "path": ENT, "value": "x"}])).unwrap_err();
+        assert_eq!(e.kind, ScimType::InvalidValue);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct AttrDef {
     pub case_exact: bool,
     pub required: bool,
     pub sub: &'static [AttrDef],
+    /// What a reference points to (RFC 7643 §7 `referenceTypes`): resource types, `external`, `uri`.
+    pub refs: &'static [&'static str],
 }
 
 const fn attr(name: &'static str) -> AttrDef {
@@ -62,7 +64,12 @@ const fn attr(name: &'static str) -> AttrDef {
         case_exact: false,
         required: false,
         sub: &[],
+        refs: &[],
     }
+}
+
+const fn reference(name: &'static str, refs: &'static [&'static str]) -> AttrDef {
+    AttrDef { kind: Kind::Reference, refs, ..attr(name) }
 }
 
 const fn complex(name: &'static str, multi: bool, sub: &'static [AttrDef]) -> AttrDef {
@@ -102,7 +109,7 @@ pub const USER: &[AttrDef] = &[
     ),
     attr("displayName"),
     attr("nickName"),
-    AttrDef { kind: Kind::Reference, ..attr("profileUrl") },
+    reference("profileUrl", &["external"]),
     attr("title"),
     attr("userType"),
     attr("preferredLanguage"),
@@ -147,7 +154,7 @@ pub const COMMON: &[AttrDef] = &[
                 attr("resourceType"),
                 AttrDef { kind: Kind::DateTime, ..attr("created") },
                 AttrDef { kind: Kind::DateTime, ..attr("lastModified") },
-                AttrDef { kind: Kind::Reference, ..attr("location") },
+                reference("location", &["uri"]),
                 attr("version"),
             ],
         )
@@ -162,7 +169,7 @@ pub const GROUP: &[AttrDef] = &[
         true,
         &[
             attr("value"),
-            AttrDef { kind: Kind::Reference, ..attr("$ref") },
+            reference("$ref", &["User", "Group"]),
             AttrDef { mutability: Mutability::ReadOnly, ..attr("display") },
             attr("type"),
         ],
@@ -176,7 +183,7 @@ pub const ENTERPRISE_USER: &[AttrDef] = &[
     attr("organization"),
     attr("division"),
     attr("department"),
-    complex("manager", false, &[attr("value"), AttrDef { kind: Kind::Reference, ..attr("$ref") }, attr("displayName")]),
+    complex("manager", false, &[attr("value"), reference("$ref", &["User"]), attr("displayName")]),
 ];
 
 /// The definitions of a schema URN the gateway knows.
@@ -234,7 +241,7 @@ impl AttrDef {
             "uniqueness": if matches!(self.name, "userName" | "id") { "server" } else { "none" },
         });
         if self.kind == Kind::Reference {
-            v["referenceTypes"] = json!(["external"]);
+            v["referenceTypes"] = json!(self.refs);
         }
         if !self.sub.is_empty() {
             let subs: Vec<Value> = self.sub.iter().filter(|s| keep(s)).map(|s| s.to_json(&|_| true)).collect();

@@ -52,6 +52,11 @@ impl GatewayProcess {
         TestGateway::remote(format!("http://127.0.0.1:{}/scim/v2", self.port))
     }
 
+    /// Its process id (for /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }

@@ -61,6 +61,8 @@ struct Meta {
     dn: &'static str,
 }
 
+/// Attributes Active Directory's schema requires that AD itself fills on every add.
+pub const SERVER_FILLED: &[&str] = &["instanceType", "nTSecurityDescriptor", "objectCategory"];
 /// The binary attribute that holds Active Directory's ids.
 pub const OBJECT_GUID: &str = "objectGUID";
 /// AD's MaxPageSize: a larger page is silently cut to this.

@@ -35,6 +35,12 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         // Active Directory's password policy: "0000052D: Constraint violation - check_password_restrictions:
         // the password is too short…" (Samba) or "0000052D: SvcErr: … problem 5003" (Windows).
         19 | 53 if text.contains("0000052D") => DirectoryError::PasswordPolicy(text),
+        // AD refuses to remove a non-member with unwillingToPerform: Windows says 00000561
+        // (ERROR_MEMBER_NOT_IN_GROUP), Samba "Attribute member already deleted". That is
+        // noSuchAttribute's meaning.
+        53 if text.contains("00000561") || text.contains("already deleted") => {
+            DirectoryError::Rejected { code: 16, text }
+        }
         // schema, syntax, constraint and naming problems: the data was refused
         16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
         code => DirectoryError::Other { code, text },

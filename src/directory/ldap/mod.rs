@@ -283,3 +283,28 @@ impl Directory for LdapDirectory {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn active_directory_passwords_need_tls() {
+        let text = "url = \"ldap://127.0.0.1:1\"\nbind_dn = \"svc@example.test\"\nbind_password = \"x\"\ndialect = \"active_directory\"";
+        let cfg: DirectoryConfig = toml::from_str(text).unwrap();
+        let dir = LdapDirectory::new(&cfg, Arc::new(Metrics::new(1))).unwrap();
+        // Refused before any connection is tried (there is no server on port 1).
+        for e in [
+            dir.set_password("CN=a,DC=example,DC=test", "S3cret-pw").await.unwrap_err(),
+            dir.add("CN=a,DC=example,DC=test", &vec![], &vec![], Some("S3cret-pw")).await.unwrap_err(),
+        ] {
+            let text = e.to_string();
+            assert!(matches!(e, DirectoryError::Unsupported(_)) && text.contains("ldaps://"), "{text}");
+            assert!(!text.contains("S3cret-pw"));
+        }
+        let tls: DirectoryConfig = toml::from_str(&text.replace("ldap://", "ldaps://")).unwrap();
+        assert!(tls.encrypted());
+        let starttls: DirectoryConfig = toml::from_str(&format!("{text}\nstarttls = true")).unwrap();
+        assert!(starttls.encrypted() && !cfg.encrypted());
+    }
+}

@@ -1,0 +1,442 @@
+//! The gateway against raw LDAP, side by side in one run. slapd is seeded with 10,000 and then
+//! 50,000 users, in groups of 100; at 1, 16 and 64 concurrent clients over
+//! loopback it measures
+//! - raw directory operations through the gateway's own pool (`LdapDirectory`, no HTTP):
+//!   search by uid, add, modify, group member add: the floor the gateway can approach;
+//! - the gateway binary's SCIM equivalents: Okta's pre-create lookup (cold and cached),
+//!   POST user, PATCH active, PATCH group add member, GET by id;
+//!
+//! and prints throughput, p50, p99 and the ratio gateway / raw, then the gateway's resident
+//! memory idle and with 1,000 open connections. The paged import (`count=100`) is measured
+//! by `benches/import.rs`.
+//!
+//! `cargo bench --bench gateway` runs it in full; plain `cargo test --all-targets` runs a small
+//! smoke version (500 users, a few operations per cell) that checks every operation works.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::gateway::{config_text, okta_user, q, TOKEN};
+use common::process::GatewayProcess;
+use common::{group_ldif, users_ldif, Slapd};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use scim_gateway::config::Loaded;
+use scim_gateway::directory::{Change, Directory, LdapFilter, Scope, Search};
+use serde_json::{json, Value};
+use support::{ms, percentile};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PEOPLE: &str = "ou=people,dc=example,dc=test";
+const GROUPS: &str = "ou=groups,dc=example,dc=test";
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+/// Users per seeded group.
+const GROUP_SIZE: usize = 100;
+
+struct Plan {
+    sizes: &'static [usize],
+    /// Operations per (operation, concurrency) cell.
+    ops: fn(usize) -> usize,
+    connections: usize,
+}
+
+fn main() {
+    let plan = if support::full() {
+        Plan { sizes: &[10_000, 50_000], ops: |size| (size / 16).min(1_000), connections: 1_000 }
+    } else {
+        Plan { sizes: &[500], ops: |_| 8, connections: 50 }
+    };
+    support::run(run(plan));
+}
+
+/// One measured cell: every operation's latency, and the wall time for all of them.
+struct Cell {
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Cell {
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs `op(i)` for i in 0..n, `concurrency` at a time, each client taking the next i.
+async fn measure<F, Fut>(n: usize, concurrency: usize, op: F) -> Cell
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, next) = (op.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return lat;
+                    }
+                    let t = Instant::now();
+                    op(i).await;
+                    lat.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(n);
+    for c in clients {
+        latencies.extend(c.await.expect("client task"));
+    }
+    Cell { latencies, wall: started.elapsed() }
+}
+
+/// A bare HTTP client: the load generator shares the machine, so it only checks the status.
+#[derive(Clone)]
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: Arc<str>,
+}
+
+impl Http {
+    async fn send(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Bytes {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {TOKEN}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/scim+json");
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let resp = self.client.request(req.body(Full::new(body)).unwrap()).await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(status, want, "{path}: {}", String::from_utf8_lossy(&bytes));
+        bytes
+    }
+}
+
+fn patch_body(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+/// The users' and groups' SCIM ids (entryUUID), read once as admin.
+async fn ids(slapd: &Slapd, base: &str, attr: &str) -> std::collections::HashMap<String, String> {
+    let mut ldap = slapd.admin().await;
+    let (entries, _) = ldap
+        .search(base, ldap3::Scope::OneLevel, "(objectClass=*)", vec![attr, "entryUUID"])
+        .await
+        .and_then(|r| r.success())
+        .expect("read ids");
+    entries
+        .into_iter()
+        .map(ldap3::SearchEntry::construct)
+        .map(|e| (e.attrs[attr][0].clone(), e.attrs["entryUUID"][0].clone()))
+        .collect()
+}
+
+/// The group user `k` joins: one it is not in, spread so that clients rarely share an entry.
+fn target_group(k: usize, groups: usize) -> usize {
+    let g = k % groups;
+    if g == k / GROUP_SIZE {
+        (g + 1) % groups
+    } else {
+        g
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+}
+
+struct Row {
+    size: usize,
+    op: &'static str,
+    raw: &'static str,
+    concurrency: usize,
+    gateway: Cell,
+    floor: Cell,
+}
+
+async fn run(plan: Plan) {
+    let mut rows = Vec::new();
+    let mut memory = Vec::new();
+    for &size in plan.sizes {
+        let groups = size / GROUP_SIZE;
+        // Each user is in one group, and says so in memberOf as the overlay would have
+        // (slapadd runs no overlay): rendering a user then shows its `groups`, as in production.
+        let mut seed = String::new();
+        for k in 0..size {
+            seed += users_ldif(k..k + 1).trim_end();
+            seed += &format!("\nmemberOf: cn=grp{},{GROUPS}\n\n", k / GROUP_SIZE);
+        }
+        for g in 0..groups {
+            seed += &group_ldif(&format!("grp{g}"), g * GROUP_SIZE..(g + 1) * GROUP_SIZE);
+        }
+        let started = Instant::now();
+        let slapd = Slapd::start_seeded(&seed);
+        println!("seeded {size} users and {groups} groups in {:.1} s", started.elapsed().as_secs_f64());
+        let user_ids = Arc::new(ids(&slapd, PEOPLE, "uid").await);
+        let group_ids = Arc::new(ids(&slapd, GROUPS, "cn").await);
+
+        let config = config_text(&slapd, |t| t);
+        let gateway = GatewayProcess::spawn(&config);
+        let idle = rss_kib(gateway.pid());
+        let http = Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://127.0.0.1:{}/scim/v2", gateway.port).into(),
+        };
+        // The raw floor: the gateway's own directory code and pool, in this process.
+        let loaded = Loaded::parse("bench.toml", config).expect("config");
+        let built = scim_gateway::Gateway::new(&loaded).expect("gateway");
+        let dir: Arc<dyn Directory> = built.directory.clone();
+        let read_attrs = built.app.users.mapping().read_attrs.clone();
+        let user_filter =
+            |uid: &str| LdapFilter::Configured("(objectClass=inetOrgPerson)".into()).and(LdapFilter::eq("uid", uid));
+
+        let n = (plan.ops)(size);
+        // Users are taken from disjoint quarters per kind of operation, so that nothing a
+        // cell does (cache fills, locks) changes what a later one measures.
+        // The first `warm` users of each quarter are left out: the cached lookups use them.
+        let quarter = size / 4;
+        let warm = 256.min(quarter / 2);
+        let fresh = move |q: usize, c: usize, i: usize| q * quarter + warm + (c * n + i) % (quarter - warm);
+        for k in 0..warm {
+            http.send(Method::GET, &format!("/Users?filter={}", q(&format!(r#"userName eq "user{k}""#))), None, 200)
+                .await;
+        }
+
+        for (c, &concurrency) in CONCURRENCY.iter().enumerate() {
+            let mut cell = |op: &'static str, raw: &'static str, gateway: Cell, floor: Cell| {
+                rows.push(Row { size, op, raw, concurrency, gateway, floor })
+            };
+
+            // Okta's pre-create lookup; users never read before (cold), then a warmed set.
+            let (d, attrs, f) = (dir.clone(), read_attrs.clone(), user_filter);
+            let floor = measure(n, concurrency, move |i| {
+                let (d, attrs) = (d.clone(), attrs.clone());
+                let search = Search {
+                    base: PEOPLE.into(),
+                    scope: Scope::Subtree,
+                    filter: f(&format!("user{}", fresh(0, c, i))),
+                    attrs,
+                };
+                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
+            })
+            .await;
+            let h = http.clone();
+            let cold = measure(n, concurrency, move |i| {
+                let (h, path) =
+                    (h.clone(), format!("/Users?filter={}", q(&format!(r#"userName eq "user{}""#, fresh(0, c, i)))));
+                async move {
+                    h.send(Method::GET, &path, None, 200).await;
+                }
+            })
+            .await;
+            let h = http.clone();
+            let cached = measure(n * 4, concurrency, move |i| {
+                let (h, path) =
+                    (h.clone(), format!("/Users?filter={}", q(&format!(r#"userName eq "user{}""#, i % warm))));
+                async move {
+                    h.send(Method::GET, &path, None, 200).await;
+                }
+            })
+            .await;
+            let (d, attrs) = (dir.clone(), read_attrs.clone());
+            let floor2 = measure(n, concurrency, move |i| {
+                let (d, attrs) = (d.clone(), attrs.clone());
+                let search = Search {
+                    base: PEOPLE.into(),
+                    scope: Scope::Subtree,
+                    filter: f(&format!("user{}", fresh(0, c, i))),
+                    attrs,
+                };
+                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
+            })
+            .await;
+            cell("lookup userName, cold", "search uid", cold, floor);
+            cell("lookup userName, cached", "search uid", cached, floor2);
+
+            // GET by id, users not read before.
+            let (h, ids) = (http.clone(), user_ids.clone());
+            let get = measure(n, concurrency, move |i| {
+                let (h, path) = (h.clone(), format!("/Users/{}", ids[&format!("user{}", fresh(1, c, i))]));
+                async move {
+                    h.send(Method::GET, &path, None, 200).await;
+                }
+            })
+            .await;
+            let (d, attrs) = (dir.clone(), read_attrs.clone());
+            let floor = measure(n, concurrency, move |i| {
+                let (d, attrs) = (d.clone(), attrs.clone());
+                let search = Search {
+                    base: PEOPLE.into(),
+                    scope: Scope::Subtree,
+                    filter: f(&format!("user{}", fresh(1, c, i))),
+                    attrs,
+                };
+                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
+            })
+            .await;
+            cell("GET /Users/{id}", "search uid", get, floor);
+
+            // Creates, with the attributes the gateway writes for Okta's body.
+            let h = http.clone();
+            let post = measure(n, concurrency, move |i| {
+                let (h, body) = (h.clone(), okta_user(&format!("new-{size}-{concurrency}-{i}@example.com"), None));
+                async move {
+                    h.send(Method::POST, "/Users", Some(body), 201).await;
+                }
+            })
+            .await;
+            let d = dir.clone();
+            let floor = measure(n, concurrency, move |i| {
+                let d = d.clone();
+                let name = format!("raw-{size}-{concurrency}-{i}@example.com");
+                async move {
+                    let attrs = vec![
+                        (
+                            "objectClass".to_owned(),
+                            ["top", "person", "organizationalPerson", "inetOrgPerson"].map(String::from).to_vec(),
+                        ),
+                        ("uid".into(), vec![name.clone()]),
+                        ("cn".into(), vec!["John Doe".into()]),
+                        ("sn".into(), vec!["Doe".into()]),
+                        ("givenName".into(), vec!["John".into()]),
+                        ("displayName".into(), vec!["John Doe".into()]),
+                        ("mail".into(), vec![name.clone()]),
+                        ("description".into(), vec!["00u1abcd2EFGH3ijk4l5".into()]),
+                    ];
+                    d.add(&format!("uid={name},{PEOPLE}"), &attrs, &vec![], None).await.expect("add");
+                }
+            })
+            .await;
+            cell("POST /Users", "add", post, floor);
+
+            // Deactivation: the gateway reads the user, then locks it (ppolicy).
+            let (h, ids) = (http.clone(), user_ids.clone());
+            let patch = measure(n, concurrency, move |i| {
+                let (h, path) = (h.clone(), format!("/Users/{}", ids[&format!("user{}", fresh(2, c, i))]));
+                let body = patch_body(json!([{"op": "replace", "value": {"active": false}}]));
+                async move {
+                    h.send(Method::PATCH, &path, Some(body), 200).await;
+                }
+            })
+            .await;
+            let d = dir.clone();
+            let floor = measure(n, concurrency, move |i| {
+                let (d, dn) = (d.clone(), format!("uid=user{},{PEOPLE}", fresh(3, c, i)));
+                async move {
+                    let lock = Change::Replace("pwdAccountLockedTime".into(), vec!["000001010000Z".into()]);
+                    d.modify(&dn, &[lock]).await.expect("modify");
+                }
+            })
+            .await;
+            cell("PATCH active", "modify", patch, floor);
+
+            // Okta's group push: add one member.
+            let (h, uids, gids) = (http.clone(), user_ids.clone(), group_ids.clone());
+            let member = measure(n, concurrency, move |i| {
+                let k = fresh(3, c, i);
+                let path = format!("/Groups/{}", gids[&format!("grp{}", target_group(k, groups))]);
+                let body = patch_body(
+                    json!([{"op": "add", "path": "members", "value": [{"value": uids[&format!("user{k}")]}]}]),
+                );
+                let h = h.clone();
+                async move {
+                    h.send(Method::PATCH, &path, Some(body), 204).await;
+                }
+            })
+            .await;
+            let d = dir.clone();
+            let floor = measure(n, concurrency, move |i| {
+                let k = fresh(2, c, i);
+                let (d, group) = (d.clone(), format!("cn=grp{},{GROUPS}", target_group(k, groups)));
+                async move {
+                    let add = Change::Add("member".into(), vec![format!("uid=user{k},{PEOPLE}")]);
+                    d.modify(&group, &[add]).await.expect("member add");
+                }
+            })
+            .await;
+            cell("PATCH group add member", "modify member", member, floor);
+        }
+
+        // Memory: after the load, idle, and with many connections open, each having been served.
+        let loaded_rss = rss_kib(gateway.pid());
+        let mut open = Vec::with_capacity(plan.connections);
+        for _ in 0..plan.connections {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n").await.expect("write");
+            let mut buf = [0u8; 256];
+            let got = s.read(&mut buf).await.expect("read");
+            assert!(buf[..got].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..got]));
+            open.push(s);
+        }
+        let connected = rss_kib(gateway.pid());
+        drop(open);
+        memory.push((size, idle, loaded_rss, connected));
+        drop(gateway);
+    }
+    report(&rows, &memory, plan.connections);
+}
+
+fn report(rows: &[Row], memory: &[(usize, u64, u64, u64)], connections: usize) {
+    println!(
+        "\n{:<7} {:<26} {:>4} | {:>9} {:>8} {:>8} | {:<14} {:>9} {:>8} {:>8} | {:>7}",
+        "users",
+        "gateway operation",
+        "conc",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "raw LDAP",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "gw/raw"
+    );
+    for r in rows {
+        let stats = |c: &Cell| {
+            (c.throughput(), ms(percentile(c.latencies.clone(), 50.0)), ms(percentile(c.latencies.clone(), 99.0)))
+        };
+        let (g, f) = (stats(&r.gateway), stats(&r.floor));
+        println!(
+            "{:<7} {:<26} {:>4} | {:>9.0} {:>8.2} {:>8.2} | {:<14} {:>9.0} {:>8.2} {:>8.2} | {:>6.2}x",
+            r.size,
+            r.op,
+            r.concurrency,
+            g.0,
+            g.1,
+            g.2,
+            r.raw,
+            f.0,
+            f.1,
+            f.2,
+            g.0 / f.0
+        );
+    }
+    println!("targets: uncached >= 0.8x raw, cached lookups >= 3x raw");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for (size, idle, loaded, connected) in memory {
+        println!(
+            "gateway RSS ({size} users): idle at start {:.1} MiB, after the load {:.1} MiB, {connections} open connections {:.1} MiB (targets: idle <= 15, 1,000 connections <= 64)",
+            mib(*idle),
+            mib(*loaded),
+            mib(*connected)
+        );
+    }
+}
