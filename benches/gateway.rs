@@ -334,7 +334,7 @@ async fn run(plan: Plan) {
                         ("mail".into(), vec![name.clone()]),
                         ("description".into(), vec!["00u1abcd2EFGH3ijk4l5".into()]),
                     ];
-                    d.add(&format!("uid={name},{PEOPLE}"), &attrs, None).await.expect("add");
+                    d.add(&format!("uid={name},{PEOPLE}"), &attrs, &vec![], None).await.expect("add");
                 }
             })
             .await;

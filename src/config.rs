@@ -44,8 +44,13 @@ impl Loaded {
             }
         };
         let mut config = config;
+        let file_error = |message| ConfigError::File { path: path.into(), message };
         let dialect = config.directory.dialect;
-        dialect.complete(&mut config).map_err(|message| ConfigError::File { path: path.into(), message })?;
+        dialect.complete(&mut config.users, config.groups.as_mut()).map_err(file_error)?;
+        for t in &mut config.targets {
+            let message = |e| format!("[[targets]] {}: {e}", t.name.get_ref());
+            t.directory.dialect.complete(&mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
+        }
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;
         Ok(loaded)
@@ -57,28 +62,58 @@ impl Loaded {
 
     fn check(&self) -> Result<(), ConfigError> {
         let c = &self.config;
-        if c.auth.bearer.is_empty() && c.auth.basic.is_empty() {
-            return Err(self.file_error("[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"));
+        self.check_site("", &c.auth, &c.directory, &c.server.base_path)?;
+        let mut seen = vec![("default", c.server.base_path.get_ref().as_str())];
+        for t in &c.targets {
+            let (name, base) = (t.name.get_ref().as_str(), t.base_path.get_ref().as_str());
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(self.error_at(t.name.span(), "a target's name is letters, digits, - and _"));
+            }
+            if let Some((other, _)) = seen.iter().find(|(n, b)| n.eq_ignore_ascii_case(name) || *b == base) {
+                return Err(
+                    self.error_at(t.name.span(), format!("target {name} repeats the name or base_path of {other}"))
+                );
+            }
+            seen.push((name, base));
+            self.check_site(&format!("[[targets]] {name}: "), &t.auth, &t.directory, &t.base_path)?;
         }
-        let urls = &c.directory.url;
+        Ok(())
+    }
+
+    /// The checks of one target's credentials, directory and base path.
+    fn check_site(
+        &self,
+        within: &str,
+        auth: &AuthConfig,
+        directory: &DirectoryConfig,
+        base: &Spanned<String>,
+    ) -> Result<(), ConfigError> {
+        if auth.bearer.is_empty() && auth.basic.is_empty() {
+            return Err(self.file_error(&format!(
+                "{within}[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"
+            )));
+        }
+        let urls = &directory.url;
         if urls.get_ref().0.is_empty()
             || !urls.get_ref().0.iter().all(|u| u.starts_with("ldap://") || u.starts_with("ldaps://"))
         {
             return Err(self.error_at(urls.span(), "directory.url: each URL must start with ldap:// or ldaps://"));
         }
-        if c.directory.client_cert_file.is_some() != c.directory.client_key_file.is_some() {
-            return Err(self.file_error("[directory] give both client_cert_file and client_key_file, or neither"));
+        if directory.client_cert_file.is_some() != directory.client_key_file.is_some() {
+            return Err(self.file_error(&format!(
+                "{within}[directory] give both client_cert_file and client_key_file, or neither"
+            )));
         }
-        let secrets = c.auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("[[auth.bearer]] {}: {e}", b.name)));
+        let secrets =
+            auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.bearer]] {}: {e}", b.name)));
         let secrets = secrets
-            .chain(c.auth.basic.iter().map(|b| b.secret().map_err(|e| format!("[[auth.basic]] {}: {e}", b.name))))
-            .chain(std::iter::once(c.directory.bind_password().map_err(|e| format!("[directory] {e}"))));
+            .chain(auth.basic.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.basic]] {}: {e}", b.name))))
+            .chain(std::iter::once(directory.bind_password().map_err(|e| format!("{within}[directory] {e}"))));
         for s in secrets {
             s.map_err(|e| self.file_error(&e))?;
         }
-        let base = &c.server.base_path;
         if !base.get_ref().starts_with('/') || base.get_ref().ends_with('/') {
-            return Err(self.error_at(base.span(), "server.base_path must start with '/' and not end with one"));
+            return Err(self.error_at(base.span(), "base_path must start with '/' and not end with one"));
         }
         Ok(())
     }
@@ -108,6 +143,25 @@ pub struct Config {
     pub query: QueryConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
+    pub groups: Option<ResourceConfig>,
+    /// More directories behind the same gateway, each at its own base path (`[[targets]]`).
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One more target: an app or OU with its own base path, callers, directory and mapping.
+/// The top-level sections are the default target; `[server]` and `[query]` are shared.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Shown in logs, audit lines and metrics.
+    pub name: Spanned<String>,
+    pub base_path: Spanned<String>,
+    pub auth: AuthConfig,
+    pub directory: DirectoryConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    pub users: ResourceConfig,
     pub groups: Option<ResourceConfig>,
 }
 
@@ -372,6 +426,9 @@ pub struct ResourceConfig {
     /// Refuse requests that carry attributes no rule stores, instead of ignoring them.
     #[serde(default)]
     pub strict: bool,
+    /// Extension schemas with typed attributes (Okta custom attributes).
+    #[serde(default)]
+    pub schema: Vec<ExtensionSchema>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
 }
@@ -496,6 +553,62 @@ pub struct AttributeRule {
     /// Creates and replacements must carry a value (advertised as `required` in /Schemas).
     #[serde(default)]
     pub required: bool,
+    /// One SCIM string ⇄ several LDAP values, cut at (and joined with) this separator.
+    pub split: Option<Spanned<String>>,
+    /// Several SCIM values ⇄ one LDAP value, joined with (and cut at) this separator.
+    pub join: Option<Spanned<String>>,
+    /// A two-way conversion of the value's representation.
+    pub convert: Option<Spanned<Convert>>,
+    /// `"user"`: the SCIM value is a user's id, the directory holds that user's DN
+    /// (enterprise `manager.value` ⇄ `manager`).
+    pub reference: Option<Spanned<Reference>>,
+}
+
+/// What a reference rule's SCIM value names.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    User,
+}
+
+/// An extension schema declared for Okta custom attributes (`[[users.schema]]`): the
+/// attributes rules may map under its URN, with their SCIM types and behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionSchema {
+    pub urn: Spanned<String>,
+    #[serde(default, rename = "attribute")]
+    pub attributes: Vec<ExtensionAttribute>,
+}
+
+/// One attribute of an [`ExtensionSchema`], described as RFC 7643 §7 describes attributes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionAttribute {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "type")]
+    pub kind: crate::scim::schema::Kind,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default)]
+    pub mutability: crate::scim::schema::Mutability,
+    #[serde(default)]
+    pub returned: crate::scim::schema::Returned,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub case_exact: bool,
+    pub description: Option<String>,
+}
+
+/// How a value is represented on each side, converted both ways.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    /// SCIM dateTime (RFC 3339) ⇄ LDAP generalized time (`20261122220530Z`).
+    GeneralizedTime,
+    /// SCIM base64 text ⇄ LDAP bytes (`jpegPhoto`, `userCertificate;binary`).
+    Base64,
 }
 
 /// Whether a `scim` rule is read from the directory, written to it, or both.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::directory::ldif::Write;
 use crate::directory::schema::Subschema;
-use crate::directory::{Attributes, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use crate::directory::{Attributes, Binary, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
 use crate::mapping::Entity;
 use crate::scim::list::Projection;
 use crate::Gateway;
@@ -39,10 +39,13 @@ impl Recorder {
     fn added(&self, dn: &str) -> Option<Entry> {
         let writes = self.writes.lock().expect("recorder lock");
         writes.iter().find_map(|w| match w {
-            Write::Add { dn: d, attrs } if d.eq_ignore_ascii_case(dn) => {
+            Write::Add { dn: d, attrs, binary } if d.eq_ignore_ascii_case(dn) => {
                 let mut e = Entry::new(d.clone());
                 for (a, v) in attrs {
                     e.insert(a, v.clone());
+                }
+                for (a, v) in binary {
+                    e.insert_binary(a, v.clone());
                 }
                 // Not yet assigned by the directory: shown as such in the resource.
                 e.insert("entryUUID", vec!["00000000-0000-0000-0000-000000000000".into()]);
@@ -79,11 +82,11 @@ impl Directory for Recorder {
         }
         self.inner.search(s).await
     }
-    async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, password: Option<&str>) -> Result<()> {
         if !self.inner.search(&base(dn)).await?.is_empty() {
             return Err(DirectoryError::AlreadyExists);
         }
-        self.record(Write::Add { dn: dn.into(), attrs: attrs.clone() });
+        self.record(Write::Add { dn: dn.into(), attrs: attrs.clone(), binary: binary.clone() });
         if password.is_some() {
             self.record(Write::SetPassword { dn: dn.into() });
         }

@@ -25,6 +25,17 @@ use mapping::{GroupMapping, UserMapping};
 use metrics::Metrics;
 use scim::discovery::{GROUP, USER};
 
+/// What one target is made of: the default one's top-level sections, or a `[[targets]]` table.
+struct Site<'a> {
+    name: &'a str,
+    base_path: &'a String,
+    auth: &'a config::AuthConfig,
+    directory: &'a config::DirectoryConfig,
+    cache: &'a config::CacheConfig,
+    users: &'a config::ResourceConfig,
+    groups: Option<&'a config::ResourceConfig>,
+}
+
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
     /// As configured at start; the server serves [`Reloader`]'s current one.
@@ -37,10 +48,15 @@ pub struct Gateway {
 impl Gateway {
     /// What the directory's schema says about the mapping (see `scim-gateway check`).
     pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
-        let schema = self.directory.subschema().await?;
-        let mut found = self.app.users.mapping().check_schema(&schema);
-        if let Some(g) = &self.app.groups {
-            found.extend(g.mapping().check_schema(&schema));
+        let mut found = Vec::new();
+        for (i, app) in std::iter::once(&self.app).chain(&self.app.targets).enumerate() {
+            let schema = app.directory.subschema().await?;
+            // Findings about the default target read as before; the others name theirs.
+            let within = |f: mapping::Finding| if i == 0 { f } else { f.within(&app.name) };
+            found.extend(app.users.mapping().check_schema(&schema).into_iter().map(within));
+            if let Some(g) = &app.groups {
+                found.extend(g.mapping().check_schema(&schema).into_iter().map(within));
+            }
         }
         Ok(found)
     }
@@ -64,23 +80,60 @@ impl Gateway {
     fn assemble(loaded: &Loaded, directory: Arc<dyn Directory>, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
-        let users = UserMapping::compile(&cfg.users).map_err(at)?;
-        let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
-        let dn_attr = cfg.directory.dn_attribute();
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
-        let max_in_flight = cfg.server.max_in_flight.max(1);
-        let cache = Arc::new(UserCache::new(&cfg.cache, metrics.clone()));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_in_flight.max(1)));
+        let default = Site {
+            name: "default",
+            base_path: cfg.server.base_path.get_ref(),
+            auth: &cfg.auth,
+            directory: &cfg.directory,
+            cache: &cfg.cache,
+            users: &cfg.users,
+            groups: cfg.groups.as_ref(),
+        };
+        let mut app = Self::app(loaded, &default, directory.clone(), &in_flight, &metrics)?;
+        for t in &cfg.targets {
+            let site = Site {
+                name: t.name.get_ref(),
+                base_path: t.base_path.get_ref(),
+                auth: &t.auth,
+                directory: &t.directory,
+                cache: &t.cache,
+                users: &t.users,
+                groups: t.groups.as_ref(),
+            };
+            let dir = LdapDirectory::new(&t.directory, metrics.clone()).map_err(file_error)?;
+            app.targets.push(Arc::new(Self::app(loaded, &site, Arc::new(dir), &in_flight, &metrics)?));
+        }
+        Ok(Gateway { app: Arc::new(app), directory, tls: tls.map(Arc::new) })
+    }
+
+    /// The app of one target; the server settings and the in-flight cap are shared.
+    fn app(
+        loaded: &Loaded,
+        site: &Site,
+        directory: Arc<dyn Directory>,
+        in_flight: &Arc<tokio::sync::Semaphore>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<http::App, ConfigError> {
+        let cfg = &loaded.config;
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
+        let users = UserMapping::compile(site.users).map_err(at)?;
+        let groups = site.groups.map(GroupMapping::compile).transpose().map_err(at)?;
+        let dn_attr = site.directory.dn_attribute();
+        let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
-        let app = http::App {
-            base_path: cfg.server.base_path.get_ref().clone(),
+        Ok(http::App {
+            name: site.name.to_owned(),
+            base_path: site.base_path.clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
-            in_flight: tokio::sync::Semaphore::new(max_in_flight),
-            max_in_flight,
-            auth: http::Authenticator::new(&cfg.auth).map_err(file_error)?,
+            in_flight: in_flight.clone(),
+            max_in_flight: cfg.server.max_in_flight.max(1),
+            auth: http::Authenticator::new(site.auth).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
                 .flatten()
@@ -98,15 +151,15 @@ impl Gateway {
             users: provision::Users::new(
                 directory.clone(),
                 users,
-                cfg.directory.dialect,
+                site.directory.dialect,
                 groups.map(|g| (g, dn_attr)),
                 cache,
                 lister,
             ),
-            directory: directory.clone(),
-            metrics,
-        };
-        Ok(Gateway { app: Arc::new(app), directory, tls: tls.map(Arc::new) })
+            directory,
+            metrics: metrics.clone(),
+            targets: Vec::new(),
+        })
     }
 
     /// The handle that swaps in a new configuration on SIGHUP.

@@ -16,6 +16,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
+    /// The target's name (`default` for the top-level sections).
+    target: String,
     method: &'static str,
     route: String,
     status: u16,
@@ -70,7 +72,7 @@ impl Metrics {
         let requests = Histograms::<RequestLabels>::new_with_constructor(latency as fn() -> Histogram);
         registry.register(
             "http_request_duration_seconds",
-            "HTTP requests by method, route template and status, with their latency",
+            "HTTP requests by target, method, route template and status, with their latency",
             requests.clone(),
         );
         let in_flight = Gauge::default();
@@ -99,7 +101,7 @@ impl Metrics {
         Metrics { registry, requests, in_flight, ldap_operations, ldap_connections, ldap_connects, ldap_drops, cache }
     }
 
-    pub fn request(&self, method: &http::Method, route: String, status: u16, elapsed: Duration) {
+    pub fn request(&self, target: &str, method: &http::Method, route: String, status: u16, elapsed: Duration) {
         let method = match *method {
             http::Method::GET => "GET",
             http::Method::POST => "POST",
@@ -108,7 +110,8 @@ impl Metrics {
             http::Method::DELETE => "DELETE",
             _ => "other",
         };
-        self.requests.get_or_create(&RequestLabels { method, route, status }).observe(elapsed.as_secs_f64());
+        let target = target.to_owned();
+        self.requests.get_or_create(&RequestLabels { target, method, route, status }).observe(elapsed.as_secs_f64());
     }
 
     pub fn ldap_operation(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {

@@ -11,6 +11,7 @@ pub enum Write {
     Add {
         dn: String,
         attrs: Vec<(String, Vec<String>)>,
+        binary: super::Binary,
     },
     Modify {
         dn: String,
@@ -30,42 +31,52 @@ pub enum Write {
 }
 
 /// `name: value`, or `name:: base64` where RFC 2849 does not allow the value as is.
-fn line(name: &str, value: &str) -> String {
-    let safe = !value.starts_with([' ', ':', '<'])
-        && !value.ends_with(' ')
-        && value.bytes().all(|b| b.is_ascii() && b != b'\0' && b != b'\n' && b != b'\r');
-    if safe {
-        format!("{name}: {value}\n")
-    } else {
-        format!("{name}:: {}\n", base64::engine::general_purpose::STANDARD.encode(value))
+fn line(name: &str, value: impl AsRef<[u8]>) -> String {
+    let value = value.as_ref();
+    let safe = !value.starts_with(b" ")
+        && !value.starts_with(b":")
+        && !value.starts_with(b"<")
+        && !value.ends_with(b" ")
+        && value.iter().all(|&b| b.is_ascii() && b != b'\0' && b != b'\n' && b != b'\r');
+    match std::str::from_utf8(value) {
+        Ok(text) if safe => format!("{name}: {text}\n"),
+        _ => format!("{name}:: {}\n", base64::engine::general_purpose::STANDARD.encode(value)),
     }
+}
+
+fn text(values: &[String]) -> Vec<&[u8]> {
+    values.iter().map(String::as_bytes).collect()
 }
 
 impl Write {
     pub fn to_ldif(&self) -> String {
         match self {
-            Write::Add { dn, attrs } => {
+            Write::Add { dn, attrs, binary } => {
                 let mut out = line("dn", dn) + "changetype: add\n";
                 for (a, values) in attrs {
+                    out.extend(values.iter().map(|v| line(a, v)));
+                }
+                for (a, values) in binary {
                     out.extend(values.iter().map(|v| line(a, v)));
                 }
                 out
             }
             Write::Modify { dn, changes } => {
                 let mut out = line("dn", dn) + "changetype: modify\n";
-                let mut put = |op: &str, attr: &str, values: &[String]| {
+                let mut put = |op: &str, attr: &str, values: Vec<&[u8]>| {
                     out += &format!("{op}: {attr}\n");
                     out.extend(values.iter().map(|v| line(attr, v)));
                     out += "-\n";
                 };
                 for c in changes {
                     match c {
-                        Change::Add(a, v) => put("add", a, v),
-                        Change::Delete(a, v) => put("delete", a, v),
-                        Change::Replace(a, v) => put("replace", a, v),
+                        Change::Add(a, v) => put("add", a, text(v)),
+                        Change::Delete(a, v) => put("delete", a, text(v)),
+                        Change::Replace(a, v) => put("replace", a, text(v)),
+                        Change::Binary(a, v) => put("replace", a, v.iter().map(Vec::as_slice).collect()),
                         Change::Swap(a, old, new) => {
-                            put("delete", a, std::slice::from_ref(old));
-                            put("add", a, std::slice::from_ref(new));
+                            put("delete", a, vec![old.as_bytes()]);
+                            put("add", a, vec![new.as_bytes()]);
                         }
                     }
                 }
@@ -89,8 +100,12 @@ mod tests {
         let add = Write::Add {
             dn: "uid=a,dc=x".into(),
             attrs: vec![("cn".into(), vec!["Zoë".into(), " lead".into(), "ok".into()])],
+            binary: vec![("jpegPhoto".into(), vec![vec![0xff, 0xd8]])],
         };
-        assert_eq!(add.to_ldif(), "dn: uid=a,dc=x\nchangetype: add\ncn:: Wm/Dqw==\ncn:: IGxlYWQ=\ncn: ok\n");
+        assert_eq!(
+            add.to_ldif(),
+            "dn: uid=a,dc=x\nchangetype: add\ncn:: Wm/Dqw==\ncn:: IGxlYWQ=\ncn: ok\njpegPhoto:: /9g=\n"
+        );
         let m = Write::Modify {
             dn: "uid=a,dc=x".into(),
             changes: vec![Change::Replace("sn".into(), vec!["B".into()]), Change::Delete("title".into(), vec![])],

@@ -2,7 +2,8 @@
 //!
 //! Everything above this module speaks in [`Entry`], [`Search`] and [`Change`]; only
 //! [`ldap`] knows the wire protocol. Values cross this boundary as plain strings and are
-//! escaped here ([`filter`], [`dn`]), never by the callers.
+//! escaped here ([`filter`], [`dn`]), never by the callers; binary values (a `jpegPhoto`, a
+//! certificate) cross as bytes, in [`Entry::bytes`], [`Binary`] and [`Change::Binary`].
 
 pub mod dn;
 pub mod filter;
@@ -76,11 +77,13 @@ pub type Result<T> = std::result::Result<T, DirectoryError>;
 pub struct Entry {
     pub dn: String,
     attrs: BTreeMap<String, Vec<String>>,
+    /// Attributes with a value that is not UTF-8, as the server sent them.
+    bin: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl Entry {
     pub fn new(dn: impl Into<String>) -> Self {
-        Entry { dn: dn.into(), attrs: BTreeMap::new() }
+        Entry { dn: dn.into(), attrs: BTreeMap::new(), bin: BTreeMap::new() }
     }
 
     pub fn with(mut self, attr: &str, values: Vec<String>) -> Self {
@@ -94,6 +97,20 @@ impl Entry {
         }
     }
 
+    pub fn insert_binary(&mut self, attr: &str, values: Vec<Vec<u8>>) {
+        if !values.is_empty() {
+            self.bin.insert(attr.to_ascii_lowercase(), values);
+        }
+    }
+
+    /// All values of `attr` as bytes, whether or not they are text.
+    pub fn bytes(&self, attr: &str) -> Vec<&[u8]> {
+        match self.bin.get(&attr.to_ascii_lowercase()) {
+            Some(bin) => bin.iter().map(Vec::as_slice).collect(),
+            None => self.values(attr).iter().map(String::as_bytes).collect(),
+        }
+    }
+
     /// Adds `values` to those `attr` already has (values read in ranges).
     pub fn extend(&mut self, attr: &str, values: Vec<String>) {
         if !values.is_empty() {
@@ -101,7 +118,7 @@ impl Entry {
         }
     }
 
-    /// All values of `attr` (empty when absent).
+    /// All values of `attr` (empty when absent or not text).
     pub fn values(&self, attr: &str) -> &[String] {
         self.attrs.get(&attr.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
     }
@@ -113,6 +130,9 @@ impl Entry {
 
 /// The attributes of a new entry: name and values.
 pub type Attributes = Vec<(String, Vec<String>)>;
+
+/// The binary attributes of a new entry: name and values.
+pub type Binary = Vec<(String, Vec<Vec<u8>>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -138,6 +158,8 @@ pub enum Change {
     Add(String, Vec<String>),
     /// Delete these values (an empty list deletes the attribute).
     Delete(String, Vec<String>),
+    /// Replace all values with these bytes (an empty list deletes the attribute).
+    Binary(String, Vec<Vec<u8>>),
     /// Replace the value `old` by `new` (delete, then add, in one operation): fails instead
     /// of overwriting when the value changed since it was read.
     Swap(String, String, String),
@@ -146,7 +168,11 @@ pub enum Change {
 impl Change {
     pub fn attr(&self) -> &str {
         match self {
-            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) | Change::Swap(a, ..) => a,
+            Change::Replace(a, _)
+            | Change::Add(a, _)
+            | Change::Delete(a, _)
+            | Change::Binary(a, _)
+            | Change::Swap(a, ..) => a,
         }
     }
 }
@@ -163,9 +189,9 @@ pub trait Directory: Send + Sync {
         let found = self.search(search).await?;
         Ok((found.len() <= max).then_some(found))
     }
-    /// Adds an entry; with `password`, sets it too (as [`Directory::set_password`] does), or
-    /// leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()>;
+    /// Adds an entry with text and `binary` attributes; with `password`, sets it too (as
+    /// [`Directory::set_password`] does), or leaves no entry behind.
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, password: Option<&str>) -> Result<()>;
     /// Applies `changes` in one operation.
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()>;
     /// Whether `dn`'s `attr` holds `value` (LDAP compare: one value, not the whole attribute).

@@ -10,10 +10,29 @@ pub struct ObjectClass {
     pub must: Vec<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttributeType {
+    pub sup: Option<String>,
+    /// The syntax OID (without a length bound); inherited from `sup` when absent.
+    pub syntax: Option<String>,
+    pub single_value: bool,
+}
+
+/// Syntaxes whose values are bytes, not text: Binary, Certificate, Certificate List,
+/// Certificate Pair, JPEG, Octet String (RFC 4517, RFC 4523, RFC 2798).
+const BINARY_SYNTAXES: &[&str] = &[
+    "1.3.6.1.4.1.1466.115.121.1.5",
+    "1.3.6.1.4.1.1466.115.121.1.8",
+    "1.3.6.1.4.1.1466.115.121.1.9",
+    "1.3.6.1.4.1.1466.115.121.1.10",
+    "1.3.6.1.4.1.1466.115.121.1.28",
+    "1.3.6.1.4.1.1466.115.121.1.40",
+];
+
 /// Names are kept lower-cased: LDAP descriptors are case-insensitive.
 #[derive(Debug, Clone, Default)]
 pub struct Subschema {
-    attributes: HashMap<String, ()>,
+    attributes: HashMap<String, AttributeType>,
     classes: HashMap<String, ObjectClass>,
 }
 
@@ -23,8 +42,11 @@ impl Subschema {
         let mut s = Subschema::default();
         for def in attribute_types {
             let d = Description::parse(def);
+            let syntax = d.list("SYNTAX").pop().map(|o| o.split('{').next().unwrap_or_default().to_owned());
+            let single_value = d.0.iter().any(|(k, _)| k == "SINGLE-VALUE");
+            let t = AttributeType { sup: d.list("SUP").pop(), syntax, single_value };
             for name in d.names() {
-                s.attributes.insert(name, ());
+                s.attributes.insert(name, t.clone());
             }
         }
         for def in object_classes {
@@ -37,8 +59,27 @@ impl Subschema {
         s
     }
 
+    /// Whether the attribute type exists; options (`userCertificate;binary`) are ignored.
     pub fn has_attribute(&self, name: &str) -> bool {
-        self.attributes.contains_key(&name.to_ascii_lowercase())
+        self.attribute(name).is_some()
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&AttributeType> {
+        let base = name.split(';').next().unwrap_or_default();
+        self.attributes.get(&base.to_ascii_lowercase())
+    }
+
+    /// Whether the attribute's values are bytes (its syntax, or its supertype's, is binary).
+    pub fn is_binary(&self, name: &str) -> bool {
+        let mut current = self.attribute(name);
+        for _ in 0..8 {
+            match current {
+                Some(AttributeType { syntax: Some(s), .. }) => return BINARY_SYNTAXES.contains(&s.as_str()),
+                Some(AttributeType { sup: Some(sup), .. }) => current = self.attribute(sup),
+                _ => return false,
+            }
+        }
+        false
     }
 
     pub fn has_class(&self, name: &str) -> bool {
@@ -151,5 +192,17 @@ mod tests {
         assert!(s.has_class("InetOrgPerson") && !s.has_class("posixAccount"));
         assert_eq!(s.must("inetOrgPerson"), ["cn", "objectClass", "sn"]);
         assert!(s.must("unknown").is_empty());
+        assert!(s.attribute("entryUUID").unwrap().single_value && !s.attribute("cn").unwrap().single_value);
+        let photo = Subschema::parse(
+            &[
+                "( 0.9.2342.19200300.100.1.60 NAME 'jpegPhoto' SYNTAX 1.3.6.1.4.1.1466.115.121.1.28 )".into(),
+                "( 2.5.4.41 NAME 'name' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{32768} )".into(),
+                "( 2.5.4.3 NAME 'cn' SUP name )".into(),
+                "( 2.5.4.36 NAME 'userCertificate' SYNTAX 1.3.6.1.4.1.1466.115.121.1.8 )".into(),
+            ],
+            &[],
+        );
+        assert!(photo.is_binary("jpegPhoto") && photo.is_binary("userCertificate;binary"));
+        assert!(!photo.is_binary("cn") && !photo.is_binary("nope"));
     }
 }

@@ -100,6 +100,7 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::Scim(e) => (StatusCode::BAD_REQUEST, Some(e.kind)),
             P::Mapping(mapping::Error::InvalidValue(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
             P::Mapping(mapping::Error::InvalidFilter(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidFilter)),
+            P::Mapping(mapping::Error::Mutability(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::Mutability)),
             P::NotFound(_) => (StatusCode::NOT_FOUND, None),
             P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),

@@ -21,16 +21,19 @@ use crate::provision::{self, Groups, Resources, Users};
 use crate::scim::discovery::{Advertised, Discovery, ResourceType};
 use crate::scim::list::Query;
 
-/// Everything a request needs, shared by all connections.
+/// Everything a request needs, shared by all connections: one per target (the default one
+/// holds the others in `targets`).
 pub struct App {
+    /// The target's name: `default`, or a `[[targets]]` name.
+    pub name: String,
     pub base_path: String,
     /// `https://host` prefix for `meta.location`; from the Host header when `None`.
     pub public_url: Option<String>,
     pub tls: bool,
     pub max_body: usize,
     pub request_timeout: Duration,
-    /// One permit per request in flight, `max_in_flight` in all.
-    pub in_flight: Semaphore,
+    /// One permit per request in flight, `max_in_flight` in all (shared by the targets).
+    pub in_flight: Arc<Semaphore>,
     pub max_in_flight: usize,
     pub auth: Authenticator,
     /// For `/readyz`.
@@ -41,9 +44,22 @@ pub struct App {
     /// What discovery offers per resource type; documents are built per request since
     /// their URLs follow the Host.
     pub advertised: Vec<(ResourceType, Vec<Advertised>)>,
+    /// The other targets, each at its own base path.
+    pub targets: Vec<Arc<App>>,
 }
 
 impl App {
+    /// The target whose base path `path` is below (the longest such), else this one.
+    pub fn target_for(self: &Arc<Self>, path: &str) -> Arc<App> {
+        let below =
+            |a: &&Arc<App>| path.strip_prefix(a.base_path.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/'));
+        let best = self.targets.iter().filter(below).max_by_key(|a| a.base_path.len());
+        match best {
+            Some(t) if !below(&self) || t.base_path.len() > self.base_path.len() => t.clone(),
+            _ => self.clone(),
+        }
+    }
+
     fn discovery(&self, root: &str) -> Discovery {
         Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic())
     }
@@ -62,13 +78,14 @@ type Result<T> = std::result::Result<T, Error>;
 
 /// Entry point for every request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let app = app.target_for(req.uri().path());
     let request_id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
+    let span = tracing::info_span!("request", id = %request_id, target_name = %app.name, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
     let started = Instant::now();
     let (method, template) = (req.method().clone(), template(&app.base_path, req.uri().path()));
     let mut resp = async {
@@ -104,7 +121,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     span.in_scope(|| {
         tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
     });
-    app.metrics.request(&method, template, resp.status().as_u16(), started.elapsed());
+    app.metrics.request(&app.name, &method, template, resp.status().as_u16(), started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -117,7 +134,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         match path.as_str() {
             "/healthz" => return Ok(response::empty(StatusCode::OK)),
             "/readyz" => {
-                app.directory.ping().await.map_err(provision::Error::from)?;
+                // Ready when every target's directory answers.
+                for a in std::iter::once(app).chain(app.targets.iter().map(|t| t.as_ref())) {
+                    a.directory.ping().await.map_err(provision::Error::from)?;
+                }
                 return Ok(response::empty(StatusCode::OK));
             }
             "/metrics" => {

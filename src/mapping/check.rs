@@ -16,6 +16,16 @@ pub enum Finding {
     Warning(String),
 }
 
+impl Finding {
+    /// The same finding, about the target `name`.
+    pub fn within(self, name: &str) -> Finding {
+        match self {
+            Finding::Error(m) => Finding::Error(format!("[[targets]] {name}: {m}")),
+            Finding::Warning(m) => Finding::Warning(format!("[[targets]] {name}: {m}")),
+        }
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -43,6 +53,23 @@ impl Entity {
             found.push(Finding::Error(format!(
                 "{kind} attribute {a} is not in the directory's schema (misspelled, or its schema is not loaded)"
             )));
+        }
+        for r in &self.rules {
+            let (a, target) = (&r.ldap, &r.target);
+            if r.direction.writes() && r.ldap_many() && schema.attribute(a).is_some_and(|t| t.single_value) {
+                found.push(Finding::Error(format!(
+                    "{kind} {target} writes several values, but {a} is SINGLE-VALUE: use join, or a selector"
+                )));
+            }
+            match (r.binary(), schema.is_binary(a)) {
+                (true, false) if schema.has_attribute(a) => found.push(Finding::Warning(format!(
+                    "{kind} {target} is base64 (binary) but {a} holds text: is convert = \"base64\" meant?"
+                ))),
+                (false, true) => found.push(Finding::Error(format!(
+                    "{kind} {a} holds bytes: its rule needs convert = \"base64\" (SCIM carries binary as base64)"
+                ))),
+                _ => {}
+            }
         }
         let filled = ["objectClass"].into_iter().chain(dialect::SERVER_FILLED.iter().copied());
         let always: Vec<&str> = computed.chain(allocated).chain(own.iter().copied()).chain(filled).collect();
@@ -146,6 +173,23 @@ mod tests {
         assert!(example_groups().check_schema(&schema("")).is_empty());
         let found = example().check_schema(&schema("$ street "));
         assert!(found.iter().any(|f| matches!(f, Finding::Error(m) if m.contains("leaves street empty"))), "{found:?}");
+        let found = crate::mapping::tests::entity(
+            "[[attribute]]\nscim = \"userName\"\nldap = \"uid\"\n[[attribute]]\nscim = \"emails.value\"\nldap = \"mail\"\n[[attribute]]\nscim = \"nickName\"\nldap = \"photo\"",
+        )
+        .unwrap()
+        .check_schema(&Subschema::parse(
+            &[
+                "( 1.1 NAME 'mail' SINGLE-VALUE )".into(),
+                "( 1.2 NAME 'photo' SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )".into(),
+            ],
+            &[],
+        ), &[], "userName");
+        for expected in ["is SINGLE-VALUE", "photo holds bytes"] {
+            assert!(
+                found.iter().any(|f| matches!(f, Finding::Error(m) if m.contains(expected))),
+                "{expected}: {found:?}"
+            );
+        }
         let bare = Subschema::parse(&["( 1.1 NAME 'uid' )".into()], &["( 2.5.6.0 NAME 'top' ABSTRACT )".into()]);
         let found = example().check_schema(&bare);
         for expected in

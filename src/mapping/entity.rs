@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::config::{Dialect, Direction, ResourceConfig};
+use crate::config::{AttributeRule, Dialect, Direction, ResourceConfig};
 use crate::directory::LdapFilter;
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
@@ -42,6 +42,7 @@ impl Entity {
         resource_type: &'static str,
         schema: &'static str,
     ) -> Result<Entity, RuleError> {
+        super::custom::check_schemas(&cfg.schema, schema).map_err(|(span, message)| RuleError { span, message })?;
         let mut rules: Vec<Rule> = Vec::new();
         let mut computed: Vec<Computed> = Vec::new();
         for r in &cfg.attributes {
@@ -68,11 +69,13 @@ impl Entity {
             match (&r.scim, &r.template, &r.constant) {
                 (Some(scim), None, None) => {
                     let mut rule = compile_rule(scim.get_ref(), ldap, schema).map_err(err(scim.span()))?;
+                    rule.direction = r.direction;
+                    super::custom::declare(&mut rule, &cfg.schema).map_err(err(scim.span()))?;
                     if rules.iter().any(|o| o.target == rule.target) {
                         return Err(err(scim.span())(format!("{} is mapped twice", rule.target)));
                     }
                     if let Some([t, f]) = &r.boolean {
-                        if rule.def.is_none_or(|d| d.kind != Kind::Boolean) {
+                        if rule.kind() != Some(Kind::Boolean) {
                             return Err(err(scim.span())(format!(
                                 "boolean = [..] needs a boolean attribute, not {}",
                                 rule.target
@@ -80,12 +83,12 @@ impl Entity {
                         }
                         rule.boolean = Some((t.clone(), f.clone()));
                     }
-                    if r.required && !r.direction.writes() {
+                    if r.required && !rule.direction.writes() {
                         return Err(err(scim.span())("required = true needs a rule that is written".into()));
                     }
-                    rule.direction = r.direction;
-                    rule.required = r.required;
+                    rule.required |= r.required;
                     rule.steps = steps;
+                    values_rule(&mut rule, r).map_err(err(scim.span()))?;
                     rules.push(rule);
                 }
                 (None, Some(template), None) => {
@@ -100,9 +103,15 @@ impl Entity {
                 _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
             }
             let sourced_by_path = r.scim.is_some();
-            if !sourced_by_path && (r.direction != Direction::Both || r.boolean.is_some() || r.required) {
+            let two_way = r.boolean.is_some()
+                || r.split.is_some()
+                || r.join.is_some()
+                || r.convert.is_some()
+                || r.reference.is_some();
+            if !sourced_by_path && (r.direction != Direction::Both || two_way || r.required) {
                 return Err(err(r.ldap.span())(
-                    "templates and constants are written only: no direction, boolean or required".into(),
+                    "templates and constants are written only: no direction, boolean, required, split, join or convert"
+                        .into(),
                 ));
             }
         }
@@ -196,14 +205,20 @@ impl Entity {
                 attr: t.attr.clone(),
                 sub: sub.map(Into::into),
                 required: r.required,
+                doc: if sub.is_none() { r.custom_doc() } else { None },
                 ..Default::default()
             };
             out.push(at(None));
             out.extend(t.sub.as_deref().map(|s| at(Some(s))));
-            if let Some((key, value)) = &t.selector {
+            if let Some((key, value)) = t.selector.as_ref().filter(|_| !t.picks_primary()) {
                 out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) });
+            }
+            if t.selector.is_some() {
                 // One value is stored per selector; the gateway reports it as the primary one.
                 out.push(Advertised { computed: true, required: false, ..at(Some("primary")) });
+            }
+            if r.reference {
+                out.extend(["$ref", "displayName"].map(|s| at(Some(s))));
             }
         }
         out.dedup();
@@ -243,6 +258,11 @@ impl Entity {
         out
     }
 
+    /// The rules whose SCIM value is a user's id and LDAP value that user's DN.
+    pub fn references(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.reference)
+    }
+
     /// The extension schemas that at least one rule writes into.
     pub fn extensions(&self) -> Vec<String> {
         let mut urns: Vec<String> = self.rules.iter().filter_map(|r| r.target.schema.clone()).collect();
@@ -252,17 +272,56 @@ impl Entity {
     }
 }
 
+/// Applies a rule's `split`, `join` and `convert`, refusing combinations that cannot round-trip.
+fn values_rule(rule: &mut Rule, r: &AttributeRule) -> Result<(), String> {
+    let sep = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|s| s.get_ref().clone());
+    if let Some(c) = &r.convert {
+        rule.convert = Some(*c.get_ref());
+    }
+    rule.split = sep(&r.split);
+    rule.join = sep(&r.join);
+    let scalar = rule.kind().is_none_or(|k| matches!(k, Kind::String | Kind::DateTime | Kind::Binary));
+    if [&rule.split, &rule.join].into_iter().flatten().any(String::is_empty) {
+        return Err("split and join need a non-empty separator".into());
+    }
+    if rule.split.is_some() && rule.join.is_some() {
+        return Err("give split or join, not both".into());
+    }
+    if rule.split.is_some() && rule.many {
+        return Err(format!("split cuts one SCIM string into several values; {} has several already", rule.target));
+    }
+    if rule.join.is_some() {
+        // A custom extension attribute becomes multi-valued by being joined.
+        match (rule.many, rule.kind()) {
+            (true, _) => {}
+            (false, None) if rule.target.sub.is_none() => rule.many = true,
+            _ => return Err(format!("join needs several SCIM values; {} has one", rule.target)),
+        }
+    }
+    if !scalar && (rule.split.is_some() || rule.join.is_some() || r.convert.is_some()) {
+        return Err(format!("split, join and convert work on string values, not {}", rule.target));
+    }
+    if rule.binary() && (rule.split.is_some() || rule.join.is_some() || !rule.steps.transforms.is_empty()) {
+        return Err("binary values (convert = \"base64\") take no split, join or transform".into());
+    }
+    if r.reference.is_some() {
+        let plain = !rule.many && rule.split.is_none() && rule.convert.is_none() && rule.steps.transforms.is_empty();
+        if !(plain && rule.target.sub.as_deref() == Some("value") && rule.steps.default.is_none()) {
+            return Err(format!(
+                "reference = \"user\" needs the value of a single reference, e.g. manager.value, without split, join, convert, transform or default; not {}",
+                rule.target
+            ));
+        }
+        rule.reference = true;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::scim::USER_SCHEMA;
-    use serde_json::json;
-
-    fn compile(rules: &str) -> Result<Entity, String> {
-        let text = format!("base_dn = \"ou=people,dc=x\"\nfilter = \"(objectClass=person)\"\nrdn_attribute = \"uid\"\nobject_classes = [\"person\"]\n{rules}");
-        let cfg: ResourceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
-        Entity::compile(&cfg, "User", USER_SCHEMA).map_err(|e| e.message)
-    }
+    use crate::directory::Change;
+    use crate::mapping::tests::entity as compile;
+    use serde_json::{json, Value};
 
     #[test]
     fn rule_forms() {
@@ -297,11 +356,11 @@ mod tests {
         let res = json!({"userName": " JDoe@Example.com", "name": {"familyName": "Doe"}, "nickName": "JD",
                          "emails": [{"type": "work", "primary": true}]});
         let v = e.values(res.as_object().unwrap()).unwrap();
-        assert_eq!(v["uid"], "jdoe");
-        assert_eq!(v["cn"], "Doe");
-        assert_eq!(v["loginShell"], "/bin/bash");
-        assert_eq!(v["title"], "Staff");
-        assert_eq!(v["x-primary"], "Y");
+        assert_eq!(v["uid"], ["jdoe"]);
+        assert_eq!(v["cn"], ["Doe"]);
+        assert_eq!(v["loginShell"], ["/bin/bash"]);
+        assert_eq!(v["title"], ["Staff"]);
+        assert_eq!(v["x-primary"], ["Y"]);
         assert!(!v.contains_key("initials"), "read-only rules are not written");
         let entry = crate::directory::Entry::new("uid=jdoe,ou=people,dc=x")
             .with("uid", vec!["jdoe".into()])
@@ -318,6 +377,163 @@ mod tests {
         assert_eq!(e.unmapped(extra.as_object().unwrap(), &["active"]), ["locale", "urn:x:ext:costCenter"]);
     }
 
+    /// Rules of every value kind: selector, the rest, joined, split, time, binary.
+    const VALUES_RULES: &str = r#"
+            [[attribute]]
+            scim = "userName"
+            ldap = "uid"
+            [[attribute]]
+            scim = 'emails[type eq "work"].value'
+            ldap = "mail"
+            [[attribute]]
+            scim = "emails.value"
+            ldap = "otherMailbox"
+            [[attribute]]
+            scim = "phoneNumbers.value"
+            ldap = "telephoneNumber"
+            join = ", "
+            [[attribute]]
+            scim = "title"
+            ldap = "businessCategory"
+            split = ","
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:hired"
+            ldap = "x-hired"
+            convert = "generalized_time"
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:badge"
+            ldap = "jpegPhoto"
+            convert = "base64"
+            [[attribute]]
+            scim = "urn:example:params:scim:schemas:extension:acme:2.0:User:tags"
+            ldap = "x-tags"
+            join = ";"
+            "#;
+
+    #[test]
+    fn values_rules() {
+        let e = compile(VALUES_RULES).unwrap();
+        let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+        let res = json!({"userName": "a",
+            "emails": [{"value": "h@x", "type": "home"}, {"value": "w@x", "type": "work"}, {"value": "p@x", "primary": true}],
+            "phoneNumbers": [{"value": "1"}, {"value": "2"}],
+            "title": "a,b", acme: {"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}});
+        let v = e.values(res.as_object().unwrap()).unwrap();
+        assert_eq!(v["mail"], ["w@x"]);
+        assert_eq!(v["otherMailbox"], ["p@x", "h@x"], "the rest, primary first");
+        assert_eq!(v["telephoneNumber"], ["1, 2"]);
+        assert_eq!(v["businessCategory"], ["a", "b"]);
+        assert_eq!(v["x-hired"], ["20261122220530Z"]);
+        assert_eq!(v["x-tags"], ["x;y"]);
+        let (_, attrs, binary) = e.new_entry(&v, vec![]).unwrap();
+        assert_eq!(binary, vec![("jpegPhoto".to_string(), vec![vec![0xff, 0xd8]])]);
+        assert!(!attrs.iter().any(|(a, _)| a == "jpegPhoto"));
+        let mut entry = crate::directory::Entry::new("uid=a,ou=people,dc=x");
+        for (a, vals) in attrs {
+            entry.insert(&a, vals);
+        }
+        for (a, vals) in binary {
+            entry.insert_binary(&a, vals);
+        }
+        assert!(e.changes(&entry, &v).is_empty(), "{:?}", e.changes(&entry, &v));
+        let r = e.base_resource(&entry, "http://h/Users");
+        assert_eq!(
+            r["emails"],
+            json!([{"type": "work", "primary": true, "value": "w@x"}, {"primary": false, "value": "p@x"}, {"primary": false, "value": "h@x"}])
+        );
+        assert_eq!(r["phoneNumbers"], json!([{"primary": true, "value": "1"}, {"primary": false, "value": "2"}]));
+        assert_eq!(r["title"], "a,b");
+        assert_eq!(r[acme], json!({"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}));
+        // One value fewer: the attribute is replaced as a whole; a new photo is written as bytes.
+        let mut less = v.clone();
+        less.insert("otherMailbox".into(), vec!["p@x".into()]);
+        less.insert("jpegPhoto".into(), vec!["/9j/".into()]);
+        assert_eq!(
+            e.changes(&entry, &less),
+            [
+                Change::Replace("otherMailbox".into(), vec!["p@x".into()]),
+                Change::Binary("jpegPhoto".into(), vec![vec![0xff, 0xd8, 0xff]])
+            ]
+        );
+        let bad = json!({"userName": "a", acme: {"hired": "tomorrow"}});
+        assert!(e.values(bad.as_object().unwrap()).is_err());
+        let bad = json!({"userName": "a", acme: {"badge": "%%"}});
+        assert!(e.values(bad.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn primary_selector_keeps_the_primary_value_apart() {
+        let e = compile(
+            r#"
+            [[attribute]]
+            scim = "userName"
+            ldap = "uid"
+            [[attribute]]
+            scim = "emails[primary eq true].value"
+            ldap = "mail"
+            [[attribute]]
+            scim = "emails.value"
+            ldap = "otherMailbox"
+            "#,
+        )
+        .unwrap();
+        let res = json!({"userName": "a", "emails": [{"value": "h@x", "type": "home"}, {"value": "w@x", "primary": "True"}, {"value": "o@x"}]});
+        let v = e.values(res.as_object().unwrap()).unwrap();
+        assert_eq!(
+            (&v["mail"], &v["otherMailbox"]),
+            (&vec!["w@x".to_string()], &vec!["h@x".to_string(), "o@x".to_string()])
+        );
+        let entry = crate::directory::Entry::new("uid=a,ou=people,dc=x")
+            .with("otherMailbox", vec!["h@x".into(), "o@x".into()])
+            .with("mail", vec!["w@x".into()]);
+        let r = e.base_resource(&entry, "http://h/Users");
+        assert_eq!(
+            r["emails"],
+            json!([{"primary": true, "value": "w@x"}, {"primary": false, "value": "h@x"}, {"primary": false, "value": "o@x"}])
+        );
+    }
+
+    proptest::proptest! {
+        /// SCIM → entry → SCIM is the identity for multi-valued, split, joined, time and binary rules.
+        #[test]
+        fn round_trip_of_value_rules(
+            work in "[a-z]{1,8}@w\\.test",
+            others in proptest::collection::vec("[a-z]{1,8}@o\\.test", 0..4),
+            phones in proptest::collection::vec("\\+[0-9]{3,10}", 1..4),
+            units in proptest::collection::vec("[a-z]{1,6}", 1..4),
+            tags in proptest::collection::vec("[a-z ]{0,4}[a-z]", 1..4),
+            secs in 0i64..4_000_000_000,
+            badge in proptest::collection::vec(proptest::num::u8::ANY, 1..64),
+        ) {
+            use base64::Engine;
+            let acme = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+            let mut others = others;
+            others.sort();
+            others.dedup();
+            let mut emails = vec![json!({"type": "work", "primary": true, "value": work})];
+            emails.extend(others.iter().map(|o| json!({"primary": false, "value": o})));
+            let phones: Vec<Value> = phones.iter().enumerate().map(|(i, p)| json!({"primary": i == 0, "value": p})).collect();
+            let mut units = units;
+            units.sort();
+            units.dedup();
+            let hired = time::OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                .format(&time::format_description::well_known::Rfc3339).unwrap();
+            let res = json!({"userName": "u", "emails": emails, "phoneNumbers": phones, "title": units.join(","),
+                acme: {"hired": hired, "badge": base64::engine::general_purpose::STANDARD.encode(&badge), "tags": tags}});
+            let e = compile(VALUES_RULES).unwrap();
+            let v = e.values(res.as_object().unwrap()).unwrap();
+            let (dn, attrs, binary) = e.new_entry(&v, vec![]).unwrap();
+            let mut entry = crate::directory::Entry::new(dn);
+            attrs.into_iter().for_each(|(a, vals)| entry.insert(&a, vals));
+            binary.into_iter().for_each(|(a, vals)| entry.insert_binary(&a, vals));
+            let back = e.base_resource(&entry, "http://h/Users");
+            for key in ["emails", "phoneNumbers", "title", acme] {
+                proptest::prop_assert_eq!(&back[key], &res[key], "{}", key);
+            }
+            proptest::prop_assert!(e.changes(&entry, &v).is_empty());
+        }
+    }
+
     #[test]
     fn a_required_value_must_come_or_default() {
         let rules = |default: &str| {
@@ -330,7 +546,7 @@ mod tests {
         let sn = &e.advertised().into_iter().find(|a| a.sub.as_deref() == Some("familyName")).unwrap();
         assert!(sn.required);
         let e = compile(&rules("default = \"-\"")).unwrap();
-        assert_eq!(e.values(without.as_object().unwrap()).unwrap()["sn"], "-");
+        assert_eq!(e.values(without.as_object().unwrap()).unwrap()["sn"], ["-"]);
     }
 
     #[test]
@@ -352,6 +568,18 @@ mod tests {
             (
                 "[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\n[[attribute]]\nldap = \"UID\"\nconstant = \"x\"",
                 "already mapped",
+            ),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\njoin = \",\"", "join needs several"),
+            ("[[attribute]]\nldap = \"mail\"\nscim = \"emails.value\"\nsplit = \",\"", "has several already"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nsplit = \"\"", "non-empty separator"),
+            ("[[attribute]]\nldap = \"uid\"\nscim = \"userName\"\nconvert = \"rot13\"", "unknown variant"),
+            ("[[attribute]]\nldap = \"x\"\nscim = 'emails[type eq \"work\"].primary'\nsplit = \",\"", "string values"),
+            ("[[attribute]]\nldap = \"x\"\ntemplate = \"{userName}\"\nsplit = \",\"", "written only"),
+            ("[[attribute]]\nldap = \"x\"\nscim = \"title\"\nreference = \"user\"", "manager.value"),
+            ("[[attribute]]\nldap = \"x\"\nscim = \"emails.value\"\nreference = \"user\"", "single reference"),
+            (
+                "[[attribute]]\nldap = \"jpegPhoto\"\nscim = \"x509Certificates.value\"\ntransform = [\"lower\"]",
+                "take no split",
             ),
         ];
         for (rules, why) in cases {

@@ -7,12 +7,12 @@
 //! answer) and the translation says it is not [`Translated::exact`]: the caller then checks
 //! the SCIM filter itself on what the directory returns (see `crate::scim::eval`).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use std::collections::HashMap;
 
 use super::{time, Entity, Error, GroupMapping, Result, Rule, UserMapping, LOCK_ATTR, PERMANENT_LOCK};
-use crate::config::Deactivation;
+use crate::config::{Convert, Deactivation};
 use crate::directory::LdapFilter;
 use crate::scim::filter::{AttrPath, CompareOp, Filter};
 use crate::scim::json::as_bool;
@@ -227,7 +227,7 @@ impl Entity {
             };
             if direct {
                 alternatives.push(compare(rule, cmp)?);
-            } else if let (Some((key, wanted)), Some(s)) = (&t.selector, sub) {
+            } else if let (Some((key, _)), Some(s)) = (&t.selector, sub) {
                 // `emails.type eq "work"`: decided by the rule itself, where the value exists.
                 if key.eq_ignore_ascii_case(s) {
                     let f = match cmp {
@@ -238,7 +238,7 @@ impl Entity {
                         },
                         None => Filter::Present(AttrPath { urn: None, name: key.clone(), sub_attr: None }),
                     };
-                    let holds = element_matches(&json!({ key.clone(): wanted }), &f);
+                    let holds = t.selector_element().is_some_and(|e| element_matches(&e, &f));
                     let found = if holds { LdapFilter::present(&rule.ldap) } else { LdapFilter::none() };
                     alternatives.push(Translated::exact(found));
                 }
@@ -282,7 +282,7 @@ impl UserMapping {
 
 /// A value filter (`emails[type eq "work" and value co "@x"]`) on the element a rule stores.
 fn element(rule: &Rule, f: &Filter) -> Result<Translated> {
-    let (key, wanted) = rule.target.selector.clone().unwrap_or_default();
+    let (key, _) = rule.target.selector.clone().unwrap_or_default();
     Ok(match f {
         Filter::And(a, b) => Translated::join(vec![element(rule, a)?, element(rule, b)?], LdapFilter::And),
         Filter::Or(a, b) => Translated::join(vec![element(rule, a)?, element(rule, b)?], LdapFilter::Or),
@@ -290,7 +290,7 @@ fn element(rule: &Rule, f: &Filter) -> Result<Translated> {
         Filter::Present(p) | Filter::Compare { path: p, .. }
             if !key.is_empty() && p.name.eq_ignore_ascii_case(&key) =>
         {
-            Translated::exact(if element_matches(&json!({ key.clone(): wanted }), f) {
+            Translated::exact(if rule.target.selector_element().is_some_and(|e| element_matches(&e, f)) {
                 LdapFilter::present(&rule.ldap)
             } else {
                 LdapFilter::none()
@@ -313,7 +313,17 @@ fn element(rule: &Rule, f: &Filter) -> Result<Translated> {
 fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> {
     let attr = rule.ldap.as_str();
     let Some((op, value)) = cmp else { return Ok(Translated::exact(LdapFilter::present(attr))) };
-    let boolean = rule.def.is_some_and(|d| d.kind == Kind::Boolean);
+    if rule.reference {
+        return Err(Error::InvalidFilter(format!("{} holds a reference: it can only be tested with pr", rule.target)));
+    }
+    match rule.convert {
+        Some(Convert::GeneralizedTime) => return timestamp(attr, cmp).map(Translated::exact),
+        Some(Convert::Base64) => {
+            return Err(Error::InvalidFilter(format!("{} is binary: it can only be tested with pr", rule.target)))
+        }
+        None => {}
+    }
+    let boolean = rule.kind() == Some(Kind::Boolean);
     let text = match value {
         Value::Null => {
             let present = LdapFilter::present(attr);
@@ -343,7 +353,8 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> 
     }
     // Shaped as a write would shape it, so a lookup finds what a create stored.
     let text = rule.steps.shape(text);
-    let case_exact = !boolean && rule.def.is_some_and(|d| d.case_exact);
+    let case_exact =
+        !boolean && rule.custom.as_ref().map(|c| c.case_exact).or(rule.def.map(|d| d.case_exact)) == Some(true);
     Ok(match (case_exact, op) {
         (false, op) => Translated::exact(ordered(attr, op, text)),
         // The directory ignores case: `ne` would drop entries differing only in case.

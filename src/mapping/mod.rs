@@ -3,6 +3,7 @@
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
 mod check;
+mod custom;
 mod entity;
 mod filter;
 mod group;
@@ -11,11 +12,12 @@ mod read;
 pub mod time;
 mod transform;
 mod user;
+mod values;
 mod write;
 
 use std::ops::Range;
 
-use crate::config::Direction;
+use crate::config::{Convert, Direction};
 use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
@@ -35,6 +37,9 @@ pub enum Error {
     InvalidValue(String),
     #[error("{0}")]
     InvalidFilter(String),
+    /// A readOnly or immutable attribute would change.
+    #[error("{0}")]
+    Mutability(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -71,6 +76,30 @@ pub struct Rule {
     pub boolean: Option<(String, String)>,
     /// A create or replacement without a value is refused.
     pub required: bool,
+    /// One SCIM string ⇄ several LDAP values, cut at this separator.
+    pub split: Option<String>,
+    /// Several SCIM values ⇄ one LDAP value, joined with this separator.
+    pub join: Option<String>,
+    pub convert: Option<Convert>,
+    /// The SCIM value is a user's id; the directory holds that user's DN (resolved by
+    /// `provision`, which can ask the directory).
+    pub reference: bool,
+    /// The declaration of an extension attribute (`[[users.schema]]`).
+    pub custom: Option<std::sync::Arc<crate::config::ExtensionAttribute>>,
+    /// The SCIM side holds several values: every element of a multi-valued attribute that no
+    /// selector rule picks (`emails.value`), or a multi-valued simple attribute.
+    pub many: bool,
+}
+
+impl Rule {
+    /// Whether the LDAP attribute holds several values for this rule (all written, all read).
+    pub fn ldap_many(&self) -> bool {
+        self.split.is_some() || (self.many && self.join.is_none())
+    }
+
+    pub fn binary(&self) -> bool {
+        self.convert == Some(Convert::Base64)
+    }
 }
 
 /// An LDAP attribute written from a template or a constant, never read back.
@@ -90,6 +119,41 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Whether the other target stores a part of the same SCIM attribute.
+    pub fn same_attr(&self, other: &Target) -> bool {
+        self.attr.eq_ignore_ascii_case(&other.attr)
+            && self.schema.as_deref().map(str::to_ascii_lowercase)
+                == other.schema.as_deref().map(str::to_ascii_lowercase)
+    }
+
+    /// `[primary eq true]`: the element marked primary.
+    pub fn picks_primary(&self) -> bool {
+        self.selector.as_ref().is_some_and(|(k, _)| k.eq_ignore_ascii_case("primary"))
+    }
+
+    /// The selector as a one-key element, e.g. `{"type": "work"}` or `{"primary": true}`.
+    pub fn selector_element(&self) -> Option<serde_json::Value> {
+        let (key, wanted) = self.selector.as_ref()?;
+        let value = match self.picks_primary() {
+            true => serde_json::Value::Bool(true),
+            false => wanted.clone().into(),
+        };
+        Some(serde_json::json!({ key.clone(): value }))
+    }
+
+    /// Whether the selector picks the element `item`.
+    pub fn picks(&self, item: &serde_json::Value) -> bool {
+        let Some((key, wanted)) = &self.selector else { return false };
+        let found = item.as_object().and_then(|o| crate::scim::json::get_ci(o, key));
+        match (self.picks_primary(), found) {
+            (true, Some(v)) => crate::scim::json::as_bool(v) == Some(true),
+            (false, Some(serde_json::Value::String(s))) => s.eq_ignore_ascii_case(wanted),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(s) = &self.schema {
@@ -106,9 +170,14 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// An attribute description: a name and options (`userCertificate;binary`), RFC 4512 §2.5.
 pub(crate) fn valid_ldap_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+    let word = |w: &str| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let mut parts = name.split(';');
+    parts.next().is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()) && word(n)) && parts.all(word)
 }
 
 /// Reads one rule: a SCIM path of a shape the gateway can store, and an LDAP attribute name.
@@ -147,15 +216,24 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         {
             Some((p.name.clone(), v.clone()))
         }
-        Some(f) => return Err(format!("only selectors of the form [type eq \"work\"] are supported, not [{f}]")),
+        Some(Filter::Compare { path: p, op: CompareOp::Eq, value: serde_json::Value::Bool(true) })
+            if p.sub_attr.is_none() && p.name.eq_ignore_ascii_case("primary") =>
+        {
+            Some(("primary".to_owned(), "true".to_owned()))
+        }
+        Some(f) => {
+            return Err(format!(
+                "only selectors of the form [type eq \"work\"] or [primary eq true] are supported, not [{f}]"
+            ))
+        }
     };
-    if attr_def.is_some_and(|d| d.multi) && selector.is_none() {
+    let sub = path.attr.sub_attr.clone().or(path.sub_attr.clone());
+    if attr_def.is_some_and(|d| d.multi && d.kind == Kind::Complex) && selector.is_none() && sub.is_none() {
         return Err(format!(
-            "{scim} is multi-valued: pick one value with a selector, e.g. {}[type eq \"work\"].value",
+            "{scim} is multi-valued: map a sub-attribute of every value ({0}.value) or of one, picked with a selector, e.g. {0}[type eq \"work\"].value",
             path.attr.name
         ));
     }
-    let sub = path.attr.sub_attr.clone().or(path.sub_attr.clone());
     let leaf = match (attr_def, &sub) {
         (Some(d), Some(s)) => {
             Some(schema::find(d.sub, s).ok_or_else(|| format!("{} has no sub-attribute {s}", d.name))?)
@@ -181,6 +259,8 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         sub: sub.map(|s| leaf.map_or(s, |l| l.name.to_owned())),
     };
     Ok(Rule {
+        many: attr_def.is_some_and(|d| d.multi) && target.selector.is_none(),
+        convert: leaf.is_some_and(|d| d.kind == Kind::Binary).then_some(Convert::Base64),
         target,
         ldap: ldap.to_owned(),
         def: leaf,
@@ -188,6 +268,10 @@ fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule,
         steps: Steps::default(),
         boolean: None,
         required: false,
+        split: None,
+        join: None,
+        reference: false,
+        custom: None,
     })
 }
 
@@ -206,6 +290,13 @@ pub(crate) mod tests {
         UserMapping::compile(&loaded().config.users).expect("example rules compile")
     }
 
+    /// A users entity with these `[[attribute]]` rules (TOML), named by `uid`.
+    pub fn entity(rules: &str) -> std::result::Result<Entity, String> {
+        let text = format!("base_dn = \"ou=people,dc=x\"\nfilter = \"(objectClass=person)\"\nrdn_attribute = \"uid\"\nobject_classes = [\"person\"]\n{rules}");
+        let cfg: crate::config::ResourceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        Entity::compile(&cfg, "User", U).map_err(|e| e.message)
+    }
+
     /// The groups mapping of the shipped example configuration.
     pub fn example_groups() -> GroupMapping {
         GroupMapping::compile(loaded().config.groups.as_ref().expect("groups configured")).expect("group rules compile")
@@ -221,6 +312,11 @@ pub(crate) mod tests {
         let r = compile_rule("NAME.givenname", "givenName", U).unwrap();
         assert_eq!((r.target.attr.as_str(), r.target.sub.as_deref()), ("name", Some("givenName")));
         assert!(compile_rule("urn:example:acme:2.0:User:costCenter", "departmentNumber", U).is_ok());
+        let r = compile_rule("emails.value", "mail", U).unwrap();
+        assert!(r.many && r.ldap_many() && r.target.selector.is_none());
+        let r = compile_rule("x509Certificates.value", "userCertificate;binary", U).unwrap();
+        assert!(r.binary(), "binary sub-attributes are base64 in SCIM");
+        assert!(!valid_ldap_name("a;") && !valid_ldap_name(";binary") && !valid_ldap_name("1a"));
         for (bad, why) in [
             ("name", "complex"),
             ("emails", "multi-valued"),

@@ -11,18 +11,31 @@ impl Entity {
     /// The SCIM representation of `entry` from the rules, with `schemas`, `id` and `meta`;
     /// `location` is the endpoint's absolute URL (`https://host/scim/v2/Users`).
     pub fn base_resource(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        self.resource(entry, location, false)
+    }
+
+    /// [`Self::base_resource`] with what is never shown too (write-only and `returned =
+    /// "never"` values): the base a PATCH applies to, so that it keeps them.
+    pub fn patch_base(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        self.resource(entry, location, true)
+    }
+
+    fn resource(&self, entry: &Entry, location: &str, hidden: bool) -> Map<String, Value> {
         let id = entry.first(&self.id_attr).unwrap_or_default();
         let mut res = Map::new();
         let present = |urn: &String| {
-            self.rules.iter().any(|r| r.target.schema.as_ref() == Some(urn) && entry.first(&r.ldap).is_some())
+            self.rules.iter().any(|r| r.target.schema.as_ref() == Some(urn) && !entry.bytes(&r.ldap).is_empty())
         };
         let mut schemas = vec![Value::from(self.schema)];
         schemas.extend(self.extensions().into_iter().filter(present).map(Value::from));
         res.insert("schemas".into(), Value::Array(schemas));
         res.insert("id".into(), id.into());
-        for rule in self.rules.iter().filter(|r| r.direction.reads()) {
-            if let Some(v) = entry.first(&rule.ldap) {
-                put(&mut res, rule, typed(rule, v));
+        for rule in self.rules.iter().filter(|r| hidden || (r.direction.reads() && !r.hidden())) {
+            let values: Vec<Value> = rule.to_scim(entry).iter().map(|v| typed(rule, v)).collect();
+            // Without a [primary eq true] rule, the first value shown is the primary one.
+            let auto_primary = !self.rules.iter().any(|o| o.target.same_attr(&rule.target) && o.target.picks_primary());
+            if !values.is_empty() {
+                put(&mut res, rule, values, auto_primary);
             }
         }
         let mut meta = json!({"resourceType": self.resource_type, "location": format!("{location}/{id}")});
@@ -38,6 +51,25 @@ impl Entity {
         res
     }
 
+    /// Replaces the DN a reference rule put in `res` with the SCIM fields of the entry it
+    /// names (`value`, `$ref`, `displayName`), or removes it when it names no resource.
+    pub fn set_reference(&self, res: &mut Map<String, Value>, rule: &Rule, to: Option<Map<String, Value>>) {
+        let t = &rule.target;
+        let container = match &t.schema {
+            Some(urn) => match get_ci_mut(res, urn).and_then(Value::as_object_mut) {
+                Some(c) => c,
+                None => return,
+            },
+            None => res,
+        };
+        match to {
+            Some(fields) => object_ci(container, &t.attr).extend(fields),
+            None => {
+                crate::scim::json::remove_ci(container, &t.attr);
+            }
+        }
+    }
+
     /// The weak ETag of an entry's current state.
     pub fn version(&self, entry: &Entry) -> Option<String> {
         entry.first(&self.version_attr).map(|v| format!("W/\"{v}\""))
@@ -45,40 +77,62 @@ impl Entity {
 }
 
 fn typed(rule: &Rule, v: &str) -> Value {
-    match rule.def.map(|d| d.kind) {
+    match rule.kind() {
         Some(Kind::Boolean) => Value::Bool(v.eq_ignore_ascii_case(rule.boolean.as_ref().map_or("TRUE", |(t, _)| t))),
-        _ => Value::String(v.to_owned()),
+        _ => rule.typed_number(v).unwrap_or_else(|| Value::String(v.to_owned())),
     }
 }
 
-/// Places `value` where the rule's target says, creating objects and elements on the way.
-fn put(res: &mut Map<String, Value>, rule: &Rule, value: Value) {
+/// Places `values` where the rule's target says, creating objects and elements on the way.
+fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>, auto_primary: bool) {
     let t = &rule.target;
     let container = match &t.schema {
         Some(urn) => object_ci(res, urn),
         None => res,
     };
+    let first = values.remove(0);
     match (&t.selector, &t.sub) {
+        (None, None) if rule.many => {
+            values.insert(0, first);
+            container.insert(t.attr.clone(), Value::Array(values));
+        }
         (None, None) => {
-            container.insert(t.attr.clone(), value);
+            container.insert(t.attr.clone(), first);
         }
-        (None, Some(sub)) => {
-            object_ci(container, &t.attr).insert(sub.clone(), value);
+        (None, Some(sub)) if !rule.many => {
+            object_ci(container, &t.attr).insert(sub.clone(), first);
         }
-        (Some((key, wanted)), sub) => {
-            if get_ci_mut(container, &t.attr).is_none() {
+        (selector, sub) => {
+            values.insert(0, first);
+            if !matches!(get_ci_mut(container, &t.attr), Some(Value::Array(_))) {
                 container.insert(t.attr.clone(), Value::Array(Vec::new()));
             }
             let Some(Value::Array(items)) = get_ci_mut(container, &t.attr) else { return };
-            let found = items.iter().position(|i| i.get(key).and_then(Value::as_str) == Some(wanted));
-            let idx = found.unwrap_or_else(|| {
-                // The first element of each multi-valued attribute is its primary one.
-                let primary = items.is_empty();
-                items.push(json!({ key.clone(): wanted, "primary": primary }));
-                items.len() - 1
-            });
-            if let (Some(sub), Some(obj)) = (sub, items[idx].as_object_mut()) {
-                obj.insert(sub.clone(), value);
+            // A selector rule fills the element of its type; a rule of several values fills
+            // the elements without a type, in order (streetAddress and locality of one address).
+            let mut slots: Vec<usize> = match selector {
+                Some(_) => items.iter().position(|i| t.picks(i)).into_iter().collect(),
+                // Not the element of a [primary eq true] rule (there is one when !auto_primary).
+                None => (0..items.len())
+                    .filter(|&i| items[i].get("type").is_none() && (auto_primary || items[i]["primary"] != true))
+                    .collect(),
+            };
+            for (n, value) in values.into_iter().enumerate() {
+                let idx = match slots.get(n) {
+                    Some(&i) => i,
+                    None => {
+                        let mut element = json!({ "primary": auto_primary && items.is_empty() });
+                        if let Some(Value::Object(picked)) = t.selector_element() {
+                            element.as_object_mut().into_iter().for_each(|e| e.extend(picked.clone()));
+                        }
+                        items.push(element);
+                        slots.push(items.len() - 1);
+                        items.len() - 1
+                    }
+                };
+                if let (Some(sub), Some(obj)) = (sub, items[idx].as_object_mut()) {
+                    obj.insert(sub.clone(), value);
+                }
             }
         }
     }

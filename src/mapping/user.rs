@@ -8,7 +8,7 @@ use super::write::Values;
 use super::{Entity, Error, Result, Rule, RuleError};
 use crate::config::{Deactivation, ResourceConfig};
 use crate::directory::ldap::dialect::uac;
-use crate::directory::{Attributes, Change, Entry, LdapFilter};
+use crate::directory::{Attributes, Binary, Change, Entry, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::json::{as_bool, get_ci};
 use crate::scim::USER_SCHEMA;
@@ -95,7 +95,7 @@ impl UserMapping {
     }
 
     pub fn user_name<'a>(&self, w: &'a Write) -> Option<&'a str> {
-        w.attrs.get(&self.user_name_rule().ldap).map(String::as_str)
+        w.attrs.get(&self.user_name_rule().ldap).and_then(|v| v.first()).map(String::as_str)
     }
 
     pub fn entry_user_name<'a>(&self, entry: &'a Entry) -> Option<&'a str> {
@@ -114,6 +114,13 @@ impl UserMapping {
         let mut res = self.base_resource(entry, location);
         res.insert("active".into(), self.is_active(entry).into());
         Value::Object(res)
+    }
+
+    /// The resource a PATCH applies to: [`Self::to_resource`] plus the values never shown.
+    pub fn patch_base(&self, entry: &Entry, location: &str) -> Map<String, Value> {
+        let mut res = self.entity.patch_base(entry, location);
+        res.insert("active".into(), self.is_active(entry).into());
+        res
     }
 
     pub fn is_active(&self, entry: &Entry) -> bool {
@@ -148,7 +155,7 @@ impl UserMapping {
     }
 
     /// The DN and attributes of a new user entry for `w`, plus `extra` (an allocated number).
-    pub fn new_user(&self, w: &Write, extra: Attributes) -> Result<(String, Attributes)> {
+    pub fn new_user(&self, w: &Write, extra: Attributes) -> Result<(String, Attributes, Binary)> {
         let activation = match (&self.deactivation, w.active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, Some(false)) => {
                 vec![(attribute.clone(), vec![inactive_value.clone()])]
@@ -246,11 +253,11 @@ mod tests {
             "groups": [], "password": "t3mpP@ss", "active": true
         }))
         .unwrap();
-        assert_eq!(w.attrs["uid"], "jdoe@example.com");
-        assert_eq!(w.attrs["mail"], "jdoe@example.com");
-        assert_eq!(w.attrs["sn"], "Doe");
+        assert_eq!(w.attrs["uid"], ["jdoe@example.com"]);
+        assert_eq!(w.attrs["mail"], ["jdoe@example.com"]);
+        assert_eq!(w.attrs["sn"], ["Doe"]);
         assert_eq!((w.active, w.password.as_deref()), (Some(true), Some("t3mpP@ss")));
-        let (dn, attrs) = example().new_user(&w, vec![]).unwrap();
+        let (dn, attrs, _) = example().new_user(&w, vec![]).unwrap();
         assert_eq!(dn, "uid=jdoe@example.com,ou=people,dc=example,dc=test");
         assert!(attrs.iter().any(|(k, v)| k == "objectClass" && v.contains(&"inetOrgPerson".to_string())));
         assert!(!attrs.iter().any(|(k, _)| k == "userPassword"));
@@ -322,7 +329,7 @@ mod tests {
             }
             let m = example();
             let w = m.to_write(res.as_object().unwrap()).unwrap();
-            let (dn, attrs) = m.new_user(&w, vec![]).unwrap();
+            let (dn, attrs, _) = m.new_user(&w, vec![]).unwrap();
             let mut entry = Entry::new(dn);
             for (a, v) in attrs {
                 entry.insert(&a, v);

@@ -5,110 +5,171 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::transform::render;
+use super::values::decode;
 use super::{Entity, Error, Result, Rule};
-use crate::directory::{dn, Attributes, Change, Entry};
+use crate::directory::{dn, Attributes, Binary, Change, Entry};
 use crate::scim::json::{as_bool, get_ci};
 use crate::scim::schema::Kind;
 
 /// Mapped attribute values, keyed by the rule's LDAP attribute; absent means "no value".
-pub type Values = BTreeMap<String, String>;
+/// Binary values are base64 text until they reach the directory.
+pub type Values = BTreeMap<String, Vec<String>>;
 
 impl Entity {
     /// The values the rules read from a resource.
     pub fn values(&self, res: &Map<String, Value>) -> Result<Values> {
         let mut values = Values::new();
         for rule in self.rules.iter().filter(|r| r.direction.writes()) {
-            let v = lookup(res, rule).map(|v| ldap_value(rule, v)).transpose()?.flatten();
-            match rule.steps.apply(v) {
-                Some(v) => values.insert(rule.ldap.clone(), v),
-                None if rule.required => return Err(Error::InvalidValue(format!("{} is required", rule.target))),
-                None => None,
-            };
+            let mut found = Vec::new();
+            for v in self.lookup(res, rule) {
+                found.extend(ldap_value(rule, v)?);
+            }
+            let v = rule.to_ldap(found)?;
+            if v.is_empty() && rule.required {
+                return Err(Error::InvalidValue(format!("{} is required", rule.target)));
+            }
+            if !v.is_empty() {
+                values.insert(rule.ldap.clone(), v);
+            }
         }
         for c in &self.computed {
-            let v = render(&c.pieces, |r| lookup(res, r).and_then(|v| ldap_value(r, v).ok().flatten()));
-            if let Some(v) = c.steps.apply(v) {
-                values.insert(c.ldap.clone(), v);
+            let first = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
+            if let Some(v) = c.steps.apply(render(&c.pieces, first)) {
+                values.insert(c.ldap.clone(), vec![v]);
             }
         }
         Ok(values)
     }
 
-    /// The DN and attributes of a new entry holding `values` and `extra`.
-    pub fn new_entry(&self, values: &Values, extra: Attributes) -> Result<(String, Attributes)> {
+    /// The DN, text attributes and binary attributes of a new entry holding `values` and `extra`.
+    pub fn new_entry(&self, values: &Values, extra: Attributes) -> Result<(String, Attributes, Binary)> {
         let dn = dn::child(&self.rdn(values)?, &self.base_dn);
         let mut attrs = vec![("objectClass".to_owned(), self.object_classes.clone())];
-        attrs.extend(values.iter().map(|(k, v)| (k.clone(), vec![v.clone()])));
+        let mut binary = Binary::new();
+        for (k, v) in values {
+            match self.is_binary(k) {
+                true => binary.push((k.clone(), v.iter().filter_map(|b| decode(b)).collect())),
+                false => attrs.push((k.clone(), v.clone())),
+            }
+        }
         attrs.extend(extra);
-        Ok((dn, attrs))
+        Ok((dn, attrs, binary))
+    }
+
+    /// The naming value in `values`.
+    fn naming_value<'a>(&self, values: &'a Values) -> Option<&'a str> {
+        values
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&self.rdn_attr))
+            .and_then(|(_, v)| v.first())
+            .map(String::as_str)
     }
 
     /// The RDN `values` give their entry.
     pub fn rdn(&self, values: &Values) -> Result<String> {
-        let value = values.iter().find(|(k, _)| k.eq_ignore_ascii_case(&self.rdn_attr)).map(|(_, v)| v);
         // The naming value comes from a rule or from a template (computed).
         let rule = self.rules.iter().find(|r| r.ldap.eq_ignore_ascii_case(&self.rdn_attr));
         let what = rule.map_or_else(|| self.rdn_attr.clone(), |r| r.target.to_string());
-        let value = value.ok_or_else(|| Error::InvalidValue(format!("{what} is required: it names the entry")))?;
+        let value = self
+            .naming_value(values)
+            .ok_or_else(|| Error::InvalidValue(format!("{what} is required: it names the entry")))?;
         Ok(dn::rdn(&self.rdn_attr, value))
     }
 
     /// The new RDN when `values` change the value that names `entry`.
     pub fn renamed(&self, entry: &Entry, values: &Values) -> Result<Option<String>> {
-        let current = entry.first(&self.rdn_attr);
-        let wanted = values.iter().find(|(k, _)| k.eq_ignore_ascii_case(&self.rdn_attr)).map(|(_, v)| v.as_str());
-        if current == wanted {
+        if entry.first(&self.rdn_attr) == self.naming_value(values) {
             return Ok(None);
         }
         self.rdn(values).map(Some)
     }
 
     /// The modifications that make `entry` hold `values` for every rule (full replacement,
-    /// as PUT means). Only changed attributes are touched; an attribute holding several
-    /// values keeps them while its first value stays the same.
+    /// as PUT means). Only changed attributes are touched. An attribute a rule maps to one
+    /// value keeps its other values while its first value stays the same; one that holds
+    /// several values for its rule is replaced as a whole when the set (or the first,
+    /// primary, value) changes.
     pub fn changes(&self, entry: &Entry, values: &Values) -> Vec<Change> {
-        let written = self.rules.iter().filter(|r| r.direction.writes()).map(|r| &r.ldap);
+        let written = self.rules.iter().filter(|r| r.direction.writes()).map(|r| (&r.ldap, r.ldap_many(), r.binary()));
         let mut changes = Vec::new();
-        for ldap in written.chain(self.computed.iter().map(|c| &c.ldap)) {
-            match (entry.values(ldap).first(), values.get(ldap)) {
-                (old, new) if old == new => {}
-                (_, Some(v)) => changes.push(Change::Replace(ldap.clone(), vec![v.clone()])),
-                (Some(_), None) => changes.push(Change::Delete(ldap.clone(), vec![])),
-                (None, None) => {}
+        for (ldap, many, binary) in written.chain(self.computed.iter().map(|c| (&c.ldap, false, false))) {
+            let new = values.get(ldap).map_or(&[][..], Vec::as_slice);
+            if binary {
+                let new: Vec<Vec<u8>> = new.iter().filter_map(|b| decode(b)).collect();
+                if entry.bytes(ldap) != new.iter().map(Vec::as_slice).collect::<Vec<_>>() {
+                    changes.push(Change::Binary(ldap.clone(), new));
+                }
+                continue;
+            }
+            let old = entry.values(ldap);
+            let same = match many {
+                true => old.first() == new.first() && same_set(old, new),
+                false => old.first() == new.first(),
+            };
+            match (same, new.is_empty()) {
+                (true, _) => {}
+                (false, false) => {
+                    changes.push(Change::Replace(ldap.clone(), if many { new.to_vec() } else { new[..1].to_vec() }))
+                }
+                (false, true) => changes.push(Change::Delete(ldap.clone(), vec![])),
             }
         }
         changes
     }
-}
 
-/// The value a rule reads from a resource.
-fn lookup<'a>(res: &'a Map<String, Value>, rule: &Rule) -> Option<&'a Value> {
-    let t = &rule.target;
-    let container = match &t.schema {
-        Some(urn) => get_ci(res, urn)?.as_object()?,
-        None => res,
-    };
-    let v = get_ci(container, &t.attr)?;
-    match (&t.selector, &t.sub) {
-        (None, None) => Some(v),
-        (None, Some(sub)) => get_ci(v.as_object()?, sub),
-        (Some((key, wanted)), sub) => {
-            let items = v.as_array()?;
-            let matches = |i: &&Value| {
-                i.as_object()
-                    .and_then(|o| get_ci(o, key))
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.eq_ignore_ascii_case(wanted))
-            };
-            let item = items.iter().find(matches)?.as_object()?;
-            get_ci(item, sub.as_deref()?)
+    fn is_binary(&self, ldap: &str) -> bool {
+        self.rules.iter().any(|r| r.binary() && r.ldap.eq_ignore_ascii_case(ldap))
+    }
+
+    /// The values a rule reads from a resource: one, or for a rule of several values all of
+    /// them, primary first.
+    pub(super) fn lookup<'a>(&self, res: &'a Map<String, Value>, rule: &Rule) -> Vec<&'a Value> {
+        let t = &rule.target;
+        let container = match &t.schema {
+            Some(urn) => get_ci(res, urn).and_then(Value::as_object),
+            None => Some(res),
+        };
+        let Some(v) = container.and_then(|c| get_ci(c, &t.attr)) else { return Vec::new() };
+        let items = || match v {
+            Value::Array(items) => items.iter().collect(),
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        match (&t.selector, &t.sub) {
+            (None, None) if rule.many => items(),
+            (None, None) => vec![v],
+            (None, Some(sub)) if rule.many => {
+                let picked = |i: &Value| self.rules.iter().any(|o| o.target.same_attr(t) && o.target.picks(i));
+                let mut elements: Vec<&Value> = items().into_iter().filter(|i| !picked(i)).collect();
+                elements.sort_by_key(|i| !is_primary(i));
+                elements.into_iter().filter_map(|i| get_ci(i.as_object()?, sub)).collect()
+            }
+            (None, Some(sub)) => v.as_object().and_then(|o| get_ci(o, sub)).into_iter().collect(),
+            (Some(_), sub) => {
+                let mut matching: Vec<&Value> = items().into_iter().filter(|i| t.picks(i)).collect();
+                matching.sort_by_key(|i| !is_primary(i));
+                let item = matching.first().and_then(|i| i.as_object());
+                item.zip(sub.as_deref()).and_then(|(o, s)| get_ci(o, s)).into_iter().collect()
+            }
         }
     }
 }
 
-/// A SCIM value as an LDAP string; `None` for "no value".
+fn is_primary(item: &Value) -> bool {
+    item.as_object().and_then(|o| get_ci(o, "primary")).and_then(as_bool) == Some(true)
+}
+
+/// The same values, whatever their order (LDAP value sets are unordered).
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// A SCIM value as LDAP text; `None` for "no value".
 fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
-    let boolean = rule.def.is_some_and(|d| d.kind == Kind::Boolean);
+    let boolean = rule.kind() == Some(Kind::Boolean);
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
@@ -117,6 +178,8 @@ fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
             (Some(b), None) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
             (None, _) => Err(Error::InvalidValue(format!("{} must be a boolean, not {v}", rule.target))),
         },
+        // A declared extension attribute: its type decides.
+        _ if rule.custom.is_some() => rule.checked(v).map(Some),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),

@@ -101,6 +101,7 @@ impl Resources for Groups {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = group_object(body)?;
         refuse_unmapped(&self.map, res, &["members"])?;
+        self.map.check_mutability(None, res)?;
         let values = self.map.values(res)?;
         self.require_display_name(&values)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
@@ -115,8 +116,8 @@ impl Resources for Groups {
         }
         extra.extend(self.store().allocate().await?);
         extra.extend(self.map.members.on_create.iter().cloned());
-        let (dn, attrs) = self.map.new_entry(&values, extra)?;
-        let added = self.dir.add(&dn, &attrs, None).await;
+        let (dn, attrs, binary) = self.map.new_entry(&values, extra)?;
+        let added = self.dir.add(&dn, &attrs, &binary, None).await;
         self.members_changed(Some(&refs)).await;
         added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {
@@ -126,7 +127,12 @@ impl Resources for Groups {
         })?;
         let entry = self.store().read(&dn, self.attrs(true)).await;
         let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        audit("Group", "create", id, attrs.iter().map(|(a, _)| a.as_str()));
+        audit(
+            "Group",
+            "create",
+            id,
+            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())),
+        );
         let entry = entry?;
         self.render(&entry, &Projection::default(), root, true).await
     }
@@ -140,6 +146,7 @@ impl Resources for Groups {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         refuse_unmapped(&self.map, res, &["members"])?;
+        self.map.check_mutability(Some(&self.map.patch_base(&entry, "")), res)?;
         let values = self.map.values(res)?;
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
         let wanted = self.members().values(&refs, true).await?;
@@ -162,11 +169,11 @@ impl Resources for Groups {
         let needs_members = member_ops.iter().any(|m| matches!(m, MemberOp::Replace(_) | MemberOp::RemoveAll));
         let entry = self.store().find(id, self.attrs(needs_members)).await?;
         self.store().check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Groups"), None) else {
-            unreachable!("resources are objects")
-        };
+        let mut res = self.map.patch_base(&entry, &format!("{root}/Groups"));
+        let before = res.clone();
         patch::apply(&mut res, &others, GROUP_SCHEMA)?;
         refuse_unmapped(&self.map, &res, &["members"])?;
+        self.map.check_mutability(Some(&before), &res)?;
         let values = self.map.values(&res)?;
         let attr = &self.map.members.attr;
         // Adds and removes by id touch only those users' memberOf; the rest may touch any.

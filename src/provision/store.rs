@@ -122,7 +122,7 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         let (adds, attr, list) = match &change {
             Change::Add(a, v) => (true, a, v),
             Change::Delete(a, v) => (false, a, v),
-            Change::Replace(..) | Change::Swap(..) => continue, // partitioned into `others`
+            Change::Replace(..) | Change::Swap(..) | Change::Binary(..) => continue, // partitioned into `others`
         };
         for v in list {
             let one = match adds {

@@ -12,7 +12,7 @@ use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::{Dialect, UserGroups};
-use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
+use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
@@ -96,17 +96,23 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
-        let w = self.to_write(res)?;
+        self.map.check_mutability(None, res)?;
+        let w = self.to_write(res).await?;
         let allocated = self.store().allocate().await?;
-        let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
-        let added = self.add(&dn, &attrs, &w).await;
+        let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
+        let added = self.add(&dn, &attrs, &binary, &w).await;
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
         added?;
         let entry = self.read(&dn).await;
         let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
         let password = w.password.as_ref().map(|_| PASSWORD);
-        audit("User", "create", id, attrs.iter().map(|(a, _)| a.as_str()).chain(password));
+        audit(
+            "User",
+            "create",
+            id,
+            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())).chain(password),
+        );
         let entry = entry?;
         if !self.map.named_by_user_name() {
             self.keep_first(&entry, &w).await?;
@@ -124,7 +130,9 @@ impl Resources for Users {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         self.refuse_unmapped(res)?;
-        let w = self.to_write(res)?;
+        let before = self.map.patch_base(&entry, &format!("{root}/Users"));
+        self.map.check_mutability(Some(&before), res)?;
+        let w = self.to_write(res).await?;
         self.update(entry, w, root).await
     }
 
@@ -139,12 +147,13 @@ impl Resources for Users {
         let ops = patch::parse(body)?;
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
-        let Value::Object(mut res) = self.map.to_resource(&entry, &format!("{root}/Users")) else {
-            unreachable!("resources are objects")
-        };
+        let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
+        self.show_references(&entry, &mut res, root).await?;
+        let before = res.clone();
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
-        let w = self.to_write(&res)?;
+        self.map.check_mutability(Some(&before), &res)?;
+        let w = self.to_write(&res).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -191,11 +200,53 @@ impl Users {
         self.render(&entry, &Projection::default(), root).await
     }
 
-    /// What `res` asks the directory to hold, refused here when the directory could not hold it.
-    fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
-        let w = self.map.to_write(res)?;
+    /// What `res` asks the directory to hold, with references (a manager's id) resolved to DNs.
+    async fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
+        let mut w = self.map.to_write(res)?;
+        // Refused here when the directory could not hold it.
         self.dialect.check_user(&w.attrs).map_err(scim::Error::value)?;
+        for rule in self.map.references() {
+            for value in w.attrs.get_mut(&rule.ldap).into_iter().flatten() {
+                let unknown = || scim::Error::value(format!("{}: no user has the id {value:?}", rule.target));
+                let dn = match self.cache.user(value).await {
+                    Some(e) => e.dn.clone(),
+                    None => match self.find(value).await {
+                        Ok(e) => e.dn,
+                        Err(Error::NotFound(_)) => return Err(unknown().into()),
+                        Err(e) => return Err(e),
+                    },
+                };
+                *value = dn;
+            }
+        }
         Ok(w)
+    }
+
+    /// Shows each reference (a manager's DN) as the SCIM id, `$ref` and display name of the
+    /// user it names: one read of that entry. A DN naming no user served here is left out.
+    async fn show_references(&self, entry: &Entry, res: &mut Map<String, Value>, root: &str) -> Result<()> {
+        let display = self.map.rule_for("displayName").map(|r| r.ldap.clone());
+        for rule in self.map.references() {
+            let Some(dn) = entry.first(&rule.ldap) else { continue };
+            let attrs = [Some(self.map.id_attr.clone()), display.clone()].into_iter().flatten().collect();
+            let target = match self.store().read(dn, attrs).await {
+                Ok(e) => Some(e),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let fields = target.as_ref().and_then(|t| {
+                let id = t.first(&self.map.id_attr)?;
+                let mut fields = Map::new();
+                fields.insert("value".into(), id.into());
+                fields.insert("$ref".into(), format!("{root}/Users/{id}").into());
+                if let Some(name) = display.as_deref().and_then(|a| t.first(a)) {
+                    fields.insert("displayName".into(), name.into());
+                }
+                Some(fields)
+            });
+            self.map.set_reference(res, rule, fields);
+        }
+        Ok(())
     }
 
     /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
@@ -223,9 +274,9 @@ impl Users {
     }
 
     /// Adds the entry with its password, or leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, w: &Write) -> Result<()> {
         self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
+        self.dir.add(dn, attrs, binary, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
     }
 
     /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
@@ -310,6 +361,9 @@ impl Users {
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
         let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
+        if let Value::Object(obj) = &mut v {
+            self.show_references(entry, obj, root).await?;
+        }
         if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
             if projection.wants("groups") {
                 let groups = m.groups_of(entry, root).await?;

@@ -21,6 +21,8 @@ pub struct Advertised {
     pub canonical: Option<String>,
     /// Computed by the gateway, never stored: advertised read-only.
     pub computed: bool,
+    /// The definition of a declared extension attribute (RFC 7643 §7), as `/Schemas` shows it.
+    pub doc: Option<Value>,
 }
 
 /// A resource type the gateway serves.
@@ -124,14 +126,17 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
                 v
             })
             .collect(),
-        // A custom extension: its attributes are the strings the rules store.
+        // A custom extension: as declared, or the strings the rules store.
         None => mine
             .iter()
+            .filter(|a| a.sub.is_none())
             .map(|a| {
-                let mut v = schema::STRING.to_json(&|_| true);
-                v["name"] = a.attr.clone().into();
-                v["required"] = a.required.into();
-                v
+                a.doc.clone().unwrap_or_else(|| {
+                    let mut v = schema::STRING.to_json(&|_| true);
+                    v["name"] = a.attr.clone().into();
+                    v["required"] = a.required.into();
+                    v
+                })
             })
             .collect(),
     };

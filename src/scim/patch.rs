@@ -118,7 +118,7 @@ fn apply_extension(
 /// One member of a path-less value object: an attribute, a dotted path (Entra) or an
 /// extension URN holding an object of its attributes.
 fn apply_key(resource: &mut Map<String, Value>, op: Op, key: &str, value: &Value, schema: &str) -> Result<()> {
-    if schema::definitions(key).is_some() || (key.starts_with("urn:") && value.is_object() && !key.contains('.')) {
+    if schema::definitions(key).is_some() || (value.is_object() && names_a_schema(resource, key)) {
         if let Value::Object(inner) = value {
             for (name, v) in inner {
                 let path = AttrPath { urn: Some(key.to_owned()), name: name.clone(), sub_attr: None };
@@ -129,6 +129,17 @@ fn apply_key(resource: &mut Map<String, Value>, op: Op, key: &str, value: &Value
     }
     let path = parse_path(key).map_err(|e| Error::path(format!("attribute {key:?}: {e}")))?;
     apply_at(resource, op, &path, Some(value), schema)
+}
+
+/// Whether `key` is an extension schema's URN (`urn:…:acme:2.0:User`) rather than the path
+/// of one of its attributes (`urn:…:enterprise:2.0:User:manager`): listed in the resource's
+/// `schemas`, or ending, as schema URNs do, in a capitalised name without dots.
+fn names_a_schema(resource: &Map<String, Value>, key: &str) -> bool {
+    let listed = get_ci(resource, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(key))));
+    let last = key.rsplit(':').next().unwrap_or_default();
+    key.starts_with("urn:") && (listed || (last.starts_with(|c: char| c.is_ascii_uppercase()) && !last.contains('.')))
 }
 
 /// The definition of the attribute a path names, when the gateway knows it.

@@ -3,20 +3,42 @@
 
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An attribute's data type, spelled as in RFC 7643 §2.3 (also in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Kind {
+    #[default]
     String,
     Boolean,
     DateTime,
     Reference,
     Complex,
+    /// Base64 text in SCIM (RFC 7643 §2.3.6), bytes in the directory.
+    Binary,
+    Integer,
+    Decimal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// RFC 7643 §7 `mutability`, spelled as there (also in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Mutability {
     ReadOnly,
+    #[default]
     ReadWrite,
+    /// Set once (on create, or when it has no value yet), never changed.
+    Immutable,
     WriteOnly,
+}
+
+/// RFC 7643 §7 `returned`: `request` (only when asked for) is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Returned {
+    Always,
+    Never,
+    #[default]
+    Default,
 }
 
 /// One attribute definition.
@@ -62,6 +84,13 @@ const fn boolean(name: &'static str) -> AttrDef {
 pub const STRING: AttrDef = attr("");
 
 const MULTI_SUB: &[AttrDef] = &[attr("value"), attr("display"), attr("type"), boolean("primary")];
+
+const BINARY_SUB: &[AttrDef] = &[
+    AttrDef { kind: Kind::Binary, case_exact: true, ..attr("value") },
+    attr("display"),
+    attr("type"),
+    boolean("primary"),
+];
 
 /// Core User attributes (RFC 7643 §4.1), without the common `id`, `externalId`, `meta`.
 pub const USER: &[AttrDef] = &[
@@ -109,6 +138,7 @@ pub const USER: &[AttrDef] = &[
     AttrDef { mutability: Mutability::ReadOnly, ..complex("groups", true, MULTI_SUB) },
     complex("entitlements", true, MULTI_SUB),
     complex("roles", true, MULTI_SUB),
+    complex("x509Certificates", true, BINARY_SUB),
 ];
 
 /// Attributes common to every resource (RFC 7643 §3.1).
@@ -190,6 +220,9 @@ impl AttrDef {
                 Kind::DateTime => "dateTime",
                 Kind::Reference => "reference",
                 Kind::Complex => "complex",
+                Kind::Binary => "binary",
+                Kind::Integer => "integer",
+                Kind::Decimal => "decimal",
             },
             "multiValued": self.multi,
             "required": self.required,
@@ -197,6 +230,7 @@ impl AttrDef {
             "mutability": match self.mutability {
                 Mutability::ReadOnly => "readOnly",
                 Mutability::ReadWrite => "readWrite",
+                Mutability::Immutable => "immutable",
                 Mutability::WriteOnly => "writeOnly",
             },
             "returned": match (self.mutability, self.name) {

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{Config, Deactivation, ResourceConfig};
+use crate::config::{Deactivation, ResourceConfig};
 use crate::directory::LdapFilter;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -92,14 +92,13 @@ impl Dialect {
     }
 
     /// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
-    pub fn complete(self, config: &mut Config) -> Result<(), String> {
-        for r in std::iter::once(&mut config.users).chain(config.groups.as_mut()) {
+    pub fn complete(self, users: &mut ResourceConfig, groups: Option<&mut ResourceConfig>) -> Result<(), String> {
+        for r in std::iter::once(&mut *users).chain(groups) {
             let [id, created, modified, version] = self.meta_attributes(r);
             (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
             (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
         }
         if self == Dialect::ActiveDirectory {
-            let users = &mut config.users;
             if users.deactivation.is_none() {
                 users.deactivation = Some(toml::Spanned::new(0..0, Deactivation::AccountControl));
             }
@@ -182,7 +181,8 @@ impl Dialect {
         if self != Dialect::ActiveDirectory {
             return Ok(());
         }
-        let Some(sam) = attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case("sAMAccountName")).map(|(_, v)| v) else {
+        let sam = attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case("sAMAccountName")).and_then(|(_, v)| v.first());
+        let Some(sam) = sam else {
             return Ok(());
         };
         let bad: String = sam.chars().filter(|c| SAM_FORBIDDEN.contains(*c) || c.is_control()).collect();
@@ -249,7 +249,7 @@ mod tests {
     fn sam_account_name_limits() {
         let check = |sam: &str| {
             let mut v = crate::mapping::Values::new();
-            v.insert("sAMAccountName".into(), sam.into());
+            v.insert("sAMAccountName".into(), vec![sam.into()]);
             Dialect::ActiveDirectory.check_user(&v)
         };
         assert!(check("jdoe").is_ok() && check("a.b-c_d").is_ok() && check(&"x".repeat(20)).is_ok());
@@ -257,7 +257,9 @@ mod tests {
             let e = check(&bad).unwrap_err();
             assert!(e.contains("at most 20 characters"), "{e}");
         }
-        assert!(Dialect::OpenLdap.check_user(&[("sAMAccountName".to_string(), "a@b".to_string())].into()).is_ok());
+        assert!(Dialect::OpenLdap
+            .check_user(&[("sAMAccountName".to_string(), vec!["a@b".to_string()])].into())
+            .is_ok());
     }
 
     #[test]

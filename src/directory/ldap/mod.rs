@@ -19,7 +19,7 @@ pub use self::dialect::Dialect;
 use self::error::from_ldap;
 use self::pool::Pool;
 use super::schema::Subschema;
-use super::{Attributes, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
+use super::{Attributes, Binary, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
 use crate::config::DirectoryConfig;
 use crate::metrics::Metrics;
 
@@ -151,8 +151,8 @@ fn scope(s: Scope) -> ldap3::Scope {
     }
 }
 
-fn values(v: &[String]) -> HashSet<&str> {
-    v.iter().map(String::as_str).collect()
+fn values(v: &[String]) -> HashSet<&[u8]> {
+    v.iter().map(String::as_bytes).collect()
 }
 
 #[async_trait]
@@ -165,11 +165,12 @@ impl Directory for LdapDirectory {
         self.search_limited(s, max).await
     }
 
-    async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, password: Option<&str>) -> Result<()> {
         let mut raw: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
             .iter()
             .map(|(k, v)| (k.clone().into_bytes(), v.iter().map(|x| x.clone().into_bytes()).collect()))
             .collect();
+        raw.extend(binary.iter().map(|(k, v)| (k.clone().into_bytes(), v.iter().cloned().collect())));
         // AD: the password goes in the add itself, so the account never exists without it.
         let in_add = match password {
             Some(p) => self.password_value(p)?,
@@ -206,12 +207,13 @@ impl Directory for LdapDirectory {
                 other => vec![other.clone()],
             })
             .collect();
-        let mods: Vec<Mod<&str>> = expanded
+        let mods: Vec<Mod<&[u8]>> = expanded
             .iter()
             .map(|c| match c {
-                Change::Replace(a, v) => Mod::Replace(a.as_str(), values(v)),
-                Change::Add(a, v) => Mod::Add(a.as_str(), values(v)),
-                Change::Delete(a, v) => Mod::Delete(a.as_str(), values(v)),
+                Change::Replace(a, v) => Mod::Replace(a.as_bytes(), values(v)),
+                Change::Add(a, v) => Mod::Add(a.as_bytes(), values(v)),
+                Change::Delete(a, v) => Mod::Delete(a.as_bytes(), values(v)),
+                Change::Binary(a, v) => Mod::Replace(a.as_bytes(), v.iter().map(Vec::as_slice).collect()),
                 Change::Swap(..) => unreachable!("expanded above"),
             })
             .collect();
@@ -294,7 +296,7 @@ mod tests {
         // Refused before any connection is tried (there is no server on port 1).
         for e in [
             dir.set_password("CN=a,DC=example,DC=test", "S3cret-pw").await.unwrap_err(),
-            dir.add("CN=a,DC=example,DC=test", &vec![], Some("S3cret-pw")).await.unwrap_err(),
+            dir.add("CN=a,DC=example,DC=test", &vec![], &vec![], Some("S3cret-pw")).await.unwrap_err(),
         ] {
             let text = e.to_string();
             assert!(matches!(e, DirectoryError::Unsupported(_)) && text.contains("ldaps://"), "{text}");

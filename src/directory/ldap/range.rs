@@ -50,9 +50,10 @@ pub fn entry(e: SearchEntry, dialect: Dialect) -> (Entry, Vec<(String, usize)>) 
     }
     for (k, v) in e.bin_attrs {
         let decoded: Option<Vec<String>> = v.iter().map(|x| dialect.decode(&k, x)).collect();
-        // Binary attributes the dialect does not know are left out.
-        if let Some(decoded) = decoded {
-            entry.insert(&k, decoded);
+        // Binary attributes the dialect does not know stay bytes (jpegPhoto, certificates).
+        match decoded {
+            Some(decoded) => entry.insert(&k, decoded),
+            None => entry.insert_binary(&k, v),
         }
     }
     (entry, pending)
