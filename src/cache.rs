@@ -30,7 +30,17 @@ struct Caches {
     users: Cache<String, Arc<Entry>>,
     /// Lower-cased userName → id, or `None` for a name the directory did not have.
     names: Cache<String, Option<String>>,
+    /// Lower-cased group DN → the group's id and display name: what a user's `groups` shows
+    /// for each `memberOf` value, so that a cached user renders without a directory search.
+    groups: Cache<String, Arc<GroupRef>>,
     generation: AtomicU64,
+}
+
+/// A group as a user's `groups` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub display: Option<String>,
 }
 
 /// Taken before reading the directory; a fill with an outdated ticket is dropped.
@@ -43,6 +53,7 @@ impl UserCache {
         let caches = cfg.enabled.then(|| Caches {
             users: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
             names: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
+            groups: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
             generation: AtomicU64::new(0),
         });
         UserCache { caches, metrics }
@@ -105,6 +116,31 @@ impl UserCache {
         }
     }
 
+    pub async fn group(&self, dn: &str) -> Option<Arc<GroupRef>> {
+        let found = self.caches.as_ref()?.groups.get(&dn.to_lowercase()).await;
+        self.metrics.cache_lookup("group", found.is_some());
+        found
+    }
+
+    /// Remembers the group at `dn`, unless a write happened since `ticket`.
+    pub async fn fill_group(&self, ticket: Ticket, dn: &str, group: GroupRef) {
+        let Some(c) = &self.caches else { return };
+        if c.generation.load(SeqCst) == ticket.0 {
+            c.groups.insert(dn.to_lowercase(), Arc::new(group)).await;
+            if c.generation.load(SeqCst) != ticket.0 {
+                c.groups.invalidate(&dn.to_lowercase()).await;
+            }
+        }
+    }
+
+    /// Drops every cached group: one was renamed, deleted or had its attributes changed.
+    pub fn forget_groups(&self) {
+        if let Some(c) = &self.caches {
+            c.generation.fetch_add(1, SeqCst);
+            c.groups.invalidate_all();
+        }
+    }
+
     async fn drop_keys(&self, c: &Caches, id: Option<&str>, name: Option<&str>) {
         if let Some(id) = id {
             c.users.invalidate(id).await;
@@ -135,6 +171,19 @@ mod tests {
         c.fill(after, Some("A"), Some(("1", &entry))).await;
         assert_eq!(c.name("a").await, Some(Some("1".into())));
         assert_eq!(c.user("1").await.unwrap().dn, entry.dn);
+    }
+
+    #[tokio::test]
+    async fn groups_by_dn_until_a_group_write() {
+        let c = cache();
+        let g = GroupRef { id: "g1".into(), display: Some("Admins".into()) };
+        let before = c.ticket();
+        c.fill_group(before, "cn=Admins,ou=groups", g.clone()).await;
+        assert_eq!(c.group("CN=admins,OU=groups").await.as_deref(), Some(&g));
+        c.forget_groups();
+        assert!(c.group("cn=admins,ou=groups").await.is_none());
+        c.fill_group(before, "cn=Admins,ou=groups", g).await;
+        assert!(c.group("cn=admins,ou=groups").await.is_none(), "a fill older than the write is dropped");
     }
 
     #[tokio::test]

@@ -339,3 +339,47 @@ async fn the_preset_checks_clean_against_the_schema() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[tokio::test]
+async fn filters_and_sorting_through_the_mapping() {
+    let samba = Samba::shared();
+    let ou = samba.ou("filters").await;
+    let gw = gateway(samba, &ou).await;
+    for (name, title) in [("amy", "Engineer"), ("ben", "Manager"), ("cat", "Engineer")] {
+        let mut u = okta_user(&format!("{name}@example.test"), Some("Filter-pass-1"));
+        u["title"] = title.into();
+        assert_eq!(gw.post("/Users", &u).await.status, 201);
+    }
+    let count = async |filter: &str| gw.total(filter).await;
+    assert_eq!(count(r#"title eq "Engineer""#).await, 2);
+    assert_eq!(count(r#"title eq "Engineer" and userName sw "c""#).await, 1);
+    assert_eq!(count(r#"not (title eq "Engineer")"#).await, 1);
+    assert_eq!(count(r#"userName ew "n@example.test""#).await, 1);
+    assert_eq!(count(r#"emails.value eq "ben@example.test""#).await, 1);
+    // whenChanged / whenCreated compared as generalized time.
+    assert_eq!(count(r#"meta.lastModified gt "2000-01-01T00:00:00Z""#).await, 3);
+    assert_eq!(count(r#"meta.created lt "2000-01-01T00:00:00Z""#).await, 0);
+    assert_eq!(count(r#"active eq true"#).await, 3);
+    for hostile in [r#"*)(cn=*"#, r#")(|(objectClass=*)"#, "*"] {
+        assert_eq!(count(&format!(r#"userName eq "{hostile}""#)).await, 0, "{hostile}");
+    }
+    let sorted = gw.get("/Users?sortBy=userName&sortOrder=descending").await;
+    let names: Vec<&str> =
+        sorted.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cat@example.test", "ben@example.test", "amy@example.test"], "{:#}", sorted.body);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_carries_passwords_too() {
+    let samba = Samba::shared();
+    let ou = samba.ou("starttls").await;
+    let text =
+        samba.preset(&ou).replace(&samba.ldaps_url, &samba.ldap_url).replace("page_size = 1000", "starttls = true");
+    let gw = TestGateway::from_text(text).await;
+    let created = gw.post("/Users", &okta_user("tls@example.test", Some("Start-tls-1"))).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    assert_eq!(created.body["active"], true);
+    assert!(samba.can_bind("tls@example.test", "Start-tls-1").await);
+    gw.stop().await;
+}

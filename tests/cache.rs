@@ -92,6 +92,41 @@ async fn the_okta_pre_create_lookup_costs_no_directory_round_trip_on_a_hit() {
 }
 
 #[tokio::test]
+async fn a_cached_user_in_groups_renders_without_a_round_trip_and_sees_renames() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start(&slapd).await;
+    let user = gw.post("/Users", &okta_user("member@example.com", None)).await.body;
+    let member = json!([{"value": user["id"]}]);
+    let group = gw.post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Pilots", "members": member})).await;
+    assert_eq!(group.status, 201, "{:#}", group.body);
+    let shown = |found: &[Value]| found[0]["groups"][0]["display"].as_str().map(str::to_owned);
+    assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Pilots"));
+
+    let (ops, _) = counts(&gw).await;
+    assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Pilots"));
+    assert_eq!(counts(&gw).await.0, ops, "the user and its groups came from the cache");
+
+    let path = format!("/Groups/{}", group.body["id"].as_str().unwrap());
+
+    // A member added by id: that user shows the group at once; other cached users stay cached.
+    let joiner = gw.post("/Users", &okta_user("joiner@example.com", None)).await.body;
+    assert!(lookup(&gw, "joiner@example.com").await[0].get("groups").is_none());
+    let added = gw.patch(&path, json!([{"op": "add", "path": "members", "value": [{"value": joiner["id"]}]}])).await;
+    assert_eq!(added.status, 204, "{:#}", added.body);
+    let (ops, _) = counts(&gw).await;
+    assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Pilots"));
+    assert_eq!(counts(&gw).await.0, ops, "a member add elsewhere left this user cached");
+    assert_eq!(shown(&lookup(&gw, "joiner@example.com").await).as_deref(), Some("Pilots"));
+
+    let renamed = gw.patch(&path, json!([{"op": "replace", "path": "displayName", "value": "Captains"}])).await;
+    assert!(renamed.status.is_success(), "{:#}", renamed.body);
+    assert_eq!(shown(&lookup(&gw, "member@example.com").await).as_deref(), Some("Captains"));
+    assert_eq!(gw.delete(&path).await.status, 204);
+    assert!(lookup(&gw, "member@example.com").await[0].get("groups").is_none());
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn changes_made_in_the_directory_show_after_the_ttl() {
     let slapd = Slapd::start();
     let gw = TestGateway::start_with(&slapd, |t| t.replace("ttl_secs = 60", "ttl_secs = 1")).await;

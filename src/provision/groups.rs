@@ -16,7 +16,9 @@ use super::{audit, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, DirectoryError, Entry};
-use crate::mapping::{self, member_refs, split_member_ops, GroupMapping, MemberOp, Translated, UserMapping, Values};
+use crate::mapping::{
+    self, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
+};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, GROUP_SCHEMA};
@@ -115,7 +117,7 @@ impl Resources for Groups {
         extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs) = self.map.new_entry(&values, extra)?;
         let added = self.dir.add(&dn, &attrs, None).await;
-        self.members_changed();
+        self.members_changed(Some(&refs)).await;
         added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {
                 Error::Uniqueness(format!("a group named like this already exists ({dn})"))
@@ -142,7 +144,7 @@ impl Resources for Groups {
         let refs = member_refs(get_ci(res, "members").unwrap_or(&Value::Null))?;
         let wanted = self.members().values(&refs, true).await?;
         let member_changes = self.difference(&entry, wanted);
-        let dn = self.update(&entry, values, member_changes).await?;
+        let dn = self.update(&entry, values, member_changes, None).await?;
         let entry = self.store().read(&dn, self.attrs(true)).await?;
         self.render(&entry, &Projection::default(), root, true).await
     }
@@ -167,6 +169,14 @@ impl Resources for Groups {
         refuse_unmapped(&self.map, &res, &["members"])?;
         let values = self.map.values(&res)?;
         let attr = &self.map.members.attr;
+        // Adds and removes by id touch only those users' memberOf; the rest may touch any.
+        let mut touched = Some(Vec::new());
+        for op in &member_ops {
+            match (op, &mut touched) {
+                (MemberOp::Add(refs) | MemberOp::Remove(refs), Some(t)) => t.extend(refs.iter().cloned()),
+                _ => touched = None,
+            }
+        }
         let mut member_changes = Vec::new();
         for op in member_ops {
             member_changes.push(match op {
@@ -181,7 +191,7 @@ impl Resources for Groups {
             });
         }
         member_changes.retain(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()));
-        let dn = self.update(&entry, values, member_changes).await?;
+        let dn = self.update(&entry, values, member_changes, touched.as_deref()).await?;
         if projection.is_empty() {
             return Ok(None);
         }
@@ -194,7 +204,8 @@ impl Resources for Groups {
         let entry = self.store().find(id, self.map.read_attrs.clone()).await?;
         self.store().check_version(&entry, if_match)?;
         let deleted = self.dir.delete(&entry.dn).await;
-        self.members_changed();
+        self.members_changed(None).await;
+        self.user_cache.forget_groups();
         deleted?;
         audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), []);
         Ok(())
@@ -203,13 +214,27 @@ impl Resources for Groups {
 
 impl Groups {
     /// Writes `values` and the member changes; returns the group's DN afterwards.
-    async fn update(&self, entry: &Entry, values: Values, mut changes: Vec<Change>) -> Result<String> {
+    /// `touched`: the only members whose membership the changes may alter (None: any).
+    async fn update(
+        &self,
+        entry: &Entry,
+        values: Values,
+        mut changes: Vec<Change>,
+        touched: Option<&[MemberRef]>,
+    ) -> Result<String> {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
         let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        // A rename or a new display name changes what users' `groups` show; members alone do not.
+        let described = rdn.is_some() || changed.iter().any(|a| !a.eq_ignore_ascii_case(&self.map.members.attr));
+        // A rename changes the DN every member's memberOf holds.
+        let touched = touched.filter(|_| rdn.is_none());
         let written = self.store().write(entry, rdn, changes, self.stand_in()).await;
-        self.members_changed();
+        self.members_changed(touched).await;
+        if described {
+            self.user_cache.forget_groups();
+        }
         let dn = written?;
         dedup_ci(&mut changed);
         if !changed.is_empty() {
@@ -220,10 +245,19 @@ impl Groups {
     }
 
     /// After any group write, whether or not it succeeded: the members' `memberOf` may have
-    /// changed (so may a renamed group's DN in it), and cached users carry it.
-    fn members_changed(&self) {
-        if self.map.members.user_groups == UserGroups::MemberOf {
-            self.user_cache.forget_users();
+    /// changed (so may a renamed group's DN in it), and cached users carry it. `touched` names
+    /// the only users it can have changed; None drops every cached user.
+    async fn members_changed(&self, touched: Option<&[MemberRef]>) {
+        if self.map.members.user_groups != UserGroups::MemberOf {
+            return;
+        }
+        match touched {
+            Some(refs) => {
+                for r in refs {
+                    self.user_cache.forget(Some(&r.id), &[]).await;
+                }
+            }
+            None => self.user_cache.forget_users(),
         }
     }
 
@@ -288,7 +322,13 @@ impl Groups {
     }
 
     fn members(&self) -> Members<'_> {
-        Members { dir: self.dir.as_ref(), users: &self.users, groups: &self.map, dn_attr: &self.dn_attr }
+        Members {
+            dir: self.dir.as_ref(),
+            users: &self.users,
+            groups: &self.map,
+            dn_attr: &self.dn_attr,
+            cache: &self.user_cache,
+        }
     }
 }
 

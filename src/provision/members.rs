@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::store::{modify, Store};
 use super::{Error, Result};
+use crate::cache::{GroupRef, UserCache};
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, Entry, LdapFilter, Scope};
 use crate::mapping::{member_json, GroupMapping, MemberRef, UserMapping};
@@ -21,6 +22,7 @@ pub struct Members<'a> {
     pub groups: &'a GroupMapping,
     /// The attribute holding an entry's own DN (`entryDN`, `distinguishedName`).
     pub dn_attr: &'a str,
+    pub cache: &'a UserCache,
 }
 
 impl Members<'_> {
@@ -124,25 +126,50 @@ impl Members<'_> {
 
     /// The groups `user` belongs to, as SCIM `groups` values.
     pub async fn groups_of(&self, user: &Entry, root: &str) -> Result<Vec<Value>> {
+        let id_attr = self.groups.id_attr.as_str();
         let display = self.groups.rule_for("displayName").map(|r| r.ldap.as_str());
-        let attrs: Vec<&str> = [self.groups.id_attr.as_str()].into_iter().chain(display).collect();
+        let attrs: Vec<&str> = [id_attr].into_iter().chain(display).collect();
         let found = match self.groups.members.user_groups {
-            UserGroups::MemberOf => {
-                let dns: Vec<&str> = user.values("memberOf").iter().map(String::as_str).collect();
-                self.lookup(&self.group_store(), self.dn_attr, &dns, &attrs).await?
-            }
+            UserGroups::MemberOf => self.member_of(user, &attrs).await?,
             UserGroups::Search => match self.member_value(user) {
                 Some(v) => self.lookup(&self.group_store(), &self.groups.members.attr, &[v], &attrs).await?,
                 None => Vec::new(),
-            },
-        };
-        let location = format!("{root}/Groups");
-        Ok(found
+            }
             .iter()
             .filter_map(|g| {
-                Some(member_json(g.first(&self.groups.id_attr)?, "direct", &location, display.and_then(|a| g.first(a))))
+                Some(GroupRef {
+                    id: g.first(id_attr)?.to_owned(),
+                    display: display.and_then(|a| g.first(a)).map(str::to_owned),
+                })
             })
-            .collect())
+            .collect(),
+        };
+        let location = format!("{root}/Groups");
+        Ok(found.iter().map(|g| member_json(&g.id, "direct", &location, g.display.as_deref())).collect())
+    }
+
+    /// The groups a user's `memberOf` names: from the cache, and the rest from the directory
+    /// (then cached), so that rendering a cached user costs no search.
+    async fn member_of(&self, user: &Entry, attrs: &[&str]) -> Result<Vec<GroupRef>> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for dn in user.values("memberOf") {
+            match self.cache.group(dn).await {
+                Some(g) => found.push(GroupRef::clone(&g)),
+                None => missing.push(dn.as_str()),
+            }
+        }
+        let ticket = self.cache.ticket();
+        let display = attrs.get(1).copied();
+        for g in self.lookup(&self.group_store(), self.dn_attr, &missing, attrs).await? {
+            if let Some(id) = g.first(&self.groups.id_attr) {
+                let group =
+                    GroupRef { id: id.to_owned(), display: display.and_then(|a| g.first(a)).map(str::to_owned) };
+                self.cache.fill_group(ticket, &g.dn, group.clone()).await;
+                found.push(group);
+            }
+        }
+        Ok(found)
     }
 
     /// What a group's member attribute holds for `user`.

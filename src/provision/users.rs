@@ -341,7 +341,7 @@ impl Users {
 
     fn members(&self) -> Option<Members<'_>> {
         let (groups, dn_attr) = self.groups.as_ref()?;
-        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr })
+        Some(Members { dir: self.dir.as_ref(), users: &self.map, groups, dn_attr, cache: &self.cache })
     }
 
     fn store(&self) -> Store<'_> {

@@ -154,6 +154,13 @@ impl TestGateway {
         Answer { status: parts.status, headers: parts.headers, body }
     }
 
+    /// `totalResults` of `GET /Users?filter=…`, asserting a 200.
+    pub async fn total(&self, filter: &str) -> u64 {
+        let a = self.get(&format!("/Users?filter={}", q(filter))).await;
+        assert_eq!(a.status, 200, "{filter}: {:#}", a.body);
+        a.body["totalResults"].as_u64().unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.call("GET", path, None, None).await
     }

@@ -1,9 +1,9 @@
 //! A private Samba Active Directory DC for the AD tests, run by `scripts/samba`.
 //!
 //! Samba's ports are fixed, so each DC gets its own loopback address 127.0.0.N (claimed with
-//! `ip addr add`, which fails when another DC holds it). Provisioning and starting take about
-//! ten seconds, so a test binary shares ONE DC ([`Samba::shared`]) among its tests: each test
-//! works in its own OU with its own names. The DC follows the test process: `scripts/samba`
+//! `ip addr add`, which fails when another DC holds it). Provisioning takes 5-20 s, so it is
+//! done once into a template under target/tmp that later DCs copy, and a test binary shares ONE
+//! DC ([`Samba::shared`]) among its tests: each test works in its own OU with its own names. The DC follows the test process: `scripts/samba`
 //! stops it, drops the address and deletes its directory once the process has exited.
 //! A test that needs Samba and cannot get it panics: it never skips.
 
@@ -27,9 +27,11 @@ pub struct Samba {
     /// PEM of the CA that signed the DC's certificate.
     pub ca_file: PathBuf,
     ca_der: rustls_pki_types::CertificateDer<'static>,
-    /// Milliseconds spent provisioning and starting (from `scripts/samba`).
-    pub provision_ms: u64,
+    /// Milliseconds spent provisioning (or copying the provisioned template) and starting.
+    pub prepare_ms: u64,
     pub start_ms: u64,
+    /// Whether this start provisioned (no template yet) rather than copied.
+    pub provisioned: bool,
 }
 
 fn script() -> PathBuf {
@@ -94,6 +96,8 @@ impl Samba {
             .arg(&addr)
             .arg(std::process::id().to_string())
             .env("SAMBA_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            // Provisioned once under target/tmp, copied for every later DC.
+            .env("SAMBA_TEMPLATE_ROOT", env!("CARGO_TARGET_TMPDIR"))
             .env("SAMBA_TLS_CERT", tls.join("cert.pem"))
             .env("SAMBA_TLS_KEY", tls.join("key.pem"))
             .env("SAMBA_TLS_CA", &ca_file)
@@ -118,14 +122,16 @@ impl Samba {
             addr,
             ca_file,
             ca_der,
-            provision_ms: field("provision_ms"),
+            prepare_ms: field("prepare_ms"),
             start_ms: field("start_ms"),
+            provisioned: field("provisioned") == 1,
         };
         eprintln!(
-            "samba: DC on {} ready in {:.1} s (provision {} ms, start {} ms)",
+            "samba: DC on {} ready in {:.1} s ({} {} ms, start {} ms)",
             samba.addr,
             started.elapsed().as_secs_f64(),
-            samba.provision_ms,
+            if samba.provisioned { "provision" } else { "copy of the provisioned template" },
+            samba.prepare_ms,
             samba.start_ms
         );
         samba
