@@ -18,7 +18,7 @@ use common::{users_ldif, Slapd};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use scim_gateway::config::Loaded;
 use scim_gateway::mapping::UserMapping;
-use support::{median, ms};
+use support::{median, ms, percentile};
 
 const COUNT: usize = 100;
 /// The raw read's page size: the gateway's own `[directory] page_size`. The target is
@@ -105,12 +105,9 @@ async fn bench(users: usize, rounds: usize) {
     }
     let first = median(imports.iter().map(|i| i.first).collect());
     let last = median(imports.iter().map(|i| i.last).collect());
-    let page = median(imports.iter().flat_map(|i| i.pages.iter().skip(1).copied()).collect());
     let later: Vec<Duration> = imports.iter().flat_map(|i| i.pages.iter().skip(1).copied()).collect();
     let mean = later.iter().sum::<Duration>() / later.len().max(1) as u32;
-    let mut sorted = later.clone();
-    sorted.sort();
-    let p95 = sorted.get(sorted.len() * 95 / 100).copied().unwrap_or_default();
+    let (page, p95) = (median(later.clone()), percentile(later, 95.0));
     let total = median(imports.iter().map(|i| i.total).collect());
     let raw_total = median(raws);
     let raw_by_count = median(raws_by_count);
