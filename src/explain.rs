@@ -48,7 +48,9 @@ impl Recorder {
                     e.insert_binary(a, v.clone());
                 }
                 // Not yet assigned by the directory: shown as such in the resource.
-                e.insert("entryUUID", vec!["00000000-0000-0000-0000-000000000000".into()]);
+                for id in ["entryUUID", crate::directory::ldap::dialect::OBJECT_GUID] {
+                    e.insert(id, vec!["00000000-0000-0000-0000-000000000000".into()]);
+                }
                 Some(e)
             }
             _ => None,

@@ -98,6 +98,9 @@ impl Dialect {
             (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
             (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
         }
+        if self != Dialect::ActiveDirectory && config.directory.range_size.is_some() {
+            return Err("[directory] range_size is for dialect = \"active_directory\"".into());
+        }
         if self == Dialect::ActiveDirectory {
             if users.deactivation.is_none() {
                 users.deactivation = Some(toml::Spanned::new(0..0, Deactivation::AccountControl));
@@ -260,6 +263,37 @@ mod tests {
         assert!(Dialect::OpenLdap
             .check_user(&[("sAMAccountName".to_string(), vec!["a@b".to_string()])].into())
             .is_ok());
+    }
+
+    #[test]
+    fn completes_the_configuration() {
+        use crate::config::Loaded;
+        let example = include_str!("../../../gateway.toml");
+        let ad = example.replace("dialect = \"openldap\"", "dialect = \"active_directory\"");
+        let e = Loaded::parse("g.toml", ad.clone()).err().expect("ppolicy refused").to_string();
+        assert!(e.contains("no ppolicy"), "{e}");
+        let ad = ad
+            .replace("deactivation = { strategy = \"ppolicy\" }", "")
+            .replace("id_attribute = \"entryUUID\"", "")
+            .replace("created_attribute = \"createTimestamp\"", "")
+            .replace("modified_attribute = \"modifyTimestamp\"", "")
+            .replace("version_attribute = \"entryCSN\"", "");
+        let c = Loaded::parse("g.toml", ad).unwrap().config;
+        assert_eq!(c.users.deactivation.as_ref().map(|d| d.get_ref()), Some(&Deactivation::AccountControl));
+        let [id, created, modified, version] = Dialect::OpenLdap.meta_attributes(&c.users);
+        assert_eq!(
+            [id.as_str(), &created, &modified, &version],
+            [OBJECT_GUID, "whenCreated", "whenChanged", "uSNChanged"]
+        );
+        assert_eq!(c.directory.dn_attribute(), "distinguishedName");
+        let groups = c.groups.unwrap();
+        assert_eq!(groups.id_attribute.as_deref(), Some(OBJECT_GUID), "filled for groups too");
+        let ranged = example.replace("page_size = 500", "page_size = 500\nrange_size = 100");
+        let e = Loaded::parse("g.toml", ranged).err().expect("range_size refused").to_string();
+        assert!(e.contains("range_size is for"), "{e}");
+        let plain = Loaded::parse("g.toml", example.into()).unwrap().config;
+        assert_eq!(plain.users.id_attribute.as_deref(), Some("entryUUID"));
+        assert_eq!(plain.directory.dn_attribute(), "entryDN");
     }
 
     #[test]
