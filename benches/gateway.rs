@@ -53,7 +53,7 @@ struct Plan {
 }
 
 fn main() {
-    let plan = if support::full_run() {
+    let plan = if support::full() {
         Plan {
             sizes: &[10_000, 50_000],
             ops: |size| (size / 16).min(1_000),
@@ -63,7 +63,7 @@ fn main() {
     } else {
         Plan { sizes: &[500], ops: |_| 8, adds: |_| 8, connections: 50 }
     };
-    support::runtime().block_on(run(plan));
+    support::run(run(plan));
 }
 
 /// One measured cell: every operation's latency, and the wall time for all of them.
@@ -334,7 +334,7 @@ async fn run(plan: Plan) {
                         ("mail".into(), vec![name.clone()]),
                         ("description".into(), vec!["00u1abcd2EFGH3ijk4l5".into()]),
                     ];
-                    d.add(&format!("uid={name},{PEOPLE}"), &attrs).await.expect("add");
+                    d.add(&format!("uid={name},{PEOPLE}"), &attrs, None).await.expect("add");
                 }
             })
             .await;

@@ -18,11 +18,11 @@ use serde_json::json;
 use support::{median, ms};
 
 fn main() {
-    let (size, rounds) = if support::full_run() { (50_000, 200) } else { (500, 10) };
-    support::runtime().block_on(run(size, rounds));
+    let (size, rounds) = if support::full() { (50_000, 200) } else { (500, 10) };
+    support::run(bench(size, rounds));
 }
 
-async fn run(size: usize, rounds: usize) {
+async fn bench(size: usize, rounds: usize) {
     // Users 0..size are in "big"; user size is alone in "small"; the next `rounds` users join and leave.
     let seed =
         [users_ldif(0..size + 1 + rounds), group_ldif("big", 0..size), group_ldif("small", size..size + 1)].concat();

@@ -5,6 +5,8 @@
 use std::{fmt, ops::Range, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Deserializer};
+
+pub use crate::directory::ldap::Dialect;
 use toml::Spanned;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,9 @@ impl Loaded {
                 });
             }
         };
+        let mut config = config;
+        let dialect = config.directory.dialect;
+        dialect.complete(&mut config).map_err(|message| ConfigError::File { path: path.into(), message })?;
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;
         Ok(loaded)
@@ -99,6 +104,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub query: QueryConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
     pub groups: Option<ResourceConfig>,
@@ -216,8 +223,16 @@ pub struct DirectoryConfig {
     pub idle_check_secs: u64,
     /// The attribute that holds an entry's own DN, to look up many entries by DN in one
     /// search: `entryDN` (OpenLDAP), `distinguishedName` (Active Directory), `entrydn` (389-ds).
-    #[serde(default = "defaults::dn_attribute")]
-    pub dn_attribute: String,
+    /// Default: the dialect's.
+    pub dn_attribute: Option<String>,
+    /// The kind of server: `openldap` (also for 389-ds and other RFC directories) or
+    /// `active_directory` (Windows AD, Samba AD). See [`Dialect`].
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Active Directory: ask for `member` in ranges of this many values (`member;range=0-N`)
+    /// instead of all at once. Unset: all at once, following the ranges the server imposes
+    /// (Windows: MaxValRange, 1500).
+    pub range_size: Option<u32>,
     /// Paged-results page size; keep it at or below the server's size limit.
     #[serde(default = "defaults::page_size")]
     pub page_size: i32,
@@ -226,6 +241,14 @@ pub struct DirectoryConfig {
 impl DirectoryConfig {
     pub fn bind_password(&self) -> Result<Secret, String> {
         secret("bind_password", &self.bind_password, &self.bind_password_file)
+    }
+    /// The DN attribute: as configured, or the dialect's.
+    pub fn dn_attribute(&self) -> String {
+        self.dn_attribute.clone().unwrap_or_else(|| self.dialect.dn_attribute().into())
+    }
+    /// Whether every connection is encrypted (LDAPS, or StartTLS before the bind).
+    pub fn encrypted(&self) -> bool {
+        self.starttls || self.url.get_ref().0.iter().all(|u| u.starts_with("ldaps://"))
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
@@ -282,6 +305,25 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[query]`: the bounds of list requests (see docs/query.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// The most entries the gateway reads to check a filter the directory cannot decide
+    /// exactly, or to sort; beyond it the request is refused (400 tooMany).
+    pub max_candidates: usize,
+    /// How long the ordered ids of a result stay for its later pages.
+    pub snapshot_ttl_secs: u64,
+    /// Ids held in all snapshots together; the least used snapshots go first.
+    pub snapshot_capacity: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_capacity: 2_000_000 }
+    }
+}
+
 mod defaults {
     pub fn pool_size() -> usize {
         4
@@ -297,21 +339,6 @@ mod defaults {
     }
     pub fn page_size() -> i32 {
         500
-    }
-    pub fn id_attribute() -> String {
-        "entryUUID".into()
-    }
-    pub fn created_attribute() -> String {
-        "createTimestamp".into()
-    }
-    pub fn modified_attribute() -> String {
-        "modifyTimestamp".into()
-    }
-    pub fn version_attribute() -> String {
-        "entryCSN".into()
-    }
-    pub fn dn_attribute() -> String {
-        "entryDN".into()
     }
     pub fn member_uid_attribute() -> String {
         "uid".into()
@@ -329,15 +356,13 @@ pub struct ResourceConfig {
     /// The RDN attribute of new entries; its value comes from the attribute rules.
     pub rdn_attribute: Spanned<String>,
     pub object_classes: Vec<String>,
-    /// Source of the SCIM `id`: must be stable across renames.
-    #[serde(default = "defaults::id_attribute")]
-    pub id_attribute: String,
-    #[serde(default = "defaults::created_attribute")]
-    pub created_attribute: String,
-    #[serde(default = "defaults::modified_attribute")]
-    pub modified_attribute: String,
-    #[serde(default = "defaults::version_attribute")]
-    pub version_attribute: String,
+    /// Source of the SCIM `id`: must be stable across renames. This and the next three
+    /// default to the dialect's (`entryUUID`, `createTimestamp`, `modifyTimestamp`,
+    /// `entryCSN`; AD: `objectGUID`, `whenCreated`, `whenChanged`, `uSNChanged`).
+    pub id_attribute: Option<String>,
+    pub created_attribute: Option<String>,
+    pub modified_attribute: Option<String>,
+    pub version_attribute: Option<String>,
     /// Users only.
     pub deactivation: Option<Spanned<Deactivation>>,
     /// Groups only.
@@ -365,6 +390,9 @@ pub struct MembersConfig {
     /// How a user's `groups` are found.
     #[serde(default)]
     pub user_groups: UserGroups,
+    /// Active Directory (`flavour = "group"`): the `groupType` of new groups.
+    #[serde(default)]
+    pub group_type: GroupType,
     /// Remove a deleted user from its groups explicitly, for directories without the
     /// refint overlay (and for posixGroup, whose memberUid refint does not follow).
     #[serde(default)]
@@ -388,6 +416,36 @@ pub enum Flavour {
     GroupOfUniqueNames,
     #[serde(rename = "posixGroup")]
     PosixGroup,
+    /// Active Directory's `group`: `member` DNs, may be empty, `groupType` set on create.
+    #[serde(rename = "group")]
+    Group,
+}
+
+/// Active Directory's `groupType` of new groups: scope and kind (MS-ADTS 2.2.12).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupType {
+    #[default]
+    GlobalSecurity,
+    UniversalSecurity,
+    DomainLocalSecurity,
+    GlobalDistribution,
+    UniversalDistribution,
+    DomainLocalDistribution,
+}
+
+impl GroupType {
+    /// The signed 32-bit value AD stores: scope bit, plus 0x80000000 for security groups.
+    pub fn value(self) -> i32 {
+        use GroupType::*;
+        let scope: u32 = match self {
+            GlobalSecurity | GlobalDistribution => 0x2,
+            DomainLocalSecurity | DomainLocalDistribution => 0x4,
+            UniversalSecurity | UniversalDistribution => 0x8,
+        };
+        let security = matches!(self, GlobalSecurity | UniversalSecurity | DomainLocalSecurity);
+        (scope | if security { 0x8000_0000 } else { 0 }) as i32
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -409,6 +467,8 @@ pub enum Deactivation {
     Attribute { attribute: String, inactive_value: String, active_value: Option<String> },
     /// OpenLDAP ppolicy: a permanent `pwdAccountLockedTime` blocks binds.
     Ppolicy,
+    /// Active Directory: bit 0x2 (ACCOUNTDISABLE) of `userAccountControl`, other bits kept.
+    AccountControl,
 }
 
 /// One mapping rule: the LDAP attribute and where its value comes from — a SCIM path
@@ -565,6 +625,15 @@ mod tests {
         assert_eq!(urls("\"ldap://a\"").unwrap().0, ["ldap://a"]);
         assert_eq!(urls("[\"ldap://a\", \"ldaps://b\"]").unwrap().0, ["ldap://a", "ldaps://b"]);
         assert!(urls("3").unwrap_err().to_string().contains("a URL or a list of URLs"));
+    }
+
+    #[test]
+    fn group_types() {
+        assert_eq!(GroupType::GlobalSecurity.value(), -2147483646);
+        assert_eq!(GroupType::UniversalSecurity.value(), -2147483640);
+        assert_eq!(GroupType::DomainLocalSecurity.value(), -2147483644);
+        assert_eq!(GroupType::GlobalDistribution.value(), 2);
+        assert_eq!(GroupType::UniversalDistribution.value(), 8);
     }
 
     #[test]

@@ -79,11 +79,14 @@ impl Directory for Recorder {
         }
         self.inner.search(s).await
     }
-    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()> {
+    async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()> {
         if !self.inner.search(&base(dn)).await?.is_empty() {
             return Err(DirectoryError::AlreadyExists);
         }
         self.record(Write::Add { dn: dn.into(), attrs: attrs.clone() });
+        if password.is_some() {
+            self.record(Write::SetPassword { dn: dn.into() });
+        }
         Ok(())
     }
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()> {

@@ -67,10 +67,11 @@ impl Gateway {
         let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
         let users = UserMapping::compile(&cfg.users).map_err(at)?;
         let groups = cfg.groups.as_ref().map(GroupMapping::compile).transpose().map_err(at)?;
-        let dn_attr = cfg.directory.dn_attribute.clone();
+        let dn_attr = cfg.directory.dn_attribute();
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let max_in_flight = cfg.server.max_in_flight.max(1);
         let cache = Arc::new(UserCache::new(&cfg.cache, metrics.clone()));
+        let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
         let app = http::App {
             base_path: cfg.server.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
@@ -84,10 +85,24 @@ impl Gateway {
                 .into_iter()
                 .flatten()
                 .collect(),
-            groups: groups
-                .clone()
-                .map(|g| provision::Groups::new(directory.clone(), g, users.clone(), dn_attr.clone(), cache.clone())),
-            users: provision::Users::new(directory.clone(), users, groups.map(|g| (g, dn_attr)), cache),
+            groups: groups.clone().map(|g| {
+                provision::Groups::new(
+                    directory.clone(),
+                    g,
+                    users.clone(),
+                    dn_attr.clone(),
+                    cache.clone(),
+                    lister.clone(),
+                )
+            }),
+            users: provision::Users::new(
+                directory.clone(),
+                users,
+                cfg.directory.dialect,
+                groups.map(|g| (g, dn_attr)),
+                cache,
+                lister,
+            ),
             directory: directory.clone(),
             metrics,
         };

@@ -13,7 +13,7 @@ async fn discovery_follows_the_mapping() {
     assert_eq!(spc.status, 200);
     assert_eq!(spc.body["patch"]["supported"], true);
     assert_eq!(spc.body["bulk"]["supported"], false);
-    assert_eq!(spc.body["sort"]["supported"], false);
+    assert_eq!(spc.body["sort"]["supported"], true);
     assert_eq!(spc.body["etag"]["supported"], true);
     assert_eq!(spc.body["filter"]["maxResults"], 1000);
     assert_eq!(spc.body["authenticationSchemes"][0]["type"], "oauthbearertoken");

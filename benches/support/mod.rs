@@ -1,16 +1,18 @@
-//! What the benchmarks share: the run mode and latency statistics.
-#![allow(dead_code)] // each bench uses a subset
+//! What the benchmarks share: how they are run, and how they summarise timings.
+#![allow(dead_code)] // each benchmark uses a subset
 
+use std::future::Future;
 use std::time::Duration;
 
-/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs the smoke version.
-pub fn full_run() -> bool {
+/// `cargo bench` passes `--bench`: the full run. Under `cargo test` a bench target runs
+/// without it, and runs its small smoke version.
+pub fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// A multi-threaded runtime for a benchmark's `main`.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+/// Runs the benchmark's body on a multi-threaded runtime.
+pub fn run<F: Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(body)
 }
 
 pub fn median(d: Vec<Duration>) -> Duration {

@@ -13,6 +13,8 @@ pub enum LdapFilter {
     Or(Vec<LdapFilter>),
     Not(Box<LdapFilter>),
     Equal(String, String),
+    /// Equality with a binary value (AD's objectGUID), every byte escaped as `\xx`.
+    EqualBytes(String, Vec<u8>),
     /// `attr=initial*any*…*final`; at least one part is present.
     Substring {
         attr: String,
@@ -74,6 +76,11 @@ impl fmt::Display for LdapFilter {
             }
             LdapFilter::Not(inner) => write!(f, "(!{inner})"),
             LdapFilter::Equal(a, v) => write!(f, "({a}={})", ldap_escape(v.as_str())),
+            LdapFilter::EqualBytes(a, bytes) => {
+                write!(f, "({a}=")?;
+                bytes.iter().try_for_each(|b| write!(f, "\\{b:02x}"))?;
+                f.write_str(")")
+            }
             LdapFilter::GreaterOrEqual(a, v) => write!(f, "({a}>={})", ldap_escape(v.as_str())),
             LdapFilter::LessOrEqual(a, v) => write!(f, "({a}<={})", ldap_escape(v.as_str())),
             LdapFilter::Present(a) => write!(f, "({a}=*)"),

@@ -53,15 +53,21 @@ impl Write {
             }
             Write::Modify { dn, changes } => {
                 let mut out = line("dn", dn) + "changetype: modify\n";
-                for c in changes {
-                    let (op, attr, values) = match c {
-                        Change::Add(a, v) => ("add", a, v),
-                        Change::Delete(a, v) => ("delete", a, v),
-                        Change::Replace(a, v) => ("replace", a, v),
-                    };
+                let mut put = |op: &str, attr: &str, values: &[String]| {
                     out += &format!("{op}: {attr}\n");
                     out.extend(values.iter().map(|v| line(attr, v)));
                     out += "-\n";
+                };
+                for c in changes {
+                    match c {
+                        Change::Add(a, v) => put("add", a, v),
+                        Change::Delete(a, v) => put("delete", a, v),
+                        Change::Replace(a, v) => put("replace", a, v),
+                        Change::Swap(a, old, new) => {
+                            put("delete", a, std::slice::from_ref(old));
+                            put("add", a, std::slice::from_ref(new));
+                        }
+                    }
                 }
                 out
             }

@@ -31,8 +31,18 @@ pub enum DirectoryError {
     /// The server refused the data itself (schema, syntax, constraint, policy).
     #[error("the directory refused the change: {text} (LDAP result {code})")]
     Rejected { code: u32, text: String },
-    #[error("the service account is not allowed to do this: {0}")]
+    #[error(
+        "the service account is not allowed to do this ({0}); grant it the rights on the users' and groups' \
+         base DNs (Active Directory: delegate control of the OUs to create, delete and manage user accounts, \
+         reset passwords and modify group membership)"
+    )]
     AccessDenied(String),
+    /// The directory's password policy (length, complexity, history) refused a password.
+    #[error("the directory's password policy refused the password: {0}")]
+    PasswordPolicy(String),
+    /// The gateway's connection cannot carry this operation (e.g. AD passwords without TLS).
+    #[error("{0}")]
+    Unsupported(String),
     /// Never hidden as a short list: the operator must lift the limit for the service account.
     #[error("the directory's size limit cut the result short; grant the service account `limits ... size=unlimited`")]
     SizeLimit,
@@ -50,6 +60,8 @@ impl DirectoryError {
             DirectoryError::NoSuchEntry => "no_such_entry",
             DirectoryError::Rejected { .. } => "rejected",
             DirectoryError::AccessDenied(_) => "access_denied",
+            DirectoryError::PasswordPolicy(_) => "password_policy",
+            DirectoryError::Unsupported(_) => "unsupported",
             DirectoryError::SizeLimit => "size_limit",
             DirectoryError::Other { .. } => "other",
         }
@@ -79,6 +91,13 @@ impl Entry {
     pub fn insert(&mut self, attr: &str, values: Vec<String>) {
         if !values.is_empty() {
             self.attrs.insert(attr.to_ascii_lowercase(), values);
+        }
+    }
+
+    /// Adds `values` to those `attr` already has (values read in ranges).
+    pub fn extend(&mut self, attr: &str, values: Vec<String>) {
+        if !values.is_empty() {
+            self.attrs.entry(attr.to_ascii_lowercase()).or_default().extend(values);
         }
     }
 
@@ -119,12 +138,15 @@ pub enum Change {
     Add(String, Vec<String>),
     /// Delete these values (an empty list deletes the attribute).
     Delete(String, Vec<String>),
+    /// Replace the value `old` by `new` (delete, then add, in one operation): fails instead
+    /// of overwriting when the value changed since it was read.
+    Swap(String, String, String),
 }
 
 impl Change {
     pub fn attr(&self) -> &str {
         match self {
-            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a,
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) | Change::Swap(a, ..) => a,
         }
     }
 }
@@ -135,7 +157,15 @@ impl Change {
 pub trait Directory: Send + Sync {
     /// All matching entries; paged underneath so the server's page size never truncates.
     async fn search(&self, search: &Search) -> Result<Vec<Entry>>;
-    async fn add(&self, dn: &str, attrs: &Attributes) -> Result<()>;
+    /// As [`Directory::search`], but `None` once more than `max` entries match, so a result
+    /// too large to handle is not read whole.
+    async fn search_at_most(&self, search: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
+        let found = self.search(search).await?;
+        Ok((found.len() <= max).then_some(found))
+    }
+    /// Adds an entry; with `password`, sets it too (as [`Directory::set_password`] does), or
+    /// leaves no entry behind.
+    async fn add(&self, dn: &str, attrs: &Attributes, password: Option<&str>) -> Result<()>;
     /// Applies `changes` in one operation.
     async fn modify(&self, dn: &str, changes: &[Change]) -> Result<()>;
     /// Whether `dn`'s `attr` holds `value` (LDAP compare: one value, not the whole attribute).
@@ -143,7 +173,7 @@ pub trait Directory: Send + Sync {
     /// Changes the RDN in place (modrdn, deleting the old RDN value), keeping the entry's identity.
     async fn rename(&self, dn: &str, new_rdn: &str) -> Result<()>;
     async fn delete(&self, dn: &str) -> Result<()>;
-    /// Sets a password so that the server hashes it (RFC 3062 Password Modify).
+    /// Sets a password so that the server hashes it (RFC 3062 Password Modify; AD: `unicodePwd`).
     async fn set_password(&self, dn: &str, password: &str) -> Result<()>;
     /// The directory's subschema (attribute types and object classes).
     async fn subschema(&self) -> Result<schema::Subschema>;

@@ -111,9 +111,13 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
                     (StatusCode::CONFLICT, Some(ScimType::Uniqueness))
                 }
                 DirectoryError::NoSuchEntry => (StatusCode::NOT_FOUND, None),
-                DirectoryError::Rejected { .. } => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
+                DirectoryError::Rejected { .. } | DirectoryError::PasswordPolicy(_) => {
+                    (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue))
+                }
                 DirectoryError::AccessDenied(_) => (StatusCode::FORBIDDEN, None),
-                DirectoryError::SizeLimit | DirectoryError::Other { .. } => (StatusCode::INTERNAL_SERVER_ERROR, None),
+                DirectoryError::SizeLimit | DirectoryError::Unsupported(_) | DirectoryError::Other { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, None)
+                }
             },
         },
     }

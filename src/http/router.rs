@@ -164,10 +164,12 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         (_, [endpoint, tail @ ..]) if app.resources(endpoint).is_some() => {
             let service = app.resources(endpoint).expect("checked by the guard");
             match (&method, tail) {
-                (&Method::GET, []) => Ok(response::json(StatusCode::OK, &service.list(&query_params()?, &root).await?)),
+                (&Method::GET, []) => {
+                    Ok(response::json(StatusCode::OK, &service.list(&query_params()?, caller, &root).await?))
+                }
                 (&Method::POST, [".search"]) => {
                     let q = Query::from_body(&body_json(app, req).await?)?;
-                    Ok(response::json(StatusCode::OK, &service.list(&q, &root).await?))
+                    Ok(response::json(StatusCode::OK, &service.list(&q, caller, &root).await?))
                 }
                 (&Method::POST, []) => {
                     let body = body_json(app, req).await?;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::{Entity, GroupMapping, UserMapping};
 use crate::config::Deactivation;
+use crate::directory::ldap::dialect;
 use crate::directory::schema::Subschema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,8 @@ impl Entity {
                 "{kind} attribute {a} is not in the directory's schema (misspelled, or its schema is not loaded)"
             )));
         }
-        let always: Vec<&str> = computed.chain(allocated).chain(own.iter().copied()).chain(["objectClass"]).collect();
+        let filled = ["objectClass"].into_iter().chain(dialect::SERVER_FILLED.iter().copied());
+        let always: Vec<&str> = computed.chain(allocated).chain(own.iter().copied()).chain(filled).collect();
         let mut musts: Vec<String> = self.object_classes.iter().flat_map(|c| schema.must(c)).collect();
         musts.sort_by_key(|m| m.to_ascii_lowercase());
         musts.dedup_by_key(|m| m.to_ascii_lowercase());
@@ -69,6 +71,7 @@ impl UserMapping {
         let lock = match &self.deactivation {
             Deactivation::Attribute { attribute, .. } => attribute.as_str(),
             Deactivation::Ppolicy => super::LOCK_ATTR,
+            Deactivation::AccountControl => dialect::uac::ATTR,
         };
         let mut found = Vec::new();
         if !schema.has_attribute(lock) {
@@ -76,15 +79,23 @@ impl UserMapping {
                 "[users] deactivation needs {lock}, which the directory does not know (is the ppolicy overlay loaded?)"
             )));
         }
-        // The deactivation attribute is written only on deactivation: not a MUST filler.
-        found.extend(Entity::check_schema(self, schema, &[], "userName"));
+        // The deactivation attribute is written only on deactivation, so it fills no MUST;
+        // userAccountControl is written on every create.
+        let own: &[&str] = match self.deactivation {
+            Deactivation::AccountControl => &[dialect::uac::ATTR],
+            _ => &[],
+        };
+        found.extend(Entity::check_schema(self, schema, own, "userName"));
         found
     }
 }
 
 impl GroupMapping {
     pub fn check_schema(&self, schema: &Subschema) -> Vec<Finding> {
-        Entity::check_schema(self, schema, &[&self.members.attr], "displayName")
+        let own: Vec<&str> = std::iter::once(self.members.attr.as_str())
+            .chain(self.members.on_create.iter().map(|(a, _)| a.as_str()))
+            .collect();
+        Entity::check_schema(self, schema, &own, "displayName")
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::config::{Direction, ResourceConfig};
+use crate::config::{Dialect, Direction, ResourceConfig};
 use crate::directory::LdapFilter;
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
@@ -135,10 +135,9 @@ impl Entity {
         // Written-only attributes are read too: updates compare before they write.
         let mut read_attrs: Vec<String> =
             rules.iter().map(|r| r.ldap.clone()).chain(computed.iter().map(|c| c.ldap.clone())).collect();
-        read_attrs.extend(
-            [&cfg.id_attribute, &cfg.created_attribute, &cfg.modified_attribute, &cfg.version_attribute]
-                .map(Clone::clone),
-        );
+        // Filled in from the dialect at load; OpenLDAP's when the rules are compiled alone.
+        let [id_attr, created_attr, modified_attr, version_attr] = Dialect::default().meta_attributes(cfg);
+        read_attrs.extend([&id_attr, &created_attr, &modified_attr, &version_attr].map(Clone::clone));
         Ok(Entity {
             resource_type,
             schema,
@@ -148,10 +147,10 @@ impl Entity {
             filter: LdapFilter::Configured(filter.to_owned()),
             rdn_attr: rdn.clone(),
             object_classes: cfg.object_classes.clone(),
-            id_attr: cfg.id_attribute.clone(),
-            created_attr: cfg.created_attribute.clone(),
-            modified_attr: cfg.modified_attribute.clone(),
-            version_attr: cfg.version_attribute.clone(),
+            id_attr,
+            created_attr,
+            modified_attr,
+            version_attr,
             read_attrs,
             allocate,
             strict: cfg.strict,
@@ -175,7 +174,7 @@ impl Entity {
 
     /// The entry with SCIM `id`; ids that cannot be one never reach the directory.
     pub fn id_filter(&self, id: &str) -> Option<LdapFilter> {
-        let valid = !self.id_attr.eq_ignore_ascii_case("entryUUID") || uuid::Uuid::try_parse(id).is_ok();
+        let valid = !Dialect::is_uuid_attribute(&self.id_attr) || uuid::Uuid::try_parse(id).is_ok();
         valid.then(|| self.filter.clone().and(LdapFilter::eq(&self.id_attr, id)))
     }
 

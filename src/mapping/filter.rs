@@ -1,5 +1,11 @@
 //! SCIM filter → LDAP filter, through the rules. Every value travels as an assertion value
 //! of [`LdapFilter`], which escapes it; attributes no rule maps are refused, never guessed.
+//!
+//! Some conditions have no exact LDAP form: ordering (`gt`, `ge`, `lt`, `le`) on directory
+//! strings, which have no ORDERING rule, and comparisons on `caseExact` attributes, which the
+//! directory matches ignoring case. Those translate to a wider filter (a superset of the
+//! answer) and the translation says it is not [`Translated::exact`]: the caller then checks
+//! the SCIM filter itself on what the directory returns (see `crate::scim::eval`).
 
 use serde_json::{json, Value};
 
@@ -18,6 +24,44 @@ fn always() -> LdapFilter {
     LdapFilter::And(Vec::new())
 }
 
+/// An LDAP filter for a SCIM filter: the same answer when `exact`, else a superset of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    pub filter: LdapFilter,
+    pub exact: bool,
+}
+
+impl Translated {
+    fn exact(filter: LdapFilter) -> Self {
+        Translated { filter, exact: true }
+    }
+
+    fn wider(filter: LdapFilter) -> Self {
+        Translated { filter, exact: false }
+    }
+
+    /// Combines parts with `and` / `or`: a superset of each part makes a superset of both.
+    fn join(parts: Vec<Translated>, make: fn(Vec<LdapFilter>) -> LdapFilter) -> Self {
+        let exact = parts.iter().all(|p| p.exact);
+        Translated { filter: make(parts.into_iter().map(|p| p.filter).collect()), exact }
+    }
+
+    /// `not`: the negation of a superset is a subset, so an inexact part widens to everything.
+    fn negate(self) -> Self {
+        match self.exact {
+            true => Translated::exact(LdapFilter::Not(Box::new(self.filter))),
+            false => Translated::wider(always()),
+        }
+    }
+
+    fn or(parts: Vec<Translated>) -> Self {
+        match parts.len() {
+            1 => parts.into_iter().next().expect("one part"),
+            _ => Translated::join(parts, LdapFilter::Or),
+        }
+    }
+}
+
 /// How a resource type translates the filter nodes only it understands (`active`,
 /// `members`); `None` leaves the node to the rules.
 type Special<'a> = &'a dyn Fn(&Filter) -> Option<Result<LdapFilter>>;
@@ -30,8 +74,8 @@ fn names(path: &AttrPath, schema: &str, name: &str, sub: Option<&str>) -> bool {
 }
 
 impl UserMapping {
-    /// The LDAP filter selecting the users that match `f`.
-    pub fn ldap_filter(&self, f: &Filter) -> Result<LdapFilter> {
+    /// The LDAP filter selecting the users that match `f` (or a superset, see [`Translated`]).
+    pub fn ldap_filter(&self, f: &Filter) -> Result<Translated> {
         let active = |node: &Filter| match node {
             Filter::Present(p) if names(p, self.schema, "active", None) => Some(Ok(always())),
             Filter::Compare { path, op, value } if names(path, self.schema, "active", None) => {
@@ -39,7 +83,7 @@ impl UserMapping {
             }
             _ => None,
         };
-        Ok(self.filter.clone().and(self.translate(f, &active)?))
+        Ok(self.scoped(self.translate(f, &active)?))
     }
 }
 
@@ -59,7 +103,7 @@ impl GroupMapping {
 
     /// The LDAP filter selecting the groups that match `f`; `resolved` maps member ids to
     /// member attribute values (ids that resolve to nothing match no group).
-    pub fn ldap_filter(&self, f: &Filter, resolved: &HashMap<String, String>) -> Result<LdapFilter> {
+    pub fn ldap_filter(&self, f: &Filter, resolved: &HashMap<String, String>) -> Result<Translated> {
         let attr = self.members.attr.as_str();
         let members = |node: &Filter| {
             self.member_comparison(node).map(|r| {
@@ -69,7 +113,14 @@ impl GroupMapping {
                 })
             })
         };
-        Ok(self.filter.clone().and(self.translate(f, &members)?))
+        Ok(self.scoped(self.translate(f, &members)?))
+    }
+
+    /// Whether `f` has a condition on `members`, which only the directory can decide.
+    pub fn mentions_members(&self, f: &Filter) -> bool {
+        let mut found = false;
+        walk(f, &mut |node| found |= self.member_comparison(node).is_some());
+        found
     }
 
     /// `members pr` (→ `Some(None)`), or an equality on a member's value: `members eq "id"`,
@@ -111,14 +162,23 @@ fn walk(f: &Filter, visit: &mut dyn FnMut(&Filter)) {
 }
 
 impl Entity {
-    fn translate(&self, f: &Filter, special: Special) -> Result<LdapFilter> {
+    /// Within the entity's own entries.
+    fn scoped(&self, t: Translated) -> Translated {
+        Translated { filter: self.filter.clone().and(t.filter), exact: t.exact }
+    }
+
+    fn translate(&self, f: &Filter, special: Special) -> Result<Translated> {
         if let Some(done) = special(f) {
-            return done;
+            return done.map(Translated::exact);
         }
         match f {
-            Filter::And(a, b) => Ok(LdapFilter::And(vec![self.translate(a, special)?, self.translate(b, special)?])),
-            Filter::Or(a, b) => Ok(LdapFilter::Or(vec![self.translate(a, special)?, self.translate(b, special)?])),
-            Filter::Not(a) => Ok(LdapFilter::Not(Box::new(self.translate(a, special)?))),
+            Filter::And(a, b) => {
+                Ok(Translated::join(vec![self.translate(a, special)?, self.translate(b, special)?], LdapFilter::And))
+            }
+            Filter::Or(a, b) => {
+                Ok(Translated::join(vec![self.translate(a, special)?, self.translate(b, special)?], LdapFilter::Or))
+            }
+            Filter::Not(a) => Ok(self.translate(a, special)?.negate()),
             Filter::Present(path) => self.attribute(path, None),
             Filter::Compare { path, op, value } => self.attribute(path, Some((*op, value))),
             Filter::ValuePath { path, filter } => {
@@ -127,7 +187,8 @@ impl Entity {
                 if rules.is_empty() {
                     return Err(unmapped(path));
                 }
-                rules.into_iter().map(|r| element(r, filter)).collect::<Result<_>>().map(LdapFilter::Or)
+                let parts = rules.into_iter().map(|r| element(r, filter)).collect::<Result<_>>()?;
+                Ok(Translated::join(parts, LdapFilter::Or))
             }
         }
     }
@@ -142,15 +203,15 @@ impl Entity {
     }
 
     /// `pr` (no comparison) or a comparison on one attribute path.
-    fn attribute(&self, path: &AttrPath, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+    fn attribute(&self, path: &AttrPath, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> {
         let core = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(self.schema));
         let name = path.name.to_ascii_lowercase();
         let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
         match (core, name.as_str(), sub.as_deref()) {
-            (true, "id", None) => return self.id(cmp),
+            (true, "id", None) => return self.id(cmp).map(Translated::exact),
             (true, "meta", Some(field @ ("created" | "lastmodified"))) => {
                 let attr = if field == "created" { &self.created_attr } else { &self.modified_attr };
-                return timestamp(attr, cmp);
+                return timestamp(attr, cmp).map(Translated::exact);
             }
             _ => {}
         }
@@ -178,14 +239,15 @@ impl Entity {
                         None => Filter::Present(AttrPath { urn: None, name: key.clone(), sub_attr: None }),
                     };
                     let holds = element_matches(&json!({ key.clone(): wanted }), &f);
-                    alternatives.push(if holds { LdapFilter::present(&rule.ldap) } else { LdapFilter::none() });
+                    let found = if holds { LdapFilter::present(&rule.ldap) } else { LdapFilter::none() };
+                    alternatives.push(Translated::exact(found));
                 }
             }
         }
         if alternatives.is_empty() {
             return Err(unmapped(path));
         }
-        Ok(if alternatives.len() == 1 { alternatives.remove(0) } else { LdapFilter::Or(alternatives) })
+        Ok(Translated::or(alternatives))
     }
 
     fn id(&self, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
@@ -205,6 +267,7 @@ impl UserMapping {
         let inactive = match &self.deactivation {
             Deactivation::Attribute { attribute, inactive_value, .. } => LdapFilter::eq(attribute, inactive_value),
             Deactivation::Ppolicy => LdapFilter::eq(LOCK_ATTR, PERMANENT_LOCK),
+            Deactivation::AccountControl => crate::directory::ldap::dialect::uac::disabled_filter(),
         };
         let wanted = as_bool(value)
             .ok_or_else(|| Error::InvalidFilter(format!("active compares with true or false, not {value}")))?;
@@ -218,23 +281,23 @@ impl UserMapping {
 }
 
 /// A value filter (`emails[type eq "work" and value co "@x"]`) on the element a rule stores.
-fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
+fn element(rule: &Rule, f: &Filter) -> Result<Translated> {
     let (key, wanted) = rule.target.selector.clone().unwrap_or_default();
     Ok(match f {
-        Filter::And(a, b) => LdapFilter::And(vec![element(rule, a)?, element(rule, b)?]),
-        Filter::Or(a, b) => LdapFilter::Or(vec![element(rule, a)?, element(rule, b)?]),
-        Filter::Not(a) => LdapFilter::Not(Box::new(element(rule, a)?)),
+        Filter::And(a, b) => Translated::join(vec![element(rule, a)?, element(rule, b)?], LdapFilter::And),
+        Filter::Or(a, b) => Translated::join(vec![element(rule, a)?, element(rule, b)?], LdapFilter::Or),
+        Filter::Not(a) => element(rule, a)?.negate(),
         Filter::Present(p) | Filter::Compare { path: p, .. }
             if !key.is_empty() && p.name.eq_ignore_ascii_case(&key) =>
         {
-            if element_matches(&json!({ key.clone(): wanted }), f) {
+            Translated::exact(if element_matches(&json!({ key.clone(): wanted }), f) {
                 LdapFilter::present(&rule.ldap)
             } else {
                 LdapFilter::none()
-            }
+            })
         }
         Filter::Present(p) if rule.target.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&p.name)) => {
-            LdapFilter::present(&rule.ldap)
+            Translated::exact(LdapFilter::present(&rule.ldap))
         }
         Filter::Compare { path, op, value }
             if rule.target.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&path.name)) =>
@@ -243,23 +306,27 @@ fn element(rule: &Rule, f: &Filter) -> Result<LdapFilter> {
         }
         Filter::ValuePath { .. } => return Err(Error::InvalidFilter("value filters cannot nest".into())),
         // A sub-attribute this element does not store never matches.
-        Filter::Present(_) | Filter::Compare { .. } => LdapFilter::none(),
+        Filter::Present(_) | Filter::Compare { .. } => Translated::exact(LdapFilter::none()),
     })
 }
 
-fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> {
+fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> {
     let attr = rule.ldap.as_str();
-    let Some((op, value)) = cmp else { return Ok(LdapFilter::present(attr)) };
+    let Some((op, value)) = cmp else { return Ok(Translated::exact(LdapFilter::present(attr))) };
+    let boolean = rule.def.is_some_and(|d| d.kind == Kind::Boolean);
     let text = match value {
         Value::Null => {
             let present = LdapFilter::present(attr);
             return match op {
-                CompareOp::Eq => Ok(LdapFilter::Not(Box::new(present))),
-                CompareOp::Ne => Ok(present),
+                CompareOp::Eq => Ok(Translated::exact(LdapFilter::Not(Box::new(present)))),
+                CompareOp::Ne => Ok(Translated::exact(present)),
                 _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
             };
         }
-        v if rule.def.is_some_and(|d| d.kind == Kind::Boolean) => match (as_bool(v), &rule.boolean) {
+        _ if boolean && !matches!(op, CompareOp::Eq | CompareOp::Ne) => {
+            return Err(Error::InvalidFilter(format!("{} is a boolean: it compares with eq and ne", rule.target)))
+        }
+        v if boolean => match (as_bool(v), &rule.boolean) {
             (Some(b), Some((t, f))) => if b { t } else { f }.clone(),
             (Some(b), None) => if b { "TRUE" } else { "FALSE" }.to_owned(),
             (None, _) => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
@@ -271,15 +338,18 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter> 
     };
     if matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le) {
         // Directory string attributes (uid, sn, mail, …) have no ordering rule: the server
-        // would quietly match nothing. Refuse rather than answer wrongly.
-        return Err(Error::InvalidFilter(format!(
-            "{} cannot be compared with {op}: ordering works on meta.created and meta.lastModified",
-            rule.target
-        )));
+        // would quietly match nothing. Every entry holding the attribute is a candidate.
+        return Ok(Translated::wider(LdapFilter::present(attr)));
     }
     // Shaped as a write would shape it, so a lookup finds what a create stored.
     let text = rule.steps.shape(text);
-    Ok(ordered(attr, op, text))
+    let case_exact = !boolean && rule.def.is_some_and(|d| d.case_exact);
+    Ok(match (case_exact, op) {
+        (false, op) => Translated::exact(ordered(attr, op, text)),
+        // The directory ignores case: `ne` would drop entries differing only in case.
+        (true, CompareOp::Ne) => Translated::wider(always()),
+        (true, op) => Translated::wider(ordered(attr, op, text)),
+    })
 }
 
 /// One comparison, LDAP style. `co ""` and friends match any value.
@@ -324,7 +394,11 @@ mod tests {
     use crate::scim::filter::parse_filter;
 
     fn ldap(scim: &str) -> String {
-        example().ldap_filter(&parse_filter(scim).unwrap()).unwrap().to_string()
+        example().ldap_filter(&parse_filter(scim).unwrap()).unwrap().filter.to_string()
+    }
+
+    fn exact(scim: &str) -> bool {
+        example().ldap_filter(&parse_filter(scim).unwrap()).unwrap().exact
     }
 
     #[test]
@@ -368,6 +442,32 @@ mod tests {
     }
 
     #[test]
+    fn what_ldap_cannot_say_exactly_is_widened() {
+        // No ORDERING rule on directory strings: every holder is a candidate.
+        assert_eq!(ldap(r#"userName gt "m""#), "(&(objectClass=inetOrgPerson)(uid=*))");
+        assert!(!exact(r#"userName gt "m""#) && !exact(r#"emails.value le "x""#));
+        // externalId is caseExact; the directory's match ignores case.
+        assert_eq!(ldap(r#"externalId eq "Ab""#), "(&(objectClass=inetOrgPerson)(description=Ab))");
+        assert!(!exact(r#"externalId eq "Ab""#));
+        assert_eq!(ldap(r#"externalId ne "Ab""#), "(&(objectClass=inetOrgPerson))");
+        // A negated superset would be a subset: it widens to every entry.
+        assert_eq!(
+            ldap(r#"not (title lt "m") and userName eq "x""#),
+            "(&(objectClass=inetOrgPerson)(objectClass=*)(uid=x))"
+        );
+        assert!(!exact(r#"not (title lt "m") and userName eq "x""#));
+        assert_eq!(ldap(r#"title lt "m" or userName eq "x""#), "(&(objectClass=inetOrgPerson)(|(title=*)(uid=x)))");
+        for ok in [
+            r#"userName eq "x""#,
+            r#"not (userName eq "x")"#,
+            "active eq false",
+            r#"meta.created gt "2026-01-01T00:00:00Z""#,
+        ] {
+            assert!(exact(ok), "{ok}");
+        }
+    }
+
+    #[test]
     fn refusals() {
         let m = example();
         for bad in [
@@ -376,8 +476,8 @@ mod tests {
             "active eq \"maybe\"",
             "meta.created gt \"yesterday\"",
             "userName eq {}",
-            "userName gt \"m\"",
-            "emails.value le \"x\"",
+            "id lt \"m\"",
+            "meta.created co \"2026\"",
         ] {
             if let Ok(f) = parse_filter(bad) {
                 assert!(m.ldap_filter(&f).is_err(), "{bad}");

@@ -38,6 +38,8 @@ pub struct Members {
     pub empty_member: Option<String>,
     pub user_groups: UserGroups,
     pub remove_deleted_users: bool,
+    /// Attributes a new group gets besides its rules' (AD: `groupType`).
+    pub on_create: crate::directory::Attributes,
 }
 
 /// A member as the IdP names it: a user's or a group's id.
@@ -65,8 +67,10 @@ impl GroupMapping {
             Flavour::GroupOfNames => ("member", None),
             Flavour::GroupOfUniqueNames => ("uniqueMember", None),
             Flavour::PosixGroup => ("memberUid", Some(m.member_uid_attribute.clone())),
+            Flavour::Group => ("member", None),
         };
-        if by_value_of.is_none() && m.empty_member.is_none() {
+        let needs_member = matches!(m.flavour, Flavour::GroupOfNames | Flavour::GroupOfUniqueNames);
+        if needs_member && m.empty_member.is_none() {
             return fail("groupOfNames and groupOfUniqueNames need at least one member: set empty_member to a DN");
         }
         if m.flavour == Flavour::PosixGroup
@@ -85,6 +89,10 @@ impl GroupMapping {
             empty_member: m.empty_member.clone(),
             user_groups: m.user_groups,
             remove_deleted_users: m.remove_deleted_users,
+            on_create: match m.flavour {
+                Flavour::Group => vec![("groupType".into(), vec![m.group_type.value().to_string()])],
+                _ => Vec::new(),
+            },
         };
         Ok(GroupMapping { entity, members })
     }

@@ -6,6 +6,7 @@ mod check;
 mod entity;
 mod filter;
 mod group;
+mod projection;
 mod read;
 pub mod time;
 mod transform;
@@ -21,6 +22,7 @@ use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use check::Finding;
 pub use entity::Entity;
+pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
 use transform::{Piece, Steps};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};

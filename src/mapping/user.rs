@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::write::Values;
 use super::{Entity, Error, Result, Rule, RuleError};
 use crate::config::{Deactivation, ResourceConfig};
+use crate::directory::ldap::dialect::uac;
 use crate::directory::{Attributes, Change, Entry, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::json::{as_bool, get_ci};
@@ -68,6 +69,7 @@ impl UserMapping {
                 attribute.clone()
             }
             Deactivation::Ppolicy => LOCK_ATTR.into(),
+            Deactivation::AccountControl => uac::ATTR.into(),
         });
         Ok(UserMapping { entity, deactivation: deactivation.get_ref().clone() })
     }
@@ -121,6 +123,7 @@ impl UserMapping {
             }
             // Temporary lockouts after failed binds are the directory's business, not the IdP's.
             Deactivation::Ppolicy => entry.first(LOCK_ATTR) != Some(PERMANENT_LOCK),
+            Deactivation::AccountControl => uac::is_enabled(entry.first(uac::ATTR)),
         }
     }
 
@@ -154,6 +157,11 @@ impl UserMapping {
                 vec![(attribute.clone(), vec![v.clone()])]
             }
             (Deactivation::Ppolicy, Some(false)) => vec![(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()])],
+            // AD enables an account only with a password: without one it starts disabled.
+            (Deactivation::AccountControl, active) => {
+                let enabled = active != Some(false) && w.password.is_some();
+                vec![(uac::ATTR.into(), vec![uac::initial(enabled).to_string()])]
+            }
             _ => vec![],
         };
         self.new_entry(&w.attrs, [activation, extra].concat())
@@ -163,13 +171,13 @@ impl UserMapping {
     pub fn user_changes(&self, entry: &Entry, w: &Write) -> Vec<Change> {
         let mut changes = self.changes(entry, &w.attrs);
         match w.active {
-            Some(active) if active != self.is_active(entry) => changes.push(self.activation(active)),
+            Some(active) if active != self.is_active(entry) => changes.push(self.activation(entry, active)),
             _ => {}
         }
         changes
     }
 
-    fn activation(&self, active: bool) -> Change {
+    fn activation(&self, entry: &Entry, active: bool) -> Change {
         match (&self.deactivation, active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, false) => {
                 Change::Replace(attribute.clone(), vec![inactive_value.clone()])
@@ -179,6 +187,15 @@ impl UserMapping {
             }
             (Deactivation::Ppolicy, false) => Change::Replace(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()]),
             (Deactivation::Ppolicy, true) => Change::Replace(LOCK_ATTR.into(), vec![]),
+            // Only bit 0x2 changes; delete-old/add-new fails if another writer got there first.
+            (Deactivation::AccountControl, _) => match entry.first(uac::ATTR) {
+                Some(old) => {
+                    let current = old.trim().parse::<i64>().unwrap_or_default() as u32;
+                    let new = uac::with_enabled(current, active) as i32;
+                    Change::Swap(uac::ATTR.into(), old.to_owned(), new.to_string())
+                }
+                None => Change::Replace(uac::ATTR.into(), vec![uac::initial(active).to_string()]),
+            },
         }
     }
 }

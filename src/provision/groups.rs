@@ -9,13 +9,16 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::members::Members;
+use super::paging::{Lister, Plan};
 use super::store::{StandIn, Store};
 use super::users::refuse_unmapped;
 use super::{audit, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, DirectoryError, Entry};
-use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, UserMapping, Values};
+use crate::mapping::{
+    self, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
+};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, GROUP_SCHEMA};
@@ -27,6 +30,7 @@ pub struct Groups {
     dn_attr: String,
     /// Cached users carry `memberOf`, which group writes change.
     user_cache: Arc<UserCache>,
+    lister: Arc<Lister>,
 }
 
 impl Groups {
@@ -36,8 +40,9 @@ impl Groups {
         users: UserMapping,
         dn_attr: String,
         user_cache: Arc<UserCache>,
+        lister: Arc<Lister>,
     ) -> Self {
-        Groups { dir, map, users, dn_attr, user_cache }
+        Groups { dir, map, users, dn_attr, user_cache, lister }
     }
 
     pub fn mapping(&self) -> &GroupMapping {
@@ -50,21 +55,42 @@ impl Resources for Groups {
     /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
     async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
         let with_members = projection.wants("members");
-        let entry = self.store().find(id, self.attrs(with_members)).await?;
+        let entry = self.store().find(id, self.attrs_for(projection, with_members)).await?;
         self.render(&entry, projection, root, with_members).await
     }
 
-    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
-        let filter = match &query.filter {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
+        let translated = match &query.filter {
             Some(f) => {
                 let ids = self.map.member_ids(f);
                 let resolved = self.members().by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-                self.map.ldap_filter(f, &resolved)?
+                let t = self.map.ldap_filter(f, &resolved)?;
+                if !t.exact && self.map.mentions_members(f) {
+                    return Err(mapping::Error::InvalidFilter(
+                        "a condition on members cannot be combined with conditions the gateway checks itself \
+                         (ordering on strings, case-exact attributes)"
+                            .into(),
+                    )
+                    .into());
+                }
+                t
             }
-            None => self.map.filter.clone(),
+            None => Translated { filter: self.map.filter.clone(), exact: true },
         };
         let with_members = query.projection.wants("members");
-        let (total, entries) = self.store().page(filter, query, self.attrs(with_members)).await?;
+        let resource = |e: &Entry| match self.map.to_resource(e, "", None) {
+            Value::Object(r) => r,
+            _ => Map::new(),
+        };
+        let plan = Plan {
+            translated,
+            query,
+            key: format!("Group\n{caller}\n{}", query.result_key()),
+            resource: &resource,
+            schema: GROUP_SCHEMA,
+            attrs: self.attrs_for(&query.projection, with_members),
+        };
+        let (total, entries) = self.lister.page(&self.store(), plan).await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             resources.push(self.render(e, &query.projection, root, with_members).await?);
@@ -88,8 +114,9 @@ impl Resources for Groups {
             (None, true) => {}
         }
         extra.extend(self.store().allocate().await?);
+        extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs) = self.map.new_entry(&values, extra)?;
-        let added = self.dir.add(&dn, &attrs).await;
+        let added = self.dir.add(&dn, &attrs, None).await;
         self.members_changed(Some(&refs)).await;
         added.map_err(|e| match e {
             DirectoryError::AlreadyExists => {
@@ -274,7 +301,12 @@ impl Groups {
 
     /// The attributes to read; the member list only when it is needed.
     fn attrs(&self, with_members: bool) -> Vec<String> {
-        let mut attrs = self.map.read_attrs.clone();
+        self.attrs_for(&Projection::default(), with_members)
+    }
+
+    /// What a read for an answer showing `projection` asks for.
+    fn attrs_for(&self, projection: &Projection, with_members: bool) -> Vec<String> {
+        let mut attrs = self.map.read_attrs_for(projection);
         if with_members {
             attrs.push(self.map.members.attr.clone());
         }

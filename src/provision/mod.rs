@@ -3,10 +3,13 @@
 
 mod groups;
 mod members;
+mod paging;
+mod snapshot;
 mod store;
 mod users;
 
 pub use groups::Groups;
+pub use paging::Lister;
 pub use users::Users;
 
 use serde_json::Value;
@@ -20,7 +23,8 @@ use crate::{mapping, scim};
 #[async_trait::async_trait]
 pub trait Resources: Send + Sync {
     async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value>;
-    async fn list(&self, query: &Query, root: &str) -> Result<Value>;
+    /// `caller` names the credential: results are remembered per caller (see [`Lister`]).
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value>;
     async fn create(&self, body: &Value, root: &str) -> Result<Value>;
     /// PUT.
     async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value>;

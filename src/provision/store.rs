@@ -1,11 +1,8 @@
-//! Reads shared by users and groups: by id, by DN, and one page of a filtered list.
-
-use std::collections::HashMap;
+//! Reads and writes shared by users and groups: by id, by DN, and modifies.
 
 use super::{Error, Result};
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
 use crate::mapping::Entity;
-use crate::scim::list::Query;
 
 /// One entity's entries in the directory.
 pub struct Store<'a> {
@@ -32,25 +29,6 @@ impl Store<'_> {
     pub async fn read(&self, dn: &str, attrs: Vec<String>) -> Result<Entry> {
         let mut found = self.search(dn, Scope::Base, self.entity.filter.clone(), attrs).await?;
         found.pop().ok_or_else(|| Error::NotFound(format!("{dn} vanished while being written")))
-    }
-
-    /// The total number of entries matching `filter` and the entries of the page `query`
-    /// asks for, with `attrs`: ids first (cheap), then the page's entries only.
-    pub async fn page(&self, filter: LdapFilter, query: &Query, attrs: Vec<String>) -> Result<(usize, Vec<Entry>)> {
-        let id_attr = &self.entity.id_attr;
-        let ids = self.search(&self.entity.base_dn, Scope::Subtree, filter, vec![id_attr.clone()]).await?;
-        let page: Vec<&str> =
-            ids.iter().skip(query.start_index - 1).take(query.count).filter_map(|e| e.first(id_attr)).collect();
-        if page.is_empty() {
-            return Ok((ids.len(), Vec::new()));
-        }
-        let any = LdapFilter::Or(page.iter().map(|id| LdapFilter::eq(id_attr, id)).collect());
-        let mut entries =
-            self.search(&self.entity.base_dn, Scope::Subtree, self.entity.filter.clone().and(any), attrs).await?;
-        // Keep the order of the id search, so pages never overlap or skip.
-        let position: HashMap<&str, usize> = page.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        entries.sort_by_key(|e| e.first(id_attr).and_then(|id| position.get(id).copied()).unwrap_or(usize::MAX));
-        Ok((ids.len(), entries))
     }
 
     /// Makes `entry` hold `changes`, renaming it first to `rdn` when its naming value
@@ -118,8 +96,8 @@ impl Store<'_> {
 pub type StandIn<'a> = Option<(&'a str, &'a str)>;
 
 /// One modify, idempotent for members: adding a member twice or removing an absent one is
-/// not an error for the IdP, so when the directory says "value exists" (20) or "no such
-/// value" (16) the membership changes are redone value by value, ignoring those answers.
+/// not an error for the IdP, so when the directory says "value exists" or "no such value"
+/// ([`value_exists_or_missing`]) the membership changes are redone value by value, ignoring those answers.
 /// With a stand-in: adding real members drops it, and a change that would leave the group
 /// without members, which the schema refuses (65), is retried with the stand-in added.
 pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, stand_in: StandIn<'_>) -> Result<()> {
@@ -134,28 +112,36 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         }
     }
     match modify_once(dir, dn, &changes, stand_in).await {
-        Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
+        Err(e) if value_exists_or_missing(&e) => {}
         other => return other,
     }
     let (values, others): (Vec<Change>, Vec<Change>) =
         changes.into_iter().partition(|c| matches!(c, Change::Add(_, v) | Change::Delete(_, v) if !v.is_empty()));
     modify_once(dir, dn, &others, stand_in).await?;
     for change in values {
-        let (attr, list) = match &change {
-            Change::Add(a, v) | Change::Delete(a, v) | Change::Replace(a, v) => (a, v),
+        let (adds, attr, list) = match &change {
+            Change::Add(a, v) => (true, a, v),
+            Change::Delete(a, v) => (false, a, v),
+            Change::Replace(..) | Change::Swap(..) => continue, // partitioned into `others`
         };
         for v in list {
-            let one = match change {
-                Change::Add(..) => Change::Add(attr.clone(), vec![v.clone()]),
-                _ => Change::Delete(attr.clone(), vec![v.clone()]),
+            let one = match adds {
+                true => Change::Add(attr.clone(), vec![v.clone()]),
+                false => Change::Delete(attr.clone(), vec![v.clone()]),
             };
             match modify_once(dir, dn, &[one], stand_in).await {
-                Ok(()) | Err(Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. })) => {}
-                Err(e) => return Err(e),
+                Err(e) if !value_exists_or_missing(&e) => return Err(e),
+                _ => {}
             }
         }
     }
     Ok(())
+}
+
+/// "No such value" (16) or "value exists" (20); Active Directory answers an add of a group's
+/// existing member with entryAlreadyExists (68), which on a modify can mean nothing else.
+fn value_exists_or_missing(e: &Error) -> bool {
+    matches!(e, Error::Directory(DirectoryError::Rejected { code: 16 | 20, .. } | DirectoryError::AlreadyExists))
 }
 
 /// One modify operation, retried with the stand-in when it would empty the group.

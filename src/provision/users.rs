@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::members::Members;
+use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
-use crate::config::UserGroups;
+use crate::config::{Dialect, UserGroups};
 use crate::directory::{Attributes, Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{Entity, GroupMapping, UserMapping, Write};
+use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -21,19 +22,24 @@ use crate::scim::{self, patch, USER_SCHEMA};
 pub struct Users {
     dir: Arc<dyn Directory>,
     map: UserMapping,
+    /// What the directory refuses that the gateway checks first (AD's sAMAccountName).
+    dialect: Dialect,
     /// With groups configured: their mapping and the directory's DN attribute, for `groups`.
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
+    lister: Arc<Lister>,
 }
 
 impl Users {
     pub fn new(
         dir: Arc<dyn Directory>,
         map: UserMapping,
+        dialect: Dialect,
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
+        lister: Arc<Lister>,
     ) -> Self {
-        Users { dir, map, groups, cache }
+        Users { dir, map, dialect, groups, cache, lister }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -54,7 +60,7 @@ impl Resources for Users {
         self.render(&entry, projection, root).await
     }
 
-    async fn list(&self, query: &Query, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
         if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
             let found = self.by_user_name(&self.map.stored_user_name(name)).await?;
             let mut resources = Vec::new();
@@ -63,11 +69,23 @@ impl Resources for Users {
             }
             return Ok(list_response(resources, found.len(), query.start_index));
         }
-        let filter = match &query.filter {
+        let translated = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
-            None => self.map.filter.clone(),
+            None => Translated { filter: self.map.filter.clone(), exact: true },
         };
-        let (total, entries) = self.store().page(filter, query, self.attrs()).await?;
+        let resource = |e: &Entry| match self.map.to_resource(e, "") {
+            Value::Object(r) => r,
+            _ => Map::new(),
+        };
+        let plan = Plan {
+            translated,
+            query,
+            key: format!("User\n{caller}\n{}", query.result_key()),
+            resource: &resource,
+            schema: USER_SCHEMA,
+            attrs: self.attrs_for(&query.projection),
+        };
+        let (total, entries) = self.lister.page(&self.store(), plan).await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {
             resources.push(self.render(e, &query.projection, root).await?);
@@ -78,7 +96,7 @@ impl Resources for Users {
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res)?;
         let allocated = self.store().allocate().await?;
         let (dn, attrs) = self.map.new_user(&w, allocated.into_iter().collect())?;
         let added = self.add(&dn, &attrs, &w).await;
@@ -106,7 +124,7 @@ impl Resources for Users {
             return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
         }
         self.refuse_unmapped(res)?;
-        let w = self.map.to_write(res)?;
+        let w = self.to_write(res)?;
         self.update(entry, w, root).await
     }
 
@@ -126,7 +144,7 @@ impl Resources for Users {
         };
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
-        let w = self.map.to_write(&res)?;
+        let w = self.to_write(&res)?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -153,7 +171,15 @@ impl Users {
     /// Makes `entry` hold `w`, then reads it back.
     async fn update(&self, entry: Entry, w: Write, root: &str) -> Result<Value> {
         let id = entry.first(&self.map.id_attr).unwrap_or_default().to_owned();
-        let written = self.write(&entry, &w, &id).await;
+        let written = match self.write(&entry, &w, &id).await {
+            // A value the modify deletes changed since the read (another writer set a bit of
+            // userAccountControl, say): nothing was overwritten. Read again and redo once.
+            Err(Error::Directory(DirectoryError::Rejected { code: 16, .. })) => match self.find(&id).await {
+                Ok(fresh) => self.write(&fresh, &w, &id).await,
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
         let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
         let ticket = self.cache.forget(Some(&id), &names).await;
         let (dn, changed) = written?;
@@ -163,6 +189,13 @@ impl Users {
         let entry = self.read(&dn).await?;
         self.remember(ticket, &entry).await;
         self.render(&entry, &Projection::default(), root).await
+    }
+
+    /// What `res` asks the directory to hold, refused here when the directory could not hold it.
+    fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
+        let w = self.map.to_write(res)?;
+        self.dialect.check_user(&w.attrs).map_err(scim::Error::value)?;
+        Ok(w)
     }
 
     /// With `strict`, a request naming attributes no rule stores is refused, not half-applied.
@@ -180,28 +213,19 @@ impl Users {
         let changes = self.map.user_changes(entry, w);
         let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
         let rdn = self.map.renamed(entry, &w.attrs)?;
-        let dn = self.store().write(entry, rdn, changes, None).await?;
+        // The password first: AD enables an account only once it has one.
         if let Some(password) = &w.password {
-            self.dir.set_password(&dn, password).await?;
+            self.dir.set_password(&entry.dn, password).await?;
             changed.push(PASSWORD.into());
         }
+        let dn = self.store().write(entry, rdn, changes, None).await?;
         Ok((dn, changed))
     }
 
-    /// Adds the entry and sets its password, or leaves no entry behind.
+    /// Adds the entry with its password, or leaves no entry behind.
     async fn add(&self, dn: &str, attrs: &Attributes, w: &Write) -> Result<()> {
         self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs).await.map_err(|e| self.conflict(e, w))?;
-        if let Some(password) = &w.password {
-            if let Err(e) = self.dir.set_password(dn, password).await {
-                // A user without the password the IdP set is worse than none: undo the add.
-                if let Err(undo) = self.dir.delete(dn).await {
-                    tracing::error!(%dn, error = %undo, "could not remove a user whose password was refused");
-                }
-                return Err(e.into());
-            }
-        }
-        Ok(())
+        self.dir.add(dn, attrs, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
     }
 
     /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
@@ -218,7 +242,7 @@ impl Users {
         let attrs = vec![id_attr.clone(), version_attr.clone()];
         let holders = self.store().search(&self.map.base_dn, Scope::Subtree, filter, attrs).await?;
         let id = entry.first(id_attr);
-        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| v < version);
+        let earlier = |h: &Entry| h.first(id_attr) != id && h.first(version_attr).is_some_and(|v| older(v, version));
         if !holders.iter().any(earlier) {
             return Ok(());
         }
@@ -302,8 +326,14 @@ impl Users {
 
     /// What a read asks for: the mapped attributes, and `memberOf` when `groups` come from it.
     fn attrs(&self) -> Vec<String> {
-        let mut attrs = self.map.read_attrs.clone();
-        if self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf) {
+        self.attrs_for(&Projection::default())
+    }
+
+    /// What a read for an answer showing `projection` asks for.
+    fn attrs_for(&self, projection: &Projection) -> Vec<String> {
+        let mut attrs = self.map.read_attrs_for(projection);
+        let member_of = self.groups.as_ref().is_some_and(|(g, _)| g.members.user_groups == UserGroups::MemberOf);
+        if member_of && projection.wants("groups") {
             attrs.push("memberOf".into());
         }
         attrs
@@ -337,6 +367,15 @@ pub(super) fn refuse_unmapped(entity: &Entity, res: &Map<String, Value>, handled
             unmapped.join(", ")
         ))
         .into()),
+    }
+}
+
+/// Whether version `a` was written before `b`: numbers (AD's uSNChanged) compare as numbers,
+/// anything else (OpenLDAP's entryCSN, a timestamp) as text.
+fn older(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => a < b,
     }
 }
 

@@ -62,7 +62,8 @@ impl Discovery {
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": true, "maxResults": MAX_COUNT},
             "changePassword": {"supported": served.iter().any(|(t, m)| *t == USER && m.iter().any(|a| a.attr == "password"))},
-            "sort": {"supported": false},
+            // Sorted by the gateway, on at most [query] max_candidates entries (docs/query.md).
+            "sort": {"supported": true},
             "etag": {"supported": true},
             "authenticationSchemes": schemes,
             "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::filter::{parse_filter, Filter};
+use super::filter::{parse_filter, parse_path, AttrPath, Filter};
 use super::json::{key_ci, remove_ci};
 use super::{Error, Result, ScimType, LIST_RESPONSE_SCHEMA};
 
@@ -17,6 +17,14 @@ pub struct Query {
     pub start_index: usize,
     pub count: usize,
     pub projection: Projection,
+    pub sort: Option<Sort>,
+}
+
+/// `sortBy` / `sortOrder` (RFC 7644 §3.4.2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    pub by: AttrPath,
+    pub descending: bool,
 }
 
 /// `attributes` / `excludedAttributes`, as lower-cased dotted paths.
@@ -30,6 +38,7 @@ impl Query {
     /// Reads `key=value` pairs (already percent-decoded).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Query> {
         let mut q = Query { start_index: 1, count: MAX_COUNT, ..Query::default() };
+        let mut descending = false;
         for (key, value) in pairs {
             match key.to_ascii_lowercase().as_str() {
                 "filter" => q.filter = Some(filter(value)?),
@@ -37,10 +46,26 @@ impl Query {
                 "count" => q.count = (number(key, value)?.max(0) as usize).min(MAX_COUNT),
                 "attributes" => q.projection.attributes = split(value),
                 "excludedattributes" => q.projection.excluded = split(value),
+                "sortby" => q.sort = Some(Sort { by: sort_by(value)?, descending: false }),
+                "sortorder" => descending = sort_order(value)?,
                 _ => {}
             }
         }
+        if let Some(sort) = &mut q.sort {
+            sort.descending = descending;
+        }
         Ok(q)
+    }
+
+    /// What identifies the result regardless of the page: the filter in canonical form and
+    /// the order, for the snapshot of its ids.
+    pub fn result_key(&self) -> String {
+        let filter = self.filter.as_ref().map(|f| lower_names(f).to_string()).unwrap_or_default();
+        let sort = match &self.sort {
+            Some(s) => format!("{}{}", lower(&s.by), if s.descending { " desc" } else { "" }),
+            None => String::new(),
+        };
+        format!("{filter}\n{sort}")
     }
 
     /// Reads a `SearchRequest` body (`POST …/.search`).
@@ -65,6 +90,60 @@ fn filter(text: &str) -> Result<Filter> {
     parse_filter(text).map_err(|e| Error::new(ScimType::InvalidFilter, format!("filter {text:?}: {e}")))
 }
 
+/// `f` with attribute names and URNs lower-cased: they are case-insensitive, values are not.
+fn lower_names(f: &Filter) -> Filter {
+    let pair = |a: &Filter, b: &Filter| (Box::new(lower_names(a)), Box::new(lower_names(b)));
+    match f {
+        Filter::And(a, b) => {
+            let (a, b) = pair(a, b);
+            Filter::And(a, b)
+        }
+        Filter::Or(a, b) => {
+            let (a, b) = pair(a, b);
+            Filter::Or(a, b)
+        }
+        Filter::Not(a) => Filter::Not(Box::new(lower_names(a))),
+        Filter::Present(p) => Filter::Present(lower(p)),
+        Filter::Compare { path, op, value } => Filter::Compare { path: lower(path), op: *op, value: value.clone() },
+        Filter::ValuePath { path, filter } => {
+            Filter::ValuePath { path: lower(path), filter: Box::new(lower_names(filter)) }
+        }
+    }
+}
+
+/// `name` or `urn:…:name`, lower-cased, as projections name attributes.
+fn top_level(p: &AttrPath) -> String {
+    match &p.urn {
+        Some(urn) => format!("{}:{}", urn.to_ascii_lowercase(), p.name.to_ascii_lowercase()),
+        None => p.name.to_ascii_lowercase(),
+    }
+}
+
+fn lower(p: &AttrPath) -> AttrPath {
+    AttrPath {
+        urn: p.urn.as_deref().map(str::to_ascii_lowercase),
+        name: p.name.to_ascii_lowercase(),
+        sub_attr: p.sub_attr.as_deref().map(str::to_ascii_lowercase),
+    }
+}
+
+fn sort_by(value: &str) -> Result<AttrPath> {
+    match parse_path(value) {
+        Ok(p) if p.filter.is_none() => Ok(p.attr),
+        Ok(_) => Err(Error::value(format!("sortBy must be an attribute path, not {value:?}"))),
+        Err(e) => Err(Error::value(format!("sortBy {value:?}: {e}"))),
+    }
+}
+
+/// Whether the order is descending.
+fn sort_order(value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "ascending" => Ok(false),
+        "descending" => Ok(true),
+        _ => Err(Error::value(format!("sortOrder is ascending or descending, not {value:?}"))),
+    }
+}
+
 fn number(key: &str, value: &str) -> Result<i64> {
     value.trim().parse().map_err(|_| Error::value(format!("{key} must be an integer, not {value:?}")))
 }
@@ -86,6 +165,40 @@ impl Projection {
             list.iter().any(|a| *a == attr || (!whole_only && a.starts_with(&format!("{attr}."))))
         };
         (self.attributes.is_empty() || named(&self.attributes, false)) && !named(&self.excluded, true)
+    }
+
+    /// [`Projection::wants`] for an attribute of the core schema (`schema` is `None`) or of
+    /// an extension, which may also be asked for or excluded whole by its URN.
+    pub fn wants_in(&self, schema: Option<&str>, attr: &str) -> bool {
+        let Some(urn) = schema else { return self.wants(attr) };
+        let urn = urn.to_ascii_lowercase();
+        let listed = |list: &[String]| list.contains(&urn);
+        !listed(&self.excluded) && (listed(&self.attributes) || self.wants(&format!("{urn}:{attr}")))
+    }
+
+    /// The attributes a filter and a sort order look at, as a projection: what checking them
+    /// in the gateway must read.
+    pub fn needed_by(filter: Option<&Filter>, sort: Option<&Sort>) -> Projection {
+        fn collect(f: &Filter, out: &mut Vec<String>) {
+            match f {
+                Filter::And(a, b) | Filter::Or(a, b) => {
+                    collect(a, out);
+                    collect(b, out);
+                }
+                Filter::Not(a) => collect(a, out),
+                Filter::Present(p) | Filter::Compare { path: p, .. } | Filter::ValuePath { path: p, .. } => {
+                    out.push(top_level(p))
+                }
+            }
+        }
+        let mut attributes = Vec::new();
+        if let Some(f) = filter {
+            collect(f, &mut attributes);
+        }
+        attributes.extend(sort.map(|s| top_level(&s.by)));
+        attributes.sort();
+        attributes.dedup();
+        Projection { attributes, excluded: Vec::new() }
     }
 
     /// Keeps what was asked for; `id` and `schemas` always stay (RFC 7643 §7 "returned").
@@ -178,6 +291,25 @@ mod tests {
     }
 
     #[test]
+    fn sorting_parameters() {
+        let q = Query::from_pairs([("sortOrder", "DESCENDING"), ("sortBy", "name.familyName")]).unwrap();
+        let sort = q.sort.clone().unwrap();
+        assert!(sort.descending);
+        assert_eq!((sort.by.name.as_str(), sort.by.sub_attr.as_deref()), ("name", Some("familyName")));
+        assert!(Query::from_pairs([("sortBy", "userName")]).unwrap().sort.is_some_and(|s| !s.descending));
+        assert!(Query::from_pairs([("sortOrder", "descending")]).unwrap().sort.is_none());
+        for (k, v) in [("sortBy", "emails[type eq \"work\"]"), ("sortBy", "1x"), ("sortOrder", "up")] {
+            assert_eq!(Query::from_pairs([(k, v)]).unwrap_err().kind, ScimType::InvalidValue, "{k}={v}");
+        }
+        let body = json!({"sortBy": "userName", "sortOrder": "descending", "filter": "title pr"});
+        let from_body = Query::from_body(&body).unwrap();
+        let from_query =
+            Query::from_pairs([("filter", "TITLE  PR"), ("sortby", "USERNAME"), ("sortorder", "descending")]).unwrap();
+        assert_eq!(from_body.result_key(), from_query.result_key());
+        assert_ne!(from_body.result_key(), q.result_key());
+    }
+
+    #[test]
     fn projection() {
         let resource = json!({
             "schemas": ["s"], "id": "1", "userName": "u", "name": {"givenName": "g", "familyName": "f"},
@@ -205,5 +337,24 @@ mod tests {
         assert!(!Projection { attributes: vec![], excluded: split("members") }.wants("members"));
         assert!(Projection { attributes: vec![], excluded: split("members.display") }.wants("members"));
         assert_eq!(r["name"], resource["name"]);
+        let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let only = |a: &str| Projection { attributes: split(a), excluded: vec![] };
+        assert!(only(ext).wants_in(Some(ext), "department"));
+        assert!(only(&format!("{ext}:department")).wants_in(Some(ext), "department"));
+        assert!(!only(&format!("{ext}:division")).wants_in(Some(ext), "department"));
+        assert!(!only("userName").wants_in(Some(ext), "department"));
+        assert!(!Projection { attributes: vec![], excluded: split(ext) }.wants_in(Some(ext), "department"));
+        assert!(Projection::default().wants_in(Some(ext), "department"));
+    }
+
+    #[test]
+    fn attributes_a_filter_needs() {
+        let q = Query::from_pairs([
+            ("filter", "emails[type eq \"work\"] and (name.familyName gt \"m\" or not (urn:x:Ext:cost pr))"),
+            ("sortBy", "Title"),
+        ])
+        .unwrap();
+        let p = Projection::needed_by(q.filter.as_ref(), q.sort.as_ref());
+        assert_eq!(p.attributes, ["emails", "name", "title", "urn:x:ext:cost"]);
     }
 }

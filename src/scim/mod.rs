@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod eval;
 pub mod filter;
 pub mod json;
 pub mod list;

@@ -182,6 +182,7 @@ impl Drop for Slapd {
 pub mod gateway;
 pub mod metrics;
 pub mod process;
+pub mod samba;
 
 /// LDIF for users `user{first}` … `user{last - 1}` under ou=people, with entryUUIDs left to slapadd.
 pub fn users_ldif(range: std::ops::Range<usize>) -> String {

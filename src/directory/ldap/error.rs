@@ -30,7 +30,17 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         3 | 51 | 52 => DirectoryError::Unavailable(text),
         // OpenLDAP's unique overlay: constraintViolation, "non-unique attributes found with
         // (|(uid=…))" or "some attributes not unique".
-        19 if text.contains("unique") => DirectoryError::NotUnique(text),
+        // Active Directory: "0000202F: samldb: userPrincipalName 'x' is already in use".
+        19 if text.contains("unique") || text.contains("already in use") => DirectoryError::NotUnique(text),
+        // Active Directory's password policy: "0000052D: Constraint violation - check_password_restrictions:
+        // the password is too short…" (Samba) or "0000052D: SvcErr: … problem 5003" (Windows).
+        19 | 53 if text.contains("0000052D") => DirectoryError::PasswordPolicy(text),
+        // AD refuses to remove a non-member with unwillingToPerform: Windows says 00000561
+        // (ERROR_MEMBER_NOT_IN_GROUP), Samba "Attribute member already deleted". That is
+        // noSuchAttribute's meaning.
+        53 if text.contains("00000561") || text.contains("already deleted") => {
+            DirectoryError::Rejected { code: 16, text }
+        }
         // schema, syntax, constraint and naming problems: the data was refused
         16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
         code => DirectoryError::Other { code, text },
@@ -55,6 +65,10 @@ mod tests {
             DirectoryError::Rejected { .. }
         ));
         assert!(matches!(from_result(result(68, "")), DirectoryError::AlreadyExists));
+        let upn = "0000202F: samldb: userPrincipalName 'u1@example.test' is already in use";
+        assert!(matches!(from_result(result(19, upn)), DirectoryError::NotUnique(_)));
+        let policy = "0000052D: Constraint violation - check_password_restrictions: the password is too short.";
+        assert!(matches!(from_result(result(19, policy)), DirectoryError::PasswordPolicy(t) if t == policy));
         assert!(matches!(from_result(result(52, "")), DirectoryError::Unavailable(_)));
     }
 }
