@@ -50,7 +50,9 @@ impl From<scim::Error> for Error {
 }
 
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    // to_vec writes straight into the buffer; Display would go through fmt's machinery.
+    let body = serde_json::to_vec(value).expect("a JSON value always serialises");
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
     r

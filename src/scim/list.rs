@@ -262,13 +262,16 @@ fn remove_path(obj: &mut Map<String, Value>, path: &str) {
 
 /// A `ListResponse` for one page.
 pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
-    json!({
+    // Built by hand: `json!` would copy every resource through serde's serializer
+    // (a fifth of a lookup's CPU time in the profile, see BENCHMARKS.md); this moves them.
+    let mut list = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
         "totalResults": total,
         "startIndex": start_index,
         "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+    });
+    list["Resources"] = Value::Array(resources);
+    list
 }
 
 #[cfg(test)]
