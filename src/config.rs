@@ -45,11 +45,12 @@ impl Loaded {
         };
         let mut config = config;
         let file_error = |message| ConfigError::File { path: path.into(), message };
-        let dialect = config.directory.dialect;
-        dialect.complete(&mut config.users, config.groups.as_mut()).map_err(file_error)?;
+        let d = &config.directory;
+        d.dialect.complete(d.range_size, &mut config.users, config.groups.as_mut()).map_err(file_error)?;
         for t in &mut config.targets {
             let message = |e| format!("[[targets]] {}: {e}", t.name.get_ref());
-            t.directory.dialect.complete(&mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
+            let d = &t.directory;
+            d.dialect.complete(d.range_size, &mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
         }
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;

@@ -92,13 +92,18 @@ impl Dialect {
     }
 
     /// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
-    pub fn complete(self, users: &mut ResourceConfig, groups: Option<&mut ResourceConfig>) -> Result<(), String> {
+    pub fn complete(
+        self,
+        range_size: Option<u32>,
+        users: &mut ResourceConfig,
+        groups: Option<&mut ResourceConfig>,
+    ) -> Result<(), String> {
         for r in std::iter::once(&mut *users).chain(groups) {
             let [id, created, modified, version] = self.meta_attributes(r);
             (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
             (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
         }
-        if self != Dialect::ActiveDirectory && config.directory.range_size.is_some() {
+        if self != Dialect::ActiveDirectory && range_size.is_some() {
             return Err("[directory] range_size is for dialect = \"active_directory\"".into());
         }
         if self == Dialect::ActiveDirectory {
