@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ const WORKERS: usize = 6;
 const MAX_REQUESTS: usize = 3000;
 /// What an IdP waits after a 503 here (shorter than Retry-After, to keep the load up).
 const PAUSE_AFTER_503: Duration = Duration::from_millis(50);
+/// The longest the load goes on after slapd is back, waiting for acknowledgements.
+const RECOVERY_WAIT: Duration = Duration::from_secs(30);
 
 enum Outcome {
     Acked,
@@ -60,20 +62,20 @@ async fn send(gw: &Arc<TestGateway>, method: &'static str, path: String, body: V
 
 /// Creates users, updates their title (PATCH 1, PUT 2, PATCH 3) and adds them to `group`,
 /// until told to stop.
-async fn worker(gw: Arc<TestGateway>, w: usize, group: String, stop: Arc<AtomicBool>) -> (Vec<Event>, Vec<User>) {
+async fn worker(gw: Arc<TestGateway>, w: usize, group: String, run: Arc<Run>) -> (Vec<Event>, Vec<User>) {
     let (mut events, mut users) = (Vec::new(), Vec::new());
     let patch = |title: &str| {
         json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                "Operations": [{"op": "replace", "path": "title", "value": title}]})
     };
     for i in 0.. {
-        if stop.load(Ordering::Relaxed) || events.len() >= MAX_REQUESTS {
+        if run.stop.load(Ordering::Relaxed) || events.len() >= MAX_REQUESTS {
             break;
         }
         let user_name = format!("fault-{w}-{i}@example.com");
         let (event, answer) = send(&gw, "POST", "/Users".into(), okta_user(&user_name, Some("Fault-pass-1"))).await;
         let created = matches!(event.outcome, Outcome::Acked);
-        pause_after_503(&event).await;
+        run.settle(&event).await;
         events.push(event);
         let Some(id) = answer.filter(|_| created).and_then(|a| a.body["id"].as_str().map(str::to_owned)) else {
             continue;
@@ -86,23 +88,36 @@ async fn worker(gw: Arc<TestGateway>, w: usize, group: String, stop: Arc<AtomicB
             if matches!(event.outcome, Outcome::Acked) {
                 user.acked_title = title;
             }
-            pause_after_503(&event).await;
+            run.settle(&event).await;
             events.push(event);
         }
         let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                          "Operations": [{"op": "add", "path": "members", "value": [{"value": user.id}]}]});
         let (event, _) = send(&gw, "PATCH", format!("/Groups/{group}"), add).await;
         user.acked_member = matches!(event.outcome, Outcome::Acked);
-        pause_after_503(&event).await;
+        run.settle(&event).await;
         events.push(event);
         users.push(user);
     }
     (events, users)
 }
 
-async fn pause_after_503(event: &Event) {
-    if matches!(event.outcome, Outcome::Unavailable) {
-        tokio::time::sleep(PAUSE_AFTER_503).await;
+/// What the workers share: the stop sign, and how many answers were acknowledgements, so the
+/// test can wait for the gateway's recovery instead of guessing how long it takes on a busy machine.
+#[derive(Default)]
+struct Run {
+    stop: AtomicBool,
+    acks: AtomicUsize,
+}
+
+impl Run {
+    /// Counts an acknowledgement; backs off a little after a 503, as an IdP does.
+    async fn settle(&self, event: &Event) {
+        match event.outcome {
+            Outcome::Acked => drop(self.acks.fetch_add(1, Ordering::Relaxed)),
+            Outcome::Unavailable => tokio::time::sleep(PAUSE_AFTER_503).await,
+            Outcome::Other(_) => {}
+        }
     }
 }
 
@@ -120,9 +135,9 @@ async fn slapd_killed_and_restarted_under_load() {
     let group = gw.post("/Groups", &group).await;
     assert_eq!(group.status, 201, "{:#}", group.body);
     let group_id = group.body["id"].as_str().unwrap().to_owned();
-    let stop = Arc::new(AtomicBool::new(false));
+    let run = Arc::new(Run::default());
     let workers: Vec<_> =
-        (0..WORKERS).map(|w| tokio::spawn(worker(gw.clone(), w, group_id.clone(), stop.clone()))).collect();
+        (0..WORKERS).map(|w| tokio::spawn(worker(gw.clone(), w, group_id.clone(), run.clone()))).collect();
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let s = slapd.clone();
@@ -133,8 +148,14 @@ async fn slapd_killed_and_restarted_under_load() {
     let s = slapd.clone();
     tokio::task::spawn_blocking(move || s.restart()).await.unwrap();
     let up = Instant::now();
+    let acks_at_up = run.acks.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
+    // On a loaded machine recovery can take longer than 3 s: keep the load on until every
+    // worker has had a chance to be acknowledged again, for RECOVERY_WAIT at most.
+    while run.acks.load(Ordering::Relaxed) < acks_at_up + 2 * WORKERS && up.elapsed() < RECOVERY_WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.stop.store(true, Ordering::Relaxed);
 
     let (mut events, mut users) = (Vec::new(), Vec::new());
     for w in workers {
