@@ -301,6 +301,26 @@ mod tests {
         assert_eq!(m.renamed(&entry, &w2.attrs).unwrap().as_deref(), Some(r"uid=b\2cc"));
     }
 
+    #[test]
+    fn template_of_an_outside_entry_is_kept_until_its_values_change() {
+        let m = example();
+        let entry = Entry::new("uid=a,ou=people,dc=example,dc=test")
+            .with("uid", vec!["a".into()])
+            .with("givenName", vec!["John".into()])
+            .with("sn", vec!["Doe".into()])
+            .with("cn", vec!["Doe, John (HR)".into()]);
+        let deactivate = write(json!({"userName": "a", "name": {"givenName": "John", "familyName": "Doe"},
+                                      "active": false}))
+        .unwrap();
+        assert_eq!(
+            m.user_changes(&entry, &deactivate),
+            vec![Change::Replace(LOCK_ATTR.into(), vec![PERMANENT_LOCK.into()])]
+        );
+        let renamed = write(json!({"userName": "a", "name": {"givenName": "John", "familyName": "Roe"}})).unwrap();
+        let changes = m.user_changes(&entry, &renamed);
+        assert!(changes.contains(&Change::Replace("cn".into(), vec!["John Roe".into()])), "{changes:?}");
+    }
+
     proptest::proptest! {
         /// SCIM → entry → SCIM is the identity on everything the example maps and reads.
         #[test]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::transform::render;
 use super::values::decode;
-use super::{Entity, Error, Result, Rule};
+use super::{Computed, Entity, Error, Result, Rule};
 use crate::directory::{dn, Attributes, Binary, Change, Entry};
 use crate::scim::json::{as_bool, get_ci};
 use crate::scim::schema::Kind;
@@ -33,12 +33,32 @@ impl Entity {
             }
         }
         for c in &self.computed {
-            let first = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
-            if let Some(v) = c.steps.apply(render(&c.pieces, first)) {
+            if let Some(v) = self.computed_value(c, res) {
                 values.insert(c.ldap.clone(), vec![v]);
             }
         }
         Ok(values)
+    }
+
+    /// What a template or constant gives for `res`.
+    fn computed_value(&self, c: &Computed, res: &Map<String, Value>) -> Option<String> {
+        let first = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
+        c.steps.apply(render(&c.pieces, first))
+    }
+
+    /// The templates and constants a write leaves as the entry has them: those the entry holds
+    /// whose values are unchanged. An entry made outside the gateway (with a `cn` of its own,
+    /// say) keeps it until a value the template is made of changes, even across a deactivation.
+    fn kept_computed(&self, entry: &Entry, values: &Values) -> Vec<&str> {
+        if self.computed.is_empty() {
+            return Vec::new();
+        }
+        let before = self.patch_base(entry, "");
+        let unchanged = |c: &&Computed| {
+            let after = values.get(&c.ldap).and_then(|v| v.first()).map(String::as_str);
+            !entry.values(&c.ldap).is_empty() && self.computed_value(c, &before).as_deref() == after
+        };
+        self.computed.iter().filter(unchanged).map(|c| c.ldap.as_str()).collect()
     }
 
     /// The DN, text attributes and binary attributes of a new entry holding `values` and `extra`.
@@ -78,7 +98,10 @@ impl Entity {
 
     /// The new RDN when `values` change the value that names `entry`.
     pub fn renamed(&self, entry: &Entry, values: &Values) -> Result<Option<String>> {
-        if entry.first(&self.rdn_attr) == self.naming_value(values) {
+        let kept = |a: &str| a.eq_ignore_ascii_case(&self.rdn_attr);
+        if entry.first(&self.rdn_attr) == self.naming_value(values)
+            || self.kept_computed(entry, values).into_iter().any(kept)
+        {
             return Ok(None);
         }
         self.rdn(values).map(Some)
@@ -91,8 +114,11 @@ impl Entity {
     /// primary, value) changes.
     pub fn changes(&self, entry: &Entry, values: &Values) -> Vec<Change> {
         let written = self.rules.iter().filter(|r| r.direction.writes()).map(|r| (&r.ldap, r.ldap_many(), r.binary()));
+        let kept = self.kept_computed(entry, values);
+        let computed =
+            self.computed.iter().filter(|c| !kept.contains(&c.ldap.as_str())).map(|c| (&c.ldap, false, false));
         let mut changes = Vec::new();
-        for (ldap, many, binary) in written.chain(self.computed.iter().map(|c| (&c.ldap, false, false))) {
+        for (ldap, many, binary) in written.chain(computed) {
             let new = values.get(ldap).map_or(&[][..], Vec::as_slice);
             if binary {
                 let new: Vec<Vec<u8>> = new.iter().filter_map(|b| decode(b)).collect();
