@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ldap3::{LdapConnAsync, LdapError, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapError, Scope, SearchEntry};
 
 const DSCREATE: &str = "/usr/sbin/dscreate";
 const DEFAULTS: &str = "/usr/share/dirsrv/inf/defaults.inf";
@@ -140,13 +140,19 @@ impl Ds389 {
         Ok(ds)
     }
 
-    /// Sets `dn`'s password as Directory Manager with a plain modify (389-ds hashes it). The
-    /// gateway's Password Modify extended operation needs TLS on 389-ds, which this server lacks.
-    pub async fn set_password(&self, dn: &str, password: &str) {
+    /// A connection bound as `dn`, or the bind's error.
+    async fn bind(&self, dn: &str, password: &str) -> Result<Ldap, LdapError> {
         let (conn, mut ldap) =
             LdapConnAsync::new(&self.url).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
         ldap3::drive!(conn);
-        ldap.simple_bind(&self.admin_dn, &self.admin_password).await.and_then(|r| r.success()).expect("bind as admin");
+        ldap.simple_bind(dn, password).await.and_then(|r| r.success())?;
+        Ok(ldap)
+    }
+
+    /// Sets `dn`'s password as Directory Manager with a plain modify (389-ds hashes it). The
+    /// gateway's Password Modify extended operation needs TLS on 389-ds, which this server lacks.
+    pub async fn set_password(&self, dn: &str, password: &str) {
+        let mut ldap = self.bind(&self.admin_dn, &self.admin_password).await.expect("bind as admin");
         let mods = vec![ldap3::Mod::Replace("userPassword", std::collections::HashSet::from([password]))];
         ldap.modify(dn, mods).await.and_then(|r| r.success()).unwrap_or_else(|e| panic!("set password of {dn}: {e}"));
         let _ = ldap.unbind().await;
@@ -154,20 +160,18 @@ impl Ds389 {
 
     /// Whether a simple bind as `dn` succeeds (389-ds refuses locked accounts at bind).
     pub async fn can_bind(&self, dn: &str, password: &str) -> bool {
-        let (conn, mut ldap) =
-            LdapConnAsync::new(&self.url).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
-        ldap3::drive!(conn);
-        let ok = ldap.simple_bind(dn, password).await.and_then(|r| r.success()).is_ok();
-        let _ = ldap.unbind().await;
-        ok
+        match self.bind(dn, password).await {
+            Ok(mut ldap) => {
+                let _ = ldap.unbind().await;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The entry at `dn` with user and operational attributes, read as Directory Manager.
     pub async fn entry(&self, dn: &str) -> Option<SearchEntry> {
-        let (conn, mut ldap) =
-            LdapConnAsync::new(&self.url).await.unwrap_or_else(|e| panic!("connect {}: {e}", self.url));
-        ldap3::drive!(conn);
-        ldap.simple_bind(&self.admin_dn, &self.admin_password).await.and_then(|r| r.success()).expect("bind as admin");
+        let mut ldap = self.bind(&self.admin_dn, &self.admin_password).await.expect("bind as admin");
         let attrs = vec!["*", "+", "nsUniqueId", "nsAccountLock", "entrydn"];
         let res = ldap.search(dn, Scope::Base, "(objectClass=*)", attrs).await.and_then(|r| r.success());
         let _ = ldap.unbind().await;
