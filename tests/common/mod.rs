@@ -179,6 +179,7 @@ impl Drop for Slapd {
     }
 }
 
+pub mod ds389;
 pub mod gateway;
 pub mod metrics;
 pub mod process;
