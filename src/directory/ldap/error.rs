@@ -26,6 +26,10 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         32 => DirectoryError::NoSuchEntry,
         68 => DirectoryError::AlreadyExists,
         50 => DirectoryError::AccessDenied(text),
+        // confidentialityRequired: 389-ds takes passwords only over TLS. A setting to fix, not a retry.
+        13 => DirectoryError::Unsupported(format!(
+            "the directory requires an encrypted connection for this ({text}): use ldaps:// or starttls = true in [directory]"
+        )),
         // busy, unavailable, unwilling-because-shutting-down, other transient states
         3 | 51 | 52 => DirectoryError::Unavailable(text),
         // OpenLDAP's unique overlay: constraintViolation, "non-unique attributes found with
@@ -70,5 +74,7 @@ mod tests {
         let policy = "0000052D: Constraint violation - check_password_restrictions: the password is too short.";
         assert!(matches!(from_result(result(19, policy)), DirectoryError::PasswordPolicy(t) if t == policy));
         assert!(matches!(from_result(result(52, "")), DirectoryError::Unavailable(_)));
+        let tls = from_result(result(13, "Operation requires a secure connection"));
+        assert!(matches!(&tls, DirectoryError::Unsupported(t) if t.contains("starttls = true")), "{tls}");
     }
 }
