@@ -236,20 +236,19 @@ async fn run(plan: Plan) {
             let mut cell = |op: &'static str, raw: &'static str, gateway: Cell, floor: Cell| {
                 rows.push(Row { size, op, raw, concurrency, gateway, floor })
             };
+            // The raw floor of a lookup: the gateway's own search for users of one quarter.
+            let searches = |quarter: usize| {
+                let (d, attrs) = (dir.clone(), read_attrs.clone());
+                measure(n, concurrency, move |i| {
+                    let (d, attrs) = (d.clone(), attrs.clone());
+                    let filter = user_filter(&format!("user{}", fresh(quarter, c, i)));
+                    let search = Search { base: PEOPLE.into(), scope: Scope::Subtree, filter, attrs };
+                    async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
+                })
+            };
 
             // Okta's pre-create lookup; users never read before (cold), then a warmed set.
-            let (d, attrs, f) = (dir.clone(), read_attrs.clone(), user_filter);
-            let floor = measure(n, concurrency, move |i| {
-                let (d, attrs) = (d.clone(), attrs.clone());
-                let search = Search {
-                    base: PEOPLE.into(),
-                    scope: Scope::Subtree,
-                    filter: f(&format!("user{}", fresh(0, c, i))),
-                    attrs,
-                };
-                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
-            })
-            .await;
+            let floor = searches(0).await;
             let h = http.clone();
             let cold = measure(n, concurrency, move |i| {
                 let (h, path) =
@@ -268,18 +267,7 @@ async fn run(plan: Plan) {
                 }
             })
             .await;
-            let (d, attrs) = (dir.clone(), read_attrs.clone());
-            let floor2 = measure(n, concurrency, move |i| {
-                let (d, attrs) = (d.clone(), attrs.clone());
-                let search = Search {
-                    base: PEOPLE.into(),
-                    scope: Scope::Subtree,
-                    filter: f(&format!("user{}", fresh(0, c, i))),
-                    attrs,
-                };
-                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
-            })
-            .await;
+            let floor2 = searches(0).await;
             cell("lookup userName, cold", "search uid", cold, floor);
             cell("lookup userName, cached", "search uid", cached, floor2);
 
@@ -292,18 +280,7 @@ async fn run(plan: Plan) {
                 }
             })
             .await;
-            let (d, attrs) = (dir.clone(), read_attrs.clone());
-            let floor = measure(n, concurrency, move |i| {
-                let (d, attrs) = (d.clone(), attrs.clone());
-                let search = Search {
-                    base: PEOPLE.into(),
-                    scope: Scope::Subtree,
-                    filter: f(&format!("user{}", fresh(1, c, i))),
-                    attrs,
-                };
-                async move { assert_eq!(d.search(&search).await.expect("search").len(), 1) }
-            })
-            .await;
+            let floor = searches(1).await;
             cell("GET /Users/{id}", "search uid", get, floor);
 
             // Creates, with the attributes the gateway writes for Okta's body.
