@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::gateway::{okta_user, q, TestGateway};
+use common::gateway::{member_ids, okta_user, q, TestGateway};
 use common::samba::Samba;
 use serde_json::{json, Value};
 
@@ -39,15 +39,6 @@ fn guid(samba_entry: &ldap3::SearchEntry) -> String {
         None => samba_entry.attrs["objectGUID"][0].clone().into_bytes(),
     };
     uuid::Uuid::from_bytes_le(raw.try_into().unwrap()).to_string()
-}
-
-fn member_ids(group: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = group["members"]
-        .as_array()
-        .map(|m| m.iter().map(|x| x["value"].as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gateway::{okta_user, q, TestGateway, PEOPLE};
+use common::gateway::{member_ids, okta_user, q, TestGateway, PEOPLE};
 use common::Slapd;
 use serde_json::{json, Value};
 
@@ -36,15 +36,6 @@ async fn values(slapd: &Slapd, dn: &str, attr: &str) -> Vec<String> {
 
 fn user_dn(name: &str) -> String {
     format!("uid={name}@example.com,{PEOPLE}")
-}
-
-fn member_ids(group: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = group["members"]
-        .as_array()
-        .map(|m| m.iter().map(|x| x["value"].as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 #[tokio::test]

@@ -206,3 +206,13 @@ pub fn okta_user(user_name: &str, password: Option<&str>) -> Value {
 pub fn q(filter: &str) -> String {
     form_urlencoded::byte_serialize(filter.as_bytes()).collect()
 }
+
+/// The ids of a group resource's members, sorted.
+pub fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| m.iter().map(|x| x["value"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
