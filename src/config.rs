@@ -6,8 +6,9 @@ use std::{fmt, ops::Range, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Deserializer};
 
-pub use crate::directory::ldap::Dialect;
 use toml::Spanned;
+
+use crate::dialect::Dialect;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -46,11 +47,11 @@ impl Loaded {
         let mut config = config;
         let file_error = |message| ConfigError::File { path: path.into(), message };
         let d = &config.directory;
-        d.dialect.complete(d.range_size, &mut config.users, config.groups.as_mut()).map_err(file_error)?;
+        complete(d.dialect, d.range_size, &mut config.users, config.groups.as_mut()).map_err(file_error)?;
         for t in &mut config.targets {
             let message = |e| format!("[[targets]] {}: {e}", t.name.get_ref());
             let d = &t.directory;
-            d.dialect.complete(d.range_size, &mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
+            complete(d.dialect, d.range_size, &mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
         }
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;
@@ -434,6 +435,46 @@ pub struct ResourceConfig {
     pub attributes: Vec<AttributeRule>,
 }
 
+impl ResourceConfig {
+    /// The id, created, modified and version attributes: as configured, or `dialect`'s.
+    pub fn meta_attributes(&self, dialect: Dialect) -> [String; 4] {
+        let meta = dialect.meta();
+        let pick = |set: &Option<String>, default: &str| set.clone().unwrap_or_else(|| default.into());
+        [
+            pick(&self.id_attribute, meta.id),
+            pick(&self.created_attribute, meta.created),
+            pick(&self.modified_attribute, meta.modified),
+            pick(&self.version_attribute, meta.version),
+        ]
+    }
+}
+
+/// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
+fn complete(
+    dialect: Dialect,
+    range_size: Option<u32>,
+    users: &mut ResourceConfig,
+    groups: Option<&mut ResourceConfig>,
+) -> Result<(), String> {
+    for r in std::iter::once(&mut *users).chain(groups) {
+        let [id, created, modified, version] = r.meta_attributes(dialect);
+        (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
+        (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
+    }
+    if dialect != Dialect::ActiveDirectory && range_size.is_some() {
+        return Err("[directory] range_size is for dialect = \"active_directory\"".into());
+    }
+    if dialect == Dialect::ActiveDirectory {
+        if users.deactivation.is_none() {
+            users.deactivation = Some(toml::Spanned::new(0..0, Deactivation::AccountControl));
+        }
+        if users.deactivation.as_ref().is_some_and(|d| *d.get_ref() == Deactivation::Ppolicy) {
+            return Err("Active Directory has no ppolicy: use deactivation = { strategy = \"account_control\" }".into());
+        }
+    }
+    Ok(())
+}
+
 /// How a group stores its members.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -757,5 +798,36 @@ mod tests {
             Err(ConfigError::At { line, .. }) => assert_eq!(line, 3),
             other => panic!("{:?}", other.err()),
         }
+    }
+
+    #[test]
+    fn completes_the_configuration() {
+        use crate::dialect::OBJECT_GUID;
+        let example = include_str!("../gateway.toml");
+        let ad = example.replace("dialect = \"openldap\"", "dialect = \"active_directory\"");
+        let e = Loaded::parse("g.toml", ad.clone()).err().expect("ppolicy refused").to_string();
+        assert!(e.contains("no ppolicy"), "{e}");
+        let ad = ad
+            .replace("deactivation = { strategy = \"ppolicy\" }", "")
+            .replace("id_attribute = \"entryUUID\"", "")
+            .replace("created_attribute = \"createTimestamp\"", "")
+            .replace("modified_attribute = \"modifyTimestamp\"", "")
+            .replace("version_attribute = \"entryCSN\"", "");
+        let c = Loaded::parse("g.toml", ad).unwrap().config;
+        assert_eq!(c.users.deactivation.as_ref().map(|d| d.get_ref()), Some(&Deactivation::AccountControl));
+        let [id, created, modified, version] = c.users.meta_attributes(Dialect::OpenLdap);
+        assert_eq!(
+            [id.as_str(), &created, &modified, &version],
+            [OBJECT_GUID, "whenCreated", "whenChanged", "uSNChanged"]
+        );
+        assert_eq!(c.directory.dn_attribute(), "distinguishedName");
+        let groups = c.groups.unwrap();
+        assert_eq!(groups.id_attribute.as_deref(), Some(OBJECT_GUID), "filled for groups too");
+        let ranged = example.replace("page_size = 500", "page_size = 500\nrange_size = 100");
+        let e = Loaded::parse("g.toml", ranged).err().expect("range_size refused").to_string();
+        assert!(e.contains("range_size is for"), "{e}");
+        let plain = Loaded::parse("g.toml", example.into()).unwrap().config;
+        assert_eq!(plain.users.id_attribute.as_deref(), Some("entryUUID"));
+        assert_eq!(plain.directory.dn_attribute(), "entryDN");
     }
 }

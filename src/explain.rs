@@ -48,7 +48,7 @@ impl Recorder {
                     e.insert_binary(a, v.clone());
                 }
                 // Not yet assigned by the directory: shown as such in the resource.
-                for id in ["entryUUID", crate::directory::ldap::dialect::OBJECT_GUID] {
+                for id in ["entryUUID", crate::dialect::OBJECT_GUID] {
                     e.insert(id, vec!["00000000-0000-0000-0000-000000000000".into()]);
                 }
                 Some(e)

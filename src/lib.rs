@@ -1,11 +1,13 @@
 //! scim-gateway: a SCIM 2.0 service provider in front of an LDAP directory.
 //!
 //! Data flows one way: [`http`] → [`provision`] → ([`scim`], [`mapping`], [`cache`]) → [`directory`];
+//! [`config`] and [`dialect`] (what differs between directory servers) stand below them all;
 //! [`metrics`] is fed from every layer.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod config;
+pub mod dialect;
 pub mod directory;
 pub mod explain;
 pub mod http;

@@ -267,7 +267,7 @@ impl UserMapping {
         let inactive = match &self.deactivation {
             Deactivation::Attribute { attribute, inactive_value, .. } => LdapFilter::eq(attribute, inactive_value),
             Deactivation::Ppolicy => LdapFilter::eq(LOCK_ATTR, PERMANENT_LOCK),
-            Deactivation::AccountControl => crate::directory::ldap::dialect::uac::disabled_filter(),
+            Deactivation::AccountControl => LdapFilter::Configured(crate::dialect::uac::disabled_filter()),
         };
         let wanted = as_bool(value)
             .ok_or_else(|| Error::InvalidFilter(format!("active compares with true or false, not {value}")))?;

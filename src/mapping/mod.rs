@@ -2,6 +2,7 @@
 //! SCIM resource → directory attributes ([`write`]) and entry → SCIM resource ([`read`]),
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
+mod account;
 mod check;
 mod custom;
 mod entity;
@@ -22,6 +23,7 @@ use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
 
+pub use account::check_user;
 pub use check::Finding;
 pub use entity::Entity;
 pub use filter::Translated;

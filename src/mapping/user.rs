@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::write::Values;
 use super::{Entity, Error, Result, Rule, RuleError};
 use crate::config::{Deactivation, ResourceConfig};
-use crate::directory::ldap::dialect::uac;
+use crate::dialect::uac;
 use crate::directory::{Attributes, Binary, Change, Entry, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::json::{as_bool, get_ci};

@@ -11,9 +11,10 @@ use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
-use crate::config::{Dialect, UserGroups};
+use crate::config::UserGroups;
+use crate::dialect::Dialect;
 use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
+use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -204,7 +205,7 @@ impl Users {
     async fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
         let mut w = self.map.to_write(res)?;
         // Refused here when the directory could not hold it.
-        self.dialect.check_user(&w.attrs).map_err(scim::Error::value)?;
+        mapping::check_user(self.dialect, &w.attrs).map_err(scim::Error::value)?;
         for rule in self.map.references() {
             for value in w.attrs.get_mut(&rule.ldap).into_iter().flatten() {
                 let unknown = || scim::Error::value(format!("{}: no user has the id {value:?}", rule.target));
