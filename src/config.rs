@@ -45,13 +45,10 @@ impl Loaded {
             }
         };
         let mut config = config;
-        let file_error = |message| ConfigError::File { path: path.into(), message };
-        let d = &config.directory;
-        complete(d.dialect, d.range_size, &mut config.users, config.groups.as_mut()).map_err(file_error)?;
-        for t in &mut config.targets {
-            let message = |e| format!("[[targets]] {}: {e}", t.name.get_ref());
-            let d = &t.directory;
-            complete(d.dialect, d.range_size, &mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
+        for site in config.sites_mut() {
+            let message = |e| format!("{}{e}", site.within);
+            complete(site.directory, site.users, site.groups)
+                .map_err(|e| ConfigError::File { path: path.into(), message: message(e) })?;
         }
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;
@@ -63,33 +60,26 @@ impl Loaded {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let c = &self.config;
-        self.check_site("", &c.auth, &c.directory, &c.server.base_path)?;
-        let mut seen = vec![("default", c.server.base_path.get_ref().as_str())];
-        for t in &c.targets {
-            let (name, base) = (t.name.get_ref().as_str(), t.base_path.get_ref().as_str());
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(self.error_at(t.name.span(), "a target's name is letters, digits, - and _"));
-            }
-            if let Some((other, _)) = seen.iter().find(|(n, b)| n.eq_ignore_ascii_case(name) || *b == base) {
-                return Err(
-                    self.error_at(t.name.span(), format!("target {name} repeats the name or base_path of {other}"))
-                );
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for site in self.config.sites() {
+            let (name, base) = (site.name, site.base_path.get_ref().as_str());
+            if let Some(span) = site.name_span.clone() {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(self.error_at(span, "a target's name is letters, digits, - and _"));
+                }
+                if let Some((other, _)) = seen.iter().find(|(n, b)| n.eq_ignore_ascii_case(name) || *b == base) {
+                    return Err(self.error_at(span, format!("target {name} repeats the name or base_path of {other}")));
+                }
             }
             seen.push((name, base));
-            self.check_site(&format!("[[targets]] {name}: "), &t.auth, &t.directory, &t.base_path)?;
+            self.check_site(&site)?;
         }
         Ok(())
     }
 
     /// The checks of one target's credentials, directory and base path.
-    fn check_site(
-        &self,
-        within: &str,
-        auth: &AuthConfig,
-        directory: &DirectoryConfig,
-        base: &Spanned<String>,
-    ) -> Result<(), ConfigError> {
+    fn check_site(&self, site: &Site) -> Result<(), ConfigError> {
+        let (within, auth, directory, base) = (&site.within, site.auth, site.directory, site.base_path);
         if auth.bearer.is_empty() && auth.basic.is_empty() {
             return Err(self.file_error(&format!(
                 "{within}[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"
@@ -149,6 +139,83 @@ pub struct Config {
     /// More directories behind the same gateway, each at its own base path (`[[targets]]`).
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+}
+
+/// One target whole: the default one (the top-level sections) or a `[[targets]]` table, so
+/// that whatever is done per target (completing defaults, checks, assembly, `check`,
+/// `explain --target`) is written once.
+pub struct Site<'a> {
+    /// `default`, or the `[[targets]]` name.
+    pub name: &'a str,
+    /// Where the name is written (`[[targets]]` only), for errors.
+    pub name_span: Option<Range<usize>>,
+    /// How messages about this target begin: empty for the default one.
+    pub within: String,
+    pub base_path: &'a Spanned<String>,
+    pub auth: &'a AuthConfig,
+    pub directory: &'a DirectoryConfig,
+    pub cache: &'a CacheConfig,
+    pub users: &'a ResourceConfig,
+    pub groups: Option<&'a ResourceConfig>,
+}
+
+/// The part of a [`Site`] that completing the defaults changes.
+struct SiteMut<'a> {
+    within: String,
+    directory: &'a DirectoryConfig,
+    users: &'a mut ResourceConfig,
+    groups: Option<&'a mut ResourceConfig>,
+}
+
+/// The name of the target the top-level sections make.
+pub const DEFAULT_TARGET: &str = "default";
+
+impl Config {
+    /// Every target, the default one first.
+    pub fn sites(&self) -> impl Iterator<Item = Site<'_>> {
+        let default = Site {
+            name: DEFAULT_TARGET,
+            name_span: None,
+            within: String::new(),
+            base_path: &self.server.base_path,
+            auth: &self.auth,
+            directory: &self.directory,
+            cache: &self.cache,
+            users: &self.users,
+            groups: self.groups.as_ref(),
+        };
+        std::iter::once(default).chain(self.targets.iter().map(|t| Site {
+            name: t.name.get_ref(),
+            name_span: Some(t.name.span()),
+            within: format!("[[targets]] {}: ", t.name.get_ref()),
+            base_path: &t.base_path,
+            auth: &t.auth,
+            directory: &t.directory,
+            cache: &t.cache,
+            users: &t.users,
+            groups: t.groups.as_ref(),
+        }))
+    }
+
+    /// The target called `name`.
+    pub fn site(&self, name: &str) -> Option<Site<'_>> {
+        self.sites().find(|s| s.name == name)
+    }
+
+    fn sites_mut(&mut self) -> impl Iterator<Item = SiteMut<'_>> {
+        let default = SiteMut {
+            within: String::new(),
+            directory: &self.directory,
+            users: &mut self.users,
+            groups: self.groups.as_mut(),
+        };
+        std::iter::once(default).chain(self.targets.iter_mut().map(|t| SiteMut {
+            within: format!("[[targets]] {}: ", t.name.get_ref()),
+            directory: &t.directory,
+            users: &mut t.users,
+            groups: t.groups.as_mut(),
+        }))
+    }
 }
 
 /// One more target: an app or OU with its own base path, callers, directory and mapping.
@@ -451,11 +518,11 @@ impl ResourceConfig {
 
 /// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
 fn complete(
-    dialect: Dialect,
-    range_size: Option<u32>,
+    directory: &DirectoryConfig,
     users: &mut ResourceConfig,
     groups: Option<&mut ResourceConfig>,
 ) -> Result<(), String> {
+    let (dialect, range_size) = (directory.dialect, directory.range_size);
     for r in std::iter::once(&mut *users).chain(groups) {
         let [id, created, modified, version] = r.meta_attributes(dialect);
         (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
