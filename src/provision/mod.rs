@@ -6,6 +6,8 @@ mod members;
 mod paging;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod tests;
 mod users;
 
 pub use groups::Groups;
