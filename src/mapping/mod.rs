@@ -32,17 +32,9 @@ use transform::{Piece, Steps};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
 pub use write::Values;
 
-/// A request the mapping cannot turn into directory data.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    InvalidValue(String),
-    #[error("{0}")]
-    InvalidFilter(String),
-    /// A readOnly or immutable attribute would change.
-    #[error("{0}")]
-    Mutability(String),
-}
+/// A request the mapping cannot turn into directory data: a client error in SCIM's own
+/// terms (invalidValue, invalidFilter, mutability), so there is one way to say each.
+pub use crate::scim::Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
