@@ -531,10 +531,16 @@ fn complete(
     if dialect != Dialect::ActiveDirectory && range_size.is_some() {
         return Err("[directory] range_size is for dialect = \"active_directory\"".into());
     }
+    if users.deactivation.is_none() {
+        // Each dialect's own way to stop an account: ppolicy's lock on OpenLDAP, the
+        // ACCOUNTDISABLE bit on AD.
+        let default = match dialect {
+            Dialect::OpenLdap => Deactivation::Ppolicy,
+            Dialect::ActiveDirectory => Deactivation::AccountControl,
+        };
+        users.deactivation = Some(toml::Spanned::new(0..0, default));
+    }
     if dialect == Dialect::ActiveDirectory {
-        if users.deactivation.is_none() {
-            users.deactivation = Some(toml::Spanned::new(0..0, Deactivation::AccountControl));
-        }
         if users.deactivation.as_ref().is_some_and(|d| *d.get_ref() == Deactivation::Ppolicy) {
             return Err("Active Directory has no ppolicy: use deactivation = { strategy = \"account_control\" }".into());
         }
@@ -896,5 +902,14 @@ mod tests {
         let plain = Loaded::parse("g.toml", example.into()).unwrap().config;
         assert_eq!(plain.users.id_attribute.as_deref(), Some("entryUUID"));
         assert_eq!(plain.directory.dn_attribute(), "entryDN");
+    }
+
+    #[test]
+    fn ppolicy_is_the_default_deactivation() {
+        let example = include_str!("../gateway.toml");
+        let text = example.replace("deactivation = { strategy = \"ppolicy\" }", "");
+        assert_ne!(text, example);
+        let c = Loaded::parse("g.toml", text).unwrap().config;
+        assert_eq!(c.users.deactivation.as_ref().map(|d| d.get_ref()), Some(&Deactivation::Ppolicy));
     }
 }
