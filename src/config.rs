@@ -540,10 +540,10 @@ fn complete(
         };
         users.deactivation = Some(toml::Spanned::new(0..0, default));
     }
-    if dialect == Dialect::ActiveDirectory {
-        if users.deactivation.as_ref().is_some_and(|d| *d.get_ref() == Deactivation::Ppolicy) {
-            return Err("Active Directory has no ppolicy: use deactivation = { strategy = \"account_control\" }".into());
-        }
+    if dialect == Dialect::ActiveDirectory
+        && users.deactivation.as_ref().is_some_and(|d| *d.get_ref() == Deactivation::Ppolicy)
+    {
+        return Err("Active Directory has no ppolicy: use deactivation = { strategy = \"account_control\" }".into());
     }
     Ok(())
 }
