@@ -69,19 +69,24 @@ impl Gateway {
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
         let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
-        Self::assemble(loaded, Arc::new(directory), metrics)
+        Self::assemble(loaded, Arc::new(directory), metrics, InFlight::new(loaded))
     }
 
     /// The same, over any directory (`explain` records instead of writing).
     pub fn with_directory(loaded: &Loaded, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
-        Self::assemble(loaded, directory, Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1))))
+        let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
+        Self::assemble(loaded, directory, metrics, InFlight::new(loaded))
     }
 
-    fn assemble(loaded: &Loaded, directory: Arc<dyn Directory>, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
+    fn assemble(
+        loaded: &Loaded,
+        directory: Arc<dyn Directory>,
+        metrics: Arc<Metrics>,
+        in_flight: InFlight,
+    ) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_in_flight.max(1)));
         let default = Site {
             name: "default",
             base_path: cfg.server.base_path.get_ref(),
@@ -113,7 +118,7 @@ impl Gateway {
         loaded: &Loaded,
         site: &Site,
         directory: Arc<dyn Directory>,
-        in_flight: &Arc<tokio::sync::Semaphore>,
+        in_flight: &InFlight,
         metrics: &Arc<Metrics>,
     ) -> Result<http::App, ConfigError> {
         let cfg = &loaded.config;
@@ -131,8 +136,8 @@ impl Gateway {
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
-            in_flight: in_flight.clone(),
-            max_in_flight: cfg.server.max_in_flight.max(1),
+            in_flight: in_flight.permits.clone(),
+            max_in_flight: in_flight.max,
             auth: http::Authenticator::new(site.auth).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
@@ -184,6 +189,21 @@ impl Gateway {
     }
 }
 
+/// The one in-flight limit, `server.max_in_flight` permits shared by every target and kept
+/// across reloads (a new one would let twice as many requests run while the old ones finish).
+/// Changing `max_in_flight` therefore needs a restart.
+struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl InFlight {
+    fn new(loaded: &Loaded) -> InFlight {
+        let max = loaded.config.server.max_in_flight.max(1);
+        InFlight { permits: Arc::new(tokio::sync::Semaphore::new(max)), max }
+    }
+}
+
 /// Hot reload: a new `gateway.toml` is read, compiled and connected in full before it
 /// replaces the running configuration in one atomic swap. Requests in flight finish with the
 /// configuration they started with; a file with any mistake changes nothing.
@@ -202,7 +222,10 @@ impl Reloader {
         let metrics = self.live.load().metrics.clone();
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
-        let fresh = Gateway::assemble(&loaded, Arc::new(directory), metrics)?;
+        // The same in-flight limit: requests running on the old configuration still count.
+        let live = self.live.load();
+        let in_flight = InFlight { permits: live.in_flight.clone(), max: live.max_in_flight };
+        let fresh = Gateway::assemble(&loaded, Arc::new(directory), metrics, in_flight)?;
         if let Some(tls) = &self.tls {
             tls.reload().map_err(file_error)?;
         }

@@ -126,6 +126,11 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
     }
 }
 
+/// The status `e` is answered with.
+pub fn status(e: &Error) -> StatusCode {
+    classify(e).0
+}
+
 /// The SCIM error response for `e`. Details name attributes and directory diagnostics,
 /// never a credential or a password: those never enter an error's text.
 pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
