@@ -108,6 +108,8 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
             P::InvalidMember(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
             P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            // Retried by the IdP: a PATCH or PUT again changes nothing more, a create gets 409.
+            P::Unconfirmed(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
                 DirectoryError::AlreadyExists | DirectoryError::NotUnique(_) => {

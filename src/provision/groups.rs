@@ -14,7 +14,7 @@ use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::users::refuse_unmapped;
 use super::write::{undo_of, Sequence, Step};
-use super::{audit, Error, Resources, Result};
+use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry};
@@ -134,8 +134,8 @@ impl Resources for Groups {
             }
             e => e,
         })?;
-        let entry = entry.expect("read after the add")?;
-        self.render(&entry, &Projection::default(), root, true).await
+        let entry = entry.expect("read after the add").map_err(unconfirmed)?;
+        self.render(&entry, &Projection::default(), root, true).await.map_err(unconfirmed)
     }
 
     /// PUT: attributes and the whole member list; members change by the difference only.
@@ -153,8 +153,8 @@ impl Resources for Groups {
         let wanted = self.members().values(&refs, true).await?;
         let member_changes = self.difference(&entry, wanted);
         let dn = self.update(&entry, values, member_changes, None).await?;
-        let entry = self.store().read(&dn, self.attrs(true)).await?;
-        self.render(&entry, &Projection::default(), root, true).await
+        let entry = self.store().read(&dn, self.attrs(true)).await.map_err(unconfirmed)?;
+        self.render(&entry, &Projection::default(), root, true).await.map_err(unconfirmed)
     }
 
     async fn patch(
@@ -205,8 +205,8 @@ impl Resources for Groups {
             return Ok(None);
         }
         let with_members = projection.wants("members");
-        let entry = self.store().read(&dn, self.attrs(with_members)).await?;
-        self.render(&entry, projection, root, with_members).await.map(Some)
+        let entry = self.store().read(&dn, self.attrs(with_members)).await.map_err(unconfirmed)?;
+        self.render(&entry, projection, root, with_members).await.map(Some).map_err(unconfirmed)
     }
 
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {

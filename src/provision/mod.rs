@@ -64,6 +64,10 @@ pub enum Error {
     PreconditionFailed,
     #[error("{0}")]
     InvalidMember(String),
+    /// The write landed (its audit line says so) but reading the result back failed. Not a
+    /// 4xx, which promises the directory unchanged.
+    #[error("the write is done (see the audit log), but reading the result back failed: {0}")]
+    Unconfirmed(String),
     /// The configuration cannot serve this request (e.g. a gidNumber range is used up).
     #[error("{0}")]
     Config(String),
@@ -75,6 +79,11 @@ tokio::task_local! {
     /// Set by the HTTP layer when it has answered a request (503, the timeout) whose write
     /// goes on: the audit line then says the write completed after the answer.
     pub static ANSWERED: Arc<AtomicBool>;
+}
+
+/// What a failure after a write landed becomes: see [`Error::Unconfirmed`].
+fn unconfirmed(e: Error) -> Error {
+    Error::Unconfirmed(e.to_string())
 }
 
 /// The audit trail: one line per write that changed the directory, under the `audit` target,

@@ -10,7 +10,7 @@ use super::members::Members;
 use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::write::{undo_of, Sequence, Step};
-use super::{audit, Error, Resources, Result};
+use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::{Dialect, UserGroups};
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry, Scope};
@@ -111,12 +111,12 @@ impl Resources for Users {
         let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
         audit("User", "create", id, &dn, &record, added.is_err());
         added.map_err(|e| self.conflict(e, &w))?;
-        let entry = entry.expect("read after the add")?;
+        let entry = entry.expect("read after the add").map_err(unconfirmed)?;
         if !self.map.named_by_user_name() {
             self.keep_first(&entry, &w).await?;
         }
         self.remember(ticket, &entry).await;
-        self.render(&entry, &Projection::default(), root).await
+        self.render(&entry, &Projection::default(), root).await.map_err(unconfirmed)
     }
 
     /// PUT: the resource replaces every mapped attribute.
@@ -195,9 +195,9 @@ impl Users {
         let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
         let ticket = self.cache.forget(Some(&id), &names).await;
         let dn = written?;
-        let entry = self.read(&dn).await?;
+        let entry = self.read(&dn).await.map_err(unconfirmed)?;
         self.remember(ticket, &entry).await;
-        self.render(&entry, &Projection::default(), root).await
+        self.render(&entry, &Projection::default(), root).await.map_err(unconfirmed)
     }
 
     /// What `res` asks the directory to hold, with references (a manager's id) resolved to DNs.

@@ -14,7 +14,8 @@
 //! An operation whose answer never came (timeout, dropped connection) may or may not have
 //! landed. It is undone as if it had: every undo tolerates finding its step not done. A
 //! password, which cannot be undone, is sent again instead (setting the same one twice
-//! changes nothing); a delete is checked by reading the entry.
+//! changes nothing); a delete is checked by reading the entry. Undos and passwords the
+//! directory does not answer are tried a few times ([`RETRY_ATTEMPTS`]).
 
 use super::store::{modify, StandIn};
 use super::{Error, Result};
@@ -201,11 +202,18 @@ async fn execute(dir: &dyn Directory, step: &Step) -> Result<()> {
         })?),
         Step::Modify { dn, changes, stand_in, .. } => modify(dir, dn, changes.clone(), stand_in_of(stand_in)).await,
         Step::Enable { dn, changes } => modify(dir, dn, changes.clone(), None).await,
-        // Sent again once when unanswered: the same password twice is one change.
-        Step::Password { dn, password } => match dir.set_password(dn, password).await {
-            Err(DirectoryError::Unavailable(_)) => Ok(dir.set_password(dn, password).await?),
-            other => Ok(other?),
-        },
+        // Sent again when unanswered: the same password twice is one change.
+        Step::Password { dn, password } => {
+            let mut result = dir.set_password(dn, password).await;
+            for _ in 1..RETRY_ATTEMPTS {
+                if !matches!(result, Err(DirectoryError::Unavailable(_))) {
+                    break;
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+                result = dir.set_password(dn, password).await;
+            }
+            Ok(result?)
+        }
         Step::Delete { dn } => match dir.delete(dn).await {
             Ok(()) | Err(DirectoryError::NoSuchEntry) => Ok(()),
             // Unanswered: read whether it is gone.
@@ -225,28 +233,16 @@ fn stand_in_of(s: &Option<(String, String)>) -> StandIn<'_> {
 /// Undoes `landed` in reverse, moving each from `kept` to `undone` (or `undo_failed`).
 async fn undo(dir: &dyn Directory, landed: Vec<&Step>, record: &mut Record) {
     for step in landed.into_iter().rev() {
-        let result = match step {
-            Step::Add { dn, .. } => match dir.delete(dn).await {
-                Err(DirectoryError::NoSuchEntry) => Ok(()),
-                other => other.map_err(Error::from),
-            },
-            Step::Rename { dn, rdn, back } => {
-                let renamed = dn::child(rdn, dn::split(dn).1);
-                match dir.rename(&renamed, back).await {
-                    Ok(()) => {
-                        record.dn = dn.clone();
-                        Ok(())
-                    }
-                    // Never renamed (its answer was lost before it was sent).
-                    Err(DirectoryError::NoSuchEntry) => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
+        let mut result = undo_one(dir, step, record).await;
+        // The directory was unreachable a moment ago (that may be why the write failed): an
+        // undo is worth a few more tries, each after the pool's reconnect backoff.
+        for _ in 1..RETRY_ATTEMPTS {
+            if !result.as_ref().is_err_and(unanswered) {
+                break;
             }
-            Step::Modify { dn, undo, stand_in, .. } => modify(dir, dn, undo.clone(), stand_in_of(stand_in)).await,
-            Step::Password { .. } | Step::Enable { .. } | Step::Delete { .. } => {
-                unreachable!("only reversible steps are undone")
-            }
-        };
+            tokio::time::sleep(RETRY_PAUSE).await;
+            result = undo_one(dir, step, record).await;
+        }
         record.kept.pop();
         match result {
             Ok(()) => record.undone.push(step.name()),
@@ -255,6 +251,39 @@ async fn undo(dir: &dyn Directory, landed: Vec<&Step>, record: &mut Record) {
                 record.undo_failed.push(step.name());
                 record.kept.push((step.name(), step.attributes()));
             }
+        }
+    }
+}
+
+/// Tries of an undo or a password the directory did not answer, and the pause between them
+/// (longer than the pool's first reconnect backoff).
+const RETRY_ATTEMPTS: usize = 4;
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn undo_one(dir: &dyn Directory, step: &Step, record: &mut Record) -> Result<()> {
+    match step {
+        Step::Add { dn, .. } => match dir.delete(dn).await {
+            Err(DirectoryError::NoSuchEntry) => Ok(()),
+            other => other.map_err(Error::from),
+        },
+        Step::Rename { dn, rdn, back } => {
+            let renamed = dn::child(rdn, dn::split(dn).1);
+            match dir.rename(&renamed, back).await {
+                Ok(()) => {
+                    record.dn = dn.clone();
+                    Ok(())
+                }
+                // Never renamed (the request was lost before it arrived)? The directory may say
+                // so in other words (a uniqueness check of the old name comes first in OpenLDAP).
+                Err(e) => match dir.compare(&renamed, "objectClass", "top").await {
+                    Err(DirectoryError::NoSuchEntry) => Ok(()),
+                    _ => Err(e.into()),
+                },
+            }
+        }
+        Step::Modify { dn, undo, stand_in, .. } => modify(dir, dn, undo.clone(), stand_in_of(stand_in)).await,
+        Step::Password { .. } | Step::Enable { .. } | Step::Delete { .. } => {
+            unreachable!("only reversible steps are undone")
         }
     }
 }

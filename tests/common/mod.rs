@@ -180,6 +180,7 @@ impl Drop for Slapd {
 }
 
 pub mod ds389;
+pub mod fault;
 pub mod gateway;
 pub mod metrics;
 pub mod process;
