@@ -15,7 +15,6 @@ use common::fault::{FaultProxy, FAULTS};
 use common::gateway::{config_text, okta_user, Answer, TestGateway};
 use common::process::GatewayProcess;
 use common::Slapd;
-use ldap3::LdapConnAsync;
 use serde_json::{json, Value};
 
 const OLD_PASSWORD: &str = "Old-pass-1";
@@ -180,7 +179,7 @@ impl Matrix {
             if e.attrs.contains_key("uid") {
                 state.insert(
                     format!("{dn} binds-new-password"),
-                    vec![can_bind(&self.slapd.url, &e.dn).await.to_string()],
+                    vec![self.slapd.can_bind(&e.dn, NEW_PASSWORD).await.to_string()],
                 );
             }
         }
@@ -222,14 +221,6 @@ impl Matrix {
             }
         }
     }
-}
-
-async fn can_bind(url: &str, dn: &str) -> bool {
-    let Ok((conn, mut ldap)) = LdapConnAsync::new(url).await else { return false };
-    ldap3::drive!(conn);
-    let ok = ldap.simple_bind(dn, NEW_PASSWORD).await.is_ok_and(|r| r.rc == 0);
-    let _ = ldap.unbind().await;
-    ok
 }
 
 /// The audit lines of one request.

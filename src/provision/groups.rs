@@ -266,11 +266,11 @@ impl Groups {
             // modrdn already replaced the naming value.
             changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
         }
-        if !changes.is_empty() {
+        let stand_in = self.map.members.empty_member.clone().map(|s| (self.map.members.attr.clone(), s));
+        for changes in per_modify(changes) {
             let bytes = |a: &str| entry.bytes(a).iter().map(|b| b.to_vec()).collect();
             let undo = undo_of(&changes, |a| entry.values(a).to_vec(), bytes);
-            let stand_in = self.map.members.empty_member.clone().map(|s| (self.map.members.attr.clone(), s));
-            steps = steps.then(Step::Modify { dn, changes, undo, stand_in });
+            steps = steps.then(Step::Modify { dn: dn.clone(), changes, undo, stand_in: stand_in.clone() });
         }
         steps
     }
@@ -359,6 +359,44 @@ impl Groups {
     }
 }
 
+/// Member values one modify carries at most. Each value costs the directory its own work
+/// (the memberof overlay rewrites every member's entry: about 8 ms a value on the test
+/// machine), so a change of thousands goes as several modifies, each within
+/// `operation_timeout_secs`, each undone if a later one fails.
+const MEMBER_VALUES_PER_MODIFY: usize = 500;
+
+/// `changes` as the modifies that carry them: one, unless member values exceed
+/// [`MEMBER_VALUES_PER_MODIFY`]; the attributes other than members go with the first.
+fn per_modify(changes: Vec<Change>) -> Vec<Vec<Change>> {
+    let mut modifies: Vec<Vec<Change>> = Vec::new();
+    let (mut current, mut values) = (Vec::new(), 0);
+    for change in changes {
+        let (adds, attr, list) = match change {
+            Change::Add(a, v) if !v.is_empty() => (true, a, v),
+            Change::Delete(a, v) if !v.is_empty() => (false, a, v),
+            other => {
+                current.push(other);
+                continue;
+            }
+        };
+        for chunk in list.chunks(MEMBER_VALUES_PER_MODIFY) {
+            if values + chunk.len() > MEMBER_VALUES_PER_MODIFY {
+                modifies.push(std::mem::take(&mut current));
+                values = 0;
+            }
+            values += chunk.len();
+            current.push(match adds {
+                true => Change::Add(attr.clone(), chunk.to_vec()),
+                false => Change::Delete(attr.clone(), chunk.to_vec()),
+            });
+        }
+    }
+    if !current.is_empty() {
+        modifies.push(current);
+    }
+    modifies
+}
+
 /// Removes case-insensitive duplicates, keeping the first spelling.
 fn dedup_ci(values: &mut Vec<String>) {
     let mut seen = HashSet::new();
@@ -373,4 +411,29 @@ fn group_object(body: &Value) -> Result<&Map<String, Value>> {
         return Err(scim::Error::syntax(format!("schemas must contain {GROUP_SCHEMA}")).into());
     }
     Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_member_changes_go_as_several_modifies() {
+        let values = |n: usize| (0..n).map(|i| format!("uid=u{i}")).collect::<Vec<_>>();
+        let title = Change::Replace("description".into(), vec!["x".into()]);
+        let small = per_modify(vec![title.clone(), Change::Add("member".into(), values(3))]);
+        assert_eq!(small.len(), 1, "one modify for a usual change");
+        let big = per_modify(vec![
+            title.clone(),
+            Change::Add("member".into(), values(1200)),
+            Change::Delete("member".into(), values(100)),
+        ]);
+        let sizes: Vec<usize> = big
+            .iter()
+            .map(|m| m.iter().map(|c| if let Change::Add(_, v) | Change::Delete(_, v) = c { v.len() } else { 0 }).sum())
+            .collect();
+        assert_eq!(sizes, [500, 500, 300]);
+        assert_eq!(big[0][0], title, "the other attributes go with the first");
+        assert!(per_modify(Vec::new()).is_empty());
+    }
 }
