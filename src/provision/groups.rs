@@ -1,5 +1,6 @@
-//! `/Groups`: groups and their members. Members are added and removed value by value; the
-//! member list is read only to show it, or to apply a whole replacement as a difference.
+//! `/Groups`: groups and their members. A PATCH's member operations are applied in order to
+//! the member set and written as one change of just the values that differ; the member list
+//! is read only to show it, or when an operation replaces or removes all of it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ impl Resources for Groups {
             Err(_) => None,
         };
         let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        audit("Group", "create", id, &dn, &record, added.is_err());
+        audit("Group", "create", id, &record, added.is_err());
         added.map_err(|e| match e {
             Error::Directory(DirectoryError::AlreadyExists) => {
                 Error::Uniqueness(format!("a group named like this already exists ({dn})"))
@@ -216,7 +217,7 @@ impl Resources for Groups {
         let (record, deleted) = delete.run(self.dir.as_ref(), &entry.dn).await;
         self.members_changed(None).await;
         self.user_cache.forget_groups();
-        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), &entry.dn, &record, deleted.is_err());
+        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), &record, deleted.is_err());
         deleted
     }
 }
@@ -244,14 +245,7 @@ impl Groups {
         if described {
             self.user_cache.forget_groups();
         }
-        audit(
-            "Group",
-            "update",
-            entry.first(&self.map.id_attr).unwrap_or_default(),
-            &record.dn,
-            &record,
-            written.is_err(),
-        );
+        audit("Group", "update", entry.first(&self.map.id_attr).unwrap_or_default(), &record, written.is_err());
         written.map(|()| record.dn)
     }
 

@@ -94,9 +94,9 @@ fn unconfirmed(e: Error) -> Error {
 /// was answered (503) before the write ended. The request span adds who (the credential's
 /// name, `caller`) and the request id. Attributes are named, never given: no value, and so no
 /// password, ever reaches this line.
-fn audit(resource: &str, action: &str, id: &str, dn: &str, record: &write::Record, failed: bool) {
+fn audit(resource: &str, action: &str, id: &str, record: &write::Record, failed: bool) {
     let Some(outcome) = record.outcome(failed) else { return };
     let attributes = record.attributes().join(",");
     let after_answer = ANSWERED.try_with(|a| a.load(Ordering::Acquire)).unwrap_or(false);
-    tracing::info!(target: "audit", resource, action, id, dn, attributes, outcome, after_answer, "write");
+    tracing::info!(target: "audit", resource, action, id, attributes, outcome, after_answer, "write");
 }

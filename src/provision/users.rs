@@ -109,7 +109,7 @@ impl Resources for Users {
             Err(_) => None,
         };
         let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        audit("User", "create", id, &dn, &record, added.is_err());
+        audit("User", "create", id, &record, added.is_err());
         added.map_err(|e| self.conflict(e, &w))?;
         let entry = entry.expect("read after the add").map_err(unconfirmed)?;
         if !self.map.named_by_user_name() {
@@ -174,7 +174,7 @@ impl Resources for Users {
         let (record, deleted) = plan.run(self.dir.as_ref(), &entry.dn).await;
         let id = entry.first(&self.map.id_attr).unwrap_or(id);
         self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
-        audit("User", "delete", id, &entry.dn, &record, deleted.is_err());
+        audit("User", "delete", id, &record, deleted.is_err());
         deleted
     }
 }
@@ -264,7 +264,7 @@ impl Users {
         }
         let plan = self.update_plan(entry, w)?;
         let (record, written) = plan.run(self.dir.as_ref(), &entry.dn).await;
-        audit("User", "update", id, &record.dn, &record, written.is_err());
+        audit("User", "update", id, &record, written.is_err());
         written.map(|()| record.dn)
     }
 
@@ -332,7 +332,7 @@ impl Users {
         let plan = Sequence::new().then(Step::Delete { dn: entry.dn.clone() });
         let (record, deleted) = plan.run(self.dir.as_ref(), &entry.dn).await;
         self.cache.forget(id, &[name]).await;
-        audit("User", "delete", id.unwrap_or_default(), &entry.dn, &record, deleted.is_err());
+        audit("User", "delete", id.unwrap_or_default(), &record, deleted.is_err());
         deleted?;
         Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
     }
