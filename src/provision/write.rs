@@ -353,22 +353,23 @@ mod tests {
         assert_eq!(partial.outcome(true), Some("partial"));
     }
 
-    /// A directory that only records the operations it is asked for, and fails the `fail`-th
-    /// (1-based) with the error `error` makes: sequencing and compensation tested without I/O.
+    /// A directory that only records the operations it is asked for, and fails those whose
+    /// number (1-based) is in `fail` with the error `error` makes: sequencing and compensation
+    /// tested without I/O.
     struct Scripted {
         calls: std::sync::Mutex<Vec<String>>,
-        fail: usize,
+        fail: Vec<usize>,
         error: fn() -> DirectoryError,
     }
 
     impl Scripted {
         fn new(fail: usize, error: fn() -> DirectoryError) -> Scripted {
-            Scripted { calls: Default::default(), fail, error }
+            Scripted { calls: Default::default(), fail: vec![fail], error }
         }
         fn call(&self, what: String) -> crate::directory::Result<()> {
             let mut calls = self.calls.lock().unwrap();
             calls.push(what);
-            if calls.len() == self.fail {
+            if self.fail.contains(&calls.len()) {
                 return Err((self.error)());
             }
             Ok(())
@@ -464,20 +465,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_undo_that_fails_leaves_a_partial_record() {
-        // Modify refused (call 2), then the rename back fails too (call 3).
-        let dir = Scripted {
-            calls: Default::default(),
-            fail: 2,
-            error: || DirectoryError::Rejected { code: 19, text: "no".into() },
-        };
-        let (record, _) = put().run(&dir, "uid=a,ou=p").await;
-        assert_eq!(record.undone, ["rename"], "call 3 succeeded in this script");
-        let failing_undo = Scripted::new(3, || DirectoryError::Unavailable("gone".into()));
-        let add = Sequence::new()
-            .then(Step::Add { dn: "uid=a,ou=p".into(), attrs: vec![], binary: vec![], password: None })
-            .then(Step::Modify { dn: "uid=a,ou=p".into(), changes: vec![], undo: vec![], stand_in: None });
-        // add ok (1), modify with no changes makes no call, so nothing fails: written.
-        let (record, result) = add.run(&failing_undo, "uid=a,ou=p").await;
-        assert!(result.is_ok() && record.outcome(false) == Some("written"));
+        // The modify refused (call 2), then the rename back refused too (call 3); the entry is
+        // found under its new name (call 4): the rename stays, and the record says so.
+        let refused = || DirectoryError::Rejected { code: 19, text: "no".into() };
+        let dir = Scripted { calls: Default::default(), fail: vec![2, 3], error: refused };
+        let (record, result) = put().run(&dir, "uid=a,ou=p").await;
+        assert!(result.is_err());
+        assert_eq!(dir.calls()[3], "compare uid=b,ou=p");
+        assert_eq!((record.undo_failed.as_slice(), record.outcome(true)), (&["rename"][..], Some("partial")));
+        assert_eq!(record.attributes(), ["uid"], "what the directory now holds of the request");
     }
 }
