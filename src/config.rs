@@ -572,12 +572,15 @@ pub struct MembersConfig {
 }
 
 /// `allocate = { attribute = "uidNumber", range = [10000, 59999] }`: each new entry gets the
-/// highest number in use in the range, plus one.
+/// next number from a counter entry (created on first use), which no two writers can take
+/// alike, whichever gateway process they run in.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allocate {
     pub attribute: String,
     pub range: [u32; 2],
+    /// The counter entry's DN; default `cn=scim-gateway-<attribute>,<base_dn>`.
+    pub counter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -70,26 +70,26 @@ impl Gateway {
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        Self::assemble(loaded, metrics, |_| None)
+        Self::assemble(loaded, metrics, InFlight::new(loaded), |_| None)
     }
 
     /// The same, with the directory of the target `site` replaced (`explain` records instead
     /// of writing).
     pub fn with_directory(loaded: &Loaded, site: &str, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        Self::assemble(loaded, metrics, |s| (s.name == site).then(|| directory.clone()))
+        Self::assemble(loaded, metrics, InFlight::new(loaded), |s| (s.name == site).then(|| directory.clone()))
     }
 
     /// Every target's app, each over `instead`'s directory or an LDAP one of its own.
     fn assemble(
         loaded: &Loaded,
         metrics: Arc<Metrics>,
+        in_flight: InFlight,
         instead: impl Fn(&Site) -> Option<Arc<dyn Directory>>,
     ) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_in_flight.max(1)));
         let mut apps = Vec::new();
         for site in cfg.sites() {
             let directory = match instead(&site) {
@@ -109,7 +109,7 @@ impl Gateway {
         loaded: &Loaded,
         site: &Site,
         directory: Arc<dyn Directory>,
-        in_flight: &Arc<tokio::sync::Semaphore>,
+        in_flight: &InFlight,
         metrics: &Arc<Metrics>,
     ) -> Result<http::App, ConfigError> {
         let cfg = &loaded.config;
@@ -127,8 +127,8 @@ impl Gateway {
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
-            in_flight: in_flight.clone(),
-            max_in_flight: cfg.server.max_in_flight.max(1),
+            in_flight: in_flight.permits.clone(),
+            max_in_flight: in_flight.max,
             auth: http::Authenticator::new(site.auth).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
@@ -180,6 +180,21 @@ impl Gateway {
     }
 }
 
+/// The one in-flight limit, `server.max_in_flight` permits shared by every target and kept
+/// across reloads (a new one would let twice as many requests run while the old ones finish).
+/// Changing `max_in_flight` therefore needs a restart.
+struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl InFlight {
+    fn new(loaded: &Loaded) -> InFlight {
+        let max = loaded.config.server.max_in_flight.max(1);
+        InFlight { permits: Arc::new(tokio::sync::Semaphore::new(max)), max }
+    }
+}
+
 /// Hot reload: a new `gateway.toml` is read, compiled and connected in full before it
 /// replaces the running configuration in one atomic swap. Requests in flight finish with the
 /// configuration they started with; a file with any mistake changes nothing.
@@ -197,7 +212,10 @@ impl Reloader {
         // The same metrics registry: counters survive a reload.
         let metrics = self.live.load().metrics.clone();
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let fresh = Gateway::assemble(&loaded, metrics, |_| None)?;
+        // The same in-flight limit: requests running on the old configuration still count.
+        let live = self.live.load();
+        let in_flight = InFlight { permits: live.in_flight.clone(), max: live.max_in_flight };
+        let fresh = Gateway::assemble(&loaded, metrics, in_flight, |_| None)?;
         if let Some(tls) = &self.tls {
             tls.reload().map_err(file_error)?;
         }

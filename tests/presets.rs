@@ -3,17 +3,10 @@
 mod common;
 
 use common::ds389::Ds389;
-use common::gateway::{okta_user, q, TestGateway, PEOPLE, TOKEN};
+use common::gateway::{okta_user, preset, q, TestGateway, PEOPLE};
 use common::Slapd;
 use scim_gateway::config::Loaded;
 use serde_json::json;
-
-fn preset(name: &str, slapd_url: &str, password: &str) -> String {
-    let text = std::fs::read_to_string(format!("{}/presets/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    text.replace("${SCIM_GATEWAY_LDAP_URL}", slapd_url)
-        .replace("${SCIM_GATEWAY_TOKEN}", TOKEN)
-        .replace("${SCIM_GATEWAY_BIND_PASSWORD}", password)
-}
 
 #[test]
 fn every_preset_loads() {

@@ -106,6 +106,8 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
             P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            // Retried by the IdP: a PATCH or PUT again changes nothing more, a create gets 409.
+            P::Unconfirmed(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
                 DirectoryError::AlreadyExists | DirectoryError::NotUnique(_) => {
@@ -122,6 +124,11 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             },
         },
     }
+}
+
+/// The status `e` is answered with.
+pub fn status(e: &Error) -> StatusCode {
+    classify(e).0
 }
 
 /// The SCIM error response for `e`. Details name attributes and directory diagnostics,

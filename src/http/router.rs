@@ -1,6 +1,7 @@
 //! Routing of SCIM endpoints below the base path, and the per-request envelope: in-flight
 //! cap, auth, body limit, timeout, request id, the access log line and request metrics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,19 +89,35 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let span = tracing::info_span!("request", id = %request_id, target_name = %app.name, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
     let started = Instant::now();
     let (method, template) = (req.method().clone(), template(&app.base_path, req.uri().path()));
+    // A write is never cut short: past the timeout the client gets its 503, and the write
+    // runs on to its end (compensation, cache invalidation, audit line included).
+    let write = is_write(&method, &template);
     let mut resp = async {
         // Probes and scrapes stay answerable under overload: they are cheap and bounded.
-        let _permit = match template.as_str() {
+        let permit = match template.as_str() {
             "/healthz" | "/readyz" | "/metrics" => None,
-            _ => match app.in_flight.try_acquire() {
+            _ => match app.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => return response::error(&Error::Overloaded, app.auth.challenge()),
             },
         };
+        let answered = Arc::new(AtomicBool::new(false));
         // Its own task, so that a bug that panics costs one request a 500, not the connection.
+        // The permit goes with it: a write running on after its answer still counts in flight.
         let task = tokio::spawn({
-            let app = app.clone();
-            async move { route(&app, req).await }.in_current_span()
+            let (app, answered) = (app.clone(), answered.clone());
+            provision::ANSWERED
+                .scope(answered.clone(), async move {
+                    let _permit = permit;
+                    let result = route(&app, req).await;
+                    if answered.load(Ordering::Acquire) {
+                        let status =
+                            result.as_ref().map_or_else(|e| response::status(e).as_u16(), |r| r.status().as_u16());
+                        tracing::warn!(status, "write finished after its answer (the client was told 503)");
+                    }
+                    result
+                })
+                .in_current_span()
         });
         let abort = task.abort_handle();
         match tokio::time::timeout(app.request_timeout, task).await {
@@ -111,7 +128,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 response::error(&Error::Internal, app.auth.challenge())
             }
             Err(_) => {
-                abort.abort();
+                match write {
+                    true => answered.store(true, Ordering::Release),
+                    false => abort.abort(),
+                }
                 response::error(&Error::Timeout, app.auth.challenge())
             }
         }
@@ -126,6 +146,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Whether a request may change the directory (and so must never be cancelled half-way).
+fn is_write(method: &Method, template: &str) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) && !template.ends_with("/.search")
 }
 
 async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use crate::config::{AttributeRule, Direction, ResourceConfig};
 use crate::dialect::Dialect;
-use crate::directory::LdapFilter;
+use crate::directory::{dn, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
 
@@ -31,10 +31,20 @@ pub struct Entity {
     pub version_attr: String,
     /// Every attribute a read must ask for (operational ones included).
     pub read_attrs: Vec<String>,
-    /// A number attribute allocated for new entries, with its inclusive range.
-    pub allocate: Option<(String, u32, u32)>,
+    /// A number attribute allocated for new entries.
+    pub allocate: Option<Allocation>,
     /// Refuse attributes no rule stores (see [`Entity::unmapped`]).
     pub strict: bool,
+}
+
+/// `allocate`: numbers from `first` to `last` (inclusive), handed out through the `counter`
+/// entry, which holds the last number handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub attr: String,
+    pub first: u32,
+    pub last: u32,
+    pub counter: String,
 }
 
 impl Entity {
@@ -139,7 +149,14 @@ impl Entity {
                     message: format!("allocate needs an LDAP attribute and a range [first, last], not {a:?}"),
                 })
             }
-            Some(a) => Some((a.attribute.clone(), a.range[0], a.range[1])),
+            Some(a) => Some(Allocation {
+                attr: a.attribute.clone(),
+                first: a.range[0],
+                last: a.range[1],
+                counter: a.counter.clone().unwrap_or_else(|| {
+                    dn::child(&dn::rdn("cn", &format!("scim-gateway-{}", a.attribute)), cfg.base_dn.as_str())
+                }),
+            }),
             None => None,
         };
         // Written-only attributes are read too: updates compare before they write.

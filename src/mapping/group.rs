@@ -74,7 +74,7 @@ impl GroupMapping {
             return fail("groupOfNames and groupOfUniqueNames need at least one member: set empty_member to a DN");
         }
         if m.flavour == Flavour::PosixGroup
-            && entity.allocate.as_ref().is_none_or(|(a, ..)| !a.eq_ignore_ascii_case("gidNumber"))
+            && entity.allocate.as_ref().is_none_or(|a| !a.attr.eq_ignore_ascii_case("gidNumber"))
         {
             return fail(
                 "posixGroup needs allocate = { attribute = \"gidNumber\", range = [first, last] } in [groups]",

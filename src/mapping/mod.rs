@@ -25,7 +25,7 @@ use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use account::check_user;
 pub use check::Finding;
-pub use entity::Entity;
+pub use entity::{Allocation, Entity};
 pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
 use transform::{Piece, Steps};

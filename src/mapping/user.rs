@@ -182,6 +182,12 @@ impl UserMapping {
         changes
     }
 
+    /// Whether `change` enables an account in a way the directory allows only once the
+    /// account has a password (Active Directory's userAccountControl).
+    pub fn enabling_needs_password(&self, change: &Change) -> bool {
+        matches!(self.deactivation, Deactivation::AccountControl) && change.attr().eq_ignore_ascii_case(uac::ATTR)
+    }
+
     fn activation(&self, entry: &Entry, active: bool) -> Change {
         match (&self.deactivation, active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, false) => {

@@ -6,12 +6,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::store::{modify, Store};
+use super::store::Store;
+use super::write::Step;
 use super::Result;
 use crate::cache::{GroupRef, UserCache};
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, Entry, LdapFilter, Scope};
-use crate::mapping::{member_json, GroupMapping, MemberRef, UserMapping};
+use crate::mapping::{member_json, GroupMapping, MemberOp, MemberRef, UserMapping};
 
 /// Values per search filter: keeps filters well under servers' request size limits.
 const BATCH: usize = 200;
@@ -184,15 +185,131 @@ impl Members<'_> {
         }
     }
 
-    /// Removes a user being deleted from every group that lists it (when configured).
-    pub async fn remove_everywhere(&self, user: &Entry) -> Result<()> {
-        let Some(value) = self.member_value(user) else { return Ok(()) };
+    /// The steps that take a user being deleted out of every group that lists it (each undone,
+    /// should a later step fail, by adding it back).
+    pub async fn removal_everywhere(&self, user: &Entry) -> Result<Vec<Step>> {
+        let Some(value) = self.member_value(user) else { return Ok(Vec::new()) };
         let attr = &self.groups.members.attr;
-        let stand_in = self.groups.members.empty_member.as_deref().map(|s| (attr.as_str(), s));
-        for g in self.lookup(&self.group_store(), attr, &[value], &[&self.groups.id_attr]).await? {
-            let change = Change::Delete(attr.clone(), vec![value.to_owned()]);
-            modify(self.dir, &g.dn, vec![change], stand_in).await?;
+        let stand_in = self.groups.members.empty_member.as_ref().map(|s| (attr.clone(), s.clone()));
+        let groups = self.lookup(&self.group_store(), attr, &[value], &[&self.groups.id_attr]).await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| Step::Modify {
+                dn: g.dn,
+                changes: vec![Change::Delete(attr.clone(), vec![value.to_owned()])],
+                undo: vec![Change::Add(attr.clone(), vec![value.to_owned()])],
+                stand_in: stand_in.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The member values to add and to delete that apply `ops` in order (RFC 7644 §3.5.2: each
+/// operation sees the result of the ones before), as one change. `by_id`: what the member
+/// attribute holds for each id (an id missing there names nothing: refused when added,
+/// skipped when removed). `current`: the group's members, needed (and read) only when an
+/// operation replaces or removes them all; with it the change is minimal, without it adds and
+/// deletes may name values already so, which [`super::store::modify`] tolerates.
+pub fn net_change(
+    ops: &[MemberOp],
+    current: Option<&[String]>,
+    by_id: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let now: &[String] = current.unwrap_or_default();
+    let mut wanted = Wanted::default();
+    for op in ops {
+        if matches!(op, MemberOp::RemoveAll | MemberOp::Replace(_)) {
+            wanted.clear(now);
         }
-        Ok(())
+        match op {
+            MemberOp::Add(refs) | MemberOp::Replace(refs) => {
+                for r in refs {
+                    let v = by_id.get(&r.id).ok_or_else(|| {
+                        super::Error::from(crate::scim::Error::value(format!("no user or group with id {:?} can be a member", r.id)))
+                    })?;
+                    wanted.set(v, true);
+                }
+            }
+            MemberOp::Remove(refs) => refs.iter().filter_map(|r| by_id.get(&r.id)).for_each(|v| wanted.set(v, false)),
+            MemberOp::RemoveAll => {}
+        }
+    }
+    let had: HashSet<String> = now.iter().map(|v| v.to_lowercase()).collect();
+    let known = current.is_some();
+    let (mut adds, mut deletes) = (Vec::new(), Vec::new());
+    for (v, present) in wanted.order {
+        let has = had.contains(&v.to_lowercase());
+        match present {
+            true if !known || !has => adds.push(v),
+            false if !known || has => deletes.push(v),
+            _ => {}
+        }
+    }
+    Ok((adds, deletes))
+}
+
+/// Member values touched by a PATCH, in first-touched order, with whether each ends up a member.
+#[derive(Default)]
+struct Wanted {
+    order: Vec<(String, bool)>,
+    /// Lower-cased value → position in `order` (DNs compare ignoring case).
+    index: HashMap<String, usize>,
+}
+
+impl Wanted {
+    fn set(&mut self, value: &str, present: bool) {
+        match self.index.get(&value.to_lowercase()) {
+            Some(&i) => self.order[i].1 = present,
+            None => {
+                self.index.insert(value.to_lowercase(), self.order.len());
+                self.order.push((value.to_owned(), present));
+            }
+        }
+    }
+
+    /// No member any more: those the group has (`now`) and those touched so far.
+    fn clear(&mut self, now: &[String]) {
+        now.iter().for_each(|v| self.set(v, false));
+        self.order.iter_mut().for_each(|(_, present)| *present = false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(id: &str) -> MemberRef {
+        MemberRef { id: id.into(), kind: None }
+    }
+
+    fn by_id() -> HashMap<String, String> {
+        ["a", "b", "c"].iter().map(|i| (i.to_string(), format!("uid={i},ou=p"))).collect()
+    }
+
+    #[test]
+    fn operations_apply_in_order() {
+        // add B, then replace with A: only A (the reproduction).
+        let ops = [MemberOp::Add(vec![r("b")]), MemberOp::Replace(vec![r("a")])];
+        let now = vec!["uid=c,ou=p".to_owned()];
+        let (adds, deletes) = net_change(&ops, Some(&now), &by_id()).unwrap();
+        assert_eq!((adds, deletes), (vec!["uid=a,ou=p".to_owned()], vec!["uid=c,ou=p".to_owned()]));
+        // Replace, then add: both; remove all, then add: the added one only.
+        let ops = [MemberOp::Replace(vec![r("a")]), MemberOp::Add(vec![r("b")])];
+        let (adds, deletes) = net_change(&ops, Some(&now), &by_id()).unwrap();
+        assert_eq!(adds, ["uid=a,ou=p", "uid=b,ou=p"]);
+        assert_eq!(deletes, ["uid=c,ou=p"]);
+        let ops = [MemberOp::RemoveAll, MemberOp::Add(vec![r("c")])];
+        assert_eq!(net_change(&ops, Some(&now), &by_id()).unwrap(), (vec![], vec![]), "C stays: no change at all");
+    }
+
+    #[test]
+    fn without_the_member_list_the_last_word_counts() {
+        // 5,000 adds of the same few ids fold into one add; add then remove is a remove.
+        let mut ops: Vec<MemberOp> = (0..5000).map(|i| MemberOp::Add(vec![r(["a", "b"][i % 2])])).collect();
+        ops.push(MemberOp::Remove(vec![r("b"), r("unknown")]));
+        let (adds, deletes) = net_change(&ops, None, &by_id()).unwrap();
+        assert_eq!((adds, deletes), (vec!["uid=a,ou=p".to_owned()], vec!["uid=b,ou=p".to_owned()]));
+        let unknown = net_change(&[MemberOp::Add(vec![r("nope")])], None, &by_id()).unwrap_err();
+        assert!(matches!(unknown, super::super::Error::Scim(_)));
     }
 }

@@ -136,6 +136,15 @@ impl Slapd {
         ldap
     }
 
+    /// Whether `dn` can bind with `password` (a fresh connection, closed after).
+    pub async fn can_bind(&self, dn: &str, password: &str) -> bool {
+        let Ok((conn, mut ldap)) = LdapConnAsync::new(&self.url).await else { return false };
+        ldap3::drive!(conn);
+        let ok = ldap.simple_bind(dn, password).await.is_ok_and(|r| r.rc == 0);
+        let _ = ldap.unbind().await;
+        ok
+    }
+
     /// A connection bound as the rootdn (no ACLs, no size limit).
     pub async fn admin(&self) -> Ldap {
         self.bind(&self.admin_dn, &self.admin_password).await
@@ -180,6 +189,7 @@ impl Drop for Slapd {
 }
 
 pub mod ds389;
+pub mod fault;
 pub mod gateway;
 pub mod metrics;
 pub mod process;
