@@ -63,6 +63,7 @@ impl Loaded {
 
     fn check(&self) -> Result<(), ConfigError> {
         let c = &self.config;
+        c.server.metrics_token().map_err(|e| self.file_error(&format!("[server] {e}")))?;
         self.check_site("", &c.auth, &c.directory, &c.server.base_path)?;
         let mut seen = vec![("default", c.server.base_path.get_ref().as_str())];
         for t in &c.targets {
@@ -142,6 +143,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub query: QueryConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
     pub groups: Option<ResourceConfig>,
@@ -171,13 +174,28 @@ pub struct TargetConfig {
 pub struct ServerConfig {
     pub listen: Text,
     pub base_path: Spanned<String>,
-    /// Absolute URL prefix for `meta.location` (e.g. behind a proxy); default: from the Host header.
+    /// Absolute URL prefix for `meta.location` and `Location`. Unset: the Host header when it
+    /// names the address the connection arrived on, else that address itself.
     pub public_url: Option<Text>,
     pub max_body_bytes: usize,
+    /// Time a new connection has to send its first request, headers complete, and the time
+    /// a request's headers may take on a kept-alive connection.
     pub header_read_timeout_secs: u64,
+    /// Time a request body may take to arrive; a slower one gets 408 and the connection closes.
+    pub body_read_timeout_secs: u64,
+    /// A connection (HTTP/1 keep-alive or HTTP/2) with no request for this long is closed.
+    pub idle_timeout_secs: u64,
     pub request_timeout_secs: u64,
     /// Requests served at once; more get 429 with Retry-After instead of queueing.
     pub max_in_flight: usize,
+    /// Open client connections. At the cap a new one takes the place of the oldest idle one;
+    /// with none idle it is closed at once.
+    pub max_connections: usize,
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address only (not on `listen`).
+    pub probe_listen: Option<Text>,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    metrics_token: Option<Text>,
+    metrics_token_file: Option<Text>,
     pub tls: Option<TlsConfig>,
 }
 
@@ -189,8 +207,14 @@ impl Default for ServerConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
             request_timeout_secs: 30,
             max_in_flight: 256,
+            max_connections: 1024,
+            probe_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
             tls: None,
         }
     }
@@ -202,6 +226,40 @@ impl ServerConfig {
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// The token `/metrics` asks for, if any.
+    pub fn metrics_token(&self) -> Result<Option<Secret>, String> {
+        match (&self.metrics_token, &self.metrics_token_file) {
+            (None, None) => Ok(None),
+            (inline, file) => secret("metrics_token", inline, file).map(Some),
+        }
+    }
+}
+
+/// `[limits]`: how much one request may ask of the gateway. Each is checked before any work
+/// is done, and answered with a 400 naming the limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Operations in one PATCH.
+    pub max_operations: usize,
+    /// Values of one multi-valued attribute (any JSON array in a body, `members` included).
+    pub max_values: usize,
+    /// Bytes of one string value in a body.
+    pub max_value_bytes: usize,
+    /// Bytes of a `filter` (query string or `.search` body).
+    pub max_filter_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_operations: 1000, max_values: 20_000, max_value_bytes: 65_536, max_filter_bytes: 4096 }
     }
 }
 
@@ -350,13 +408,14 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// The longest a change made outside this gateway stays unseen.
     pub ttl_secs: u64,
-    /// Users held; the least used go first.
-    pub capacity: u64,
+    /// Bytes held by the three caches together (users, userNames, groups), keys included;
+    /// the least used go first.
+    pub max_bytes: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, ttl_secs: 60, capacity: 100_000 }
+        CacheConfig { enabled: true, ttl_secs: 60, max_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -369,13 +428,13 @@ pub struct QueryConfig {
     pub max_candidates: usize,
     /// How long the ordered ids of a result stay for its later pages.
     pub snapshot_ttl_secs: u64,
-    /// Ids held in all snapshots together; the least used snapshots go first.
-    pub snapshot_capacity: u64,
+    /// Bytes held in all snapshots together (ids and keys); the least used go first.
+    pub snapshot_max_bytes: u64,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_capacity: 2_000_000 }
+        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_max_bytes: 64 * 1024 * 1024 }
     }
 }
 

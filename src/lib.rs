@@ -130,6 +130,13 @@ impl Gateway {
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
+            body_read_timeout: cfg.server.body_read_timeout(),
+            limits: scim::limits::Limits {
+                max_operations: cfg.limits.max_operations.max(1),
+                max_values: cfg.limits.max_values.max(1),
+                max_value_bytes: cfg.limits.max_value_bytes.max(1),
+                max_filter_bytes: cfg.limits.max_filter_bytes.max(1),
+            },
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.clone(),
             max_in_flight: cfg.server.max_in_flight.max(1),
@@ -157,6 +164,8 @@ impl Gateway {
                 lister,
             ),
             directory,
+            readiness: http::Readiness::default(),
+            metrics_token: cfg.server.metrics_token().map_err(file_error)?,
             metrics: metrics.clone(),
             targets: Vec::new(),
         })
@@ -167,8 +176,8 @@ impl Gateway {
         Reloader { live: Arc::new(ArcSwap::new(self.app.clone())), tls: self.tls.clone() }
     }
 
-    /// Serves on `listener` until `shutdown` resolves, each request with `reloader`'s
-    /// current configuration.
+    /// Serves on `listener` (and `[server] probe_listen`, bound here) until `shutdown`
+    /// resolves, each request with `reloader`'s current configuration.
     pub async fn serve(
         self,
         loaded: &Loaded,
@@ -177,9 +186,20 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ConfigError> {
         let server = &loaded.config.server;
-        let tls = self.tls.map(http::tls_acceptor).transpose();
-        let tls = tls.map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?;
-        http::serve(reloader.live.clone(), listener, tls, server.header_read_timeout(), shutdown).await;
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let tls = self.tls.map(http::tls_acceptor).transpose().map_err(file_error)?;
+        let mut listeners = vec![(listener, http::Surface::All)];
+        if let Some(addr) = &server.probe_listen {
+            let probes = tokio::net::TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|e| file_error(format!("[server] probe_listen {}: {e}", addr.as_str())))?;
+            listeners = vec![(listeners.remove(0).0, http::Surface::Scim), (probes, http::Surface::Probes)];
+        }
+        let limits = http::Limits {
+            deadlines: http::Deadlines { first_request: server.header_read_timeout(), idle: server.idle_timeout() },
+            max_connections: server.max_connections,
+        };
+        http::serve(reloader.live.clone(), listeners, tls, limits, shutdown).await;
         Ok(())
     }
 }

@@ -117,6 +117,7 @@ impl Resources for Groups {
         extra.extend(self.store().allocate().await?);
         extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs, binary) = self.map.new_entry(&values, extra)?;
+        self.refuse_stand_in(&dn)?;
         let added = self.dir.add(&dn, &attrs, &binary, None).await;
         self.members_changed(Some(&refs)).await;
         added.map_err(|e| match e {
@@ -232,6 +233,9 @@ impl Groups {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
+        if let Some(rdn) = &rdn {
+            self.refuse_stand_in(&crate::directory::dn::child(rdn, crate::directory::dn::split(&entry.dn).1))?;
+        }
         let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
         // A rename or a new display name changes what users' `groups` show; members alone do not.
         let described = rdn.is_some() || changed.iter().any(|a| !a.eq_ignore_ascii_case(&self.map.members.attr));
@@ -299,10 +303,18 @@ impl Groups {
     }
 
     fn require_display_name(&self, values: &Values) -> Result<()> {
-        let rule = self.map.rule_for("displayName").expect("checked at compile");
-        match values.contains_key(&rule.ldap) {
-            true => Ok(()),
-            false => Err(crate::mapping::Error::InvalidValue("displayName is required".into()).into()),
+        Ok(self.map.require_name(values, "displayName")?)
+    }
+
+    /// A group may not take the DN of the empty-group stand-in: every "empty" group would
+    /// then list a real member.
+    fn refuse_stand_in(&self, dn: &str) -> Result<()> {
+        match self.stand_in() {
+            Some((_, s)) if crate::directory::dn::same(dn, s) => Err(crate::mapping::Error::InvalidValue(
+                "this displayName names the entry that stands in for empty groups (empty_member)".into(),
+            )
+            .into()),
+            _ => Ok(()),
         }
     }
 

@@ -150,7 +150,7 @@ impl Resources for Users {
         let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.show_references(&entry, &mut res, root).await?;
         let before = res.clone();
-        patch::apply(&mut res, &ops, USER_SCHEMA)?;
+        let res = super::off_worker(move || patch::apply(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
         let w = self.to_write(&res).await?;
