@@ -249,8 +249,11 @@ impl ServerConfig {
 pub struct LimitsConfig {
     /// Operations in one PATCH.
     pub max_operations: usize,
-    /// Values of one multi-valued attribute (any JSON array in a body, `members` included).
+    /// Values of one multi-valued attribute (any JSON array in a body but `members`), also
+    /// after a PATCH has added to it.
     pub max_values: usize,
+    /// Values of `members` in one body.
+    pub max_members: usize,
     /// Bytes of one string value in a body.
     pub max_value_bytes: usize,
     /// Bytes of a `filter` (query string or `.search` body).
@@ -259,7 +262,13 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_operations: 1000, max_values: 20_000, max_value_bytes: 65_536, max_filter_bytes: 4096 }
+        LimitsConfig {
+            max_operations: 1000,
+            max_values: 1000,
+            max_members: 20_000,
+            max_value_bytes: 65_536,
+            max_filter_bytes: 4096,
+        }
     }
 }
 

@@ -124,6 +124,13 @@ impl Gateway {
         let dn_attr = site.directory.dn_attribute();
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
+        let limits = scim::limits::Limits {
+            max_operations: cfg.limits.max_operations.max(1),
+            max_values: cfg.limits.max_values.max(1),
+            max_members: cfg.limits.max_members.max(1),
+            max_value_bytes: cfg.limits.max_value_bytes.max(1),
+            max_filter_bytes: cfg.limits.max_filter_bytes.max(1),
+        };
         Ok(http::App {
             name: site.name.to_owned(),
             base_path: site.base_path.clone(),
@@ -131,12 +138,7 @@ impl Gateway {
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             body_read_timeout: cfg.server.body_read_timeout(),
-            limits: scim::limits::Limits {
-                max_operations: cfg.limits.max_operations.max(1),
-                max_values: cfg.limits.max_values.max(1),
-                max_value_bytes: cfg.limits.max_value_bytes.max(1),
-                max_filter_bytes: cfg.limits.max_filter_bytes.max(1),
-            },
+            limits: limits.clone(),
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.clone(),
             max_in_flight: cfg.server.max_in_flight.max(1),
@@ -162,6 +164,7 @@ impl Gateway {
                 groups.map(|g| (g, dn_attr)),
                 cache,
                 lister,
+                limits,
             ),
             directory,
             readiness: http::Readiness::default(),

@@ -21,6 +21,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Waits between failed accepts: doubling from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// Failed accepts are logged at most this often, with their count.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 /// Interval of HTTP/2 keep-alive pings, and how long an answer may take: a peer that does
 /// not answer is gone and its connection is closed.
 const H2_PING: (Duration, Duration) = (Duration::from_secs(20), Duration::from_secs(20));
@@ -172,7 +174,8 @@ impl Accept {
     async fn run(self, listener: TcpListener) {
         let mut stopping = self.stopping.clone();
         let mut backoff = Duration::ZERO;
-        let mut failures = 0u64;
+        // Failures not yet logged, and when the next warning may be written.
+        let (mut unreported, mut next_warning) = (0u64, tokio::time::Instant::now());
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -180,19 +183,17 @@ impl Accept {
             };
             match accepted {
                 Ok((stream, _)) => {
-                    if failures > 0 {
-                        tracing::info!(failures, "accepting connections again");
-                        (failures, backoff) = (0, Duration::ZERO);
-                    }
+                    backoff = Duration::ZERO;
                     self.start(stream);
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: free one, wait, and say so once
-                    // per episode rather than once per attempt.
-                    if failures == 0 {
-                        tracing::warn!(error = %e, "accept failed; backing off (file limit too low for max_connections?)");
+                    // Out of file descriptors and the like: free one, wait, and say so at
+                    // most every WARN_EVERY rather than once per attempt.
+                    unreported += 1;
+                    if tokio::time::Instant::now() >= next_warning {
+                        tracing::warn!(error = %e, failures = unreported, "accept failed; backing off (file limit too low for max_connections?)");
+                        (unreported, next_warning) = (0, tokio::time::Instant::now() + WARN_EVERY);
                     }
-                    failures += 1;
                     self.registry.metrics.accept_failed();
                     self.registry.shed();
                     backoff = (backoff * 2).clamp(BACKOFF.0, BACKOFF.1);

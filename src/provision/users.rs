@@ -17,6 +17,7 @@ use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
+use crate::scim::limits::Limits;
 use crate::scim::{self, patch, USER_SCHEMA};
 
 pub struct Users {
@@ -28,6 +29,8 @@ pub struct Users {
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
     lister: Arc<Lister>,
+    /// `[limits]`: a PATCH may not grow a list past `max_values`.
+    limits: Limits,
 }
 
 impl Users {
@@ -38,8 +41,9 @@ impl Users {
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
         lister: Arc<Lister>,
+        limits: Limits,
     ) -> Self {
-        Users { dir, map, dialect, groups, cache, lister }
+        Users { dir, map, dialect, groups, cache, lister, limits }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -150,7 +154,8 @@ impl Resources for Users {
         let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.show_references(&entry, &mut res, root).await?;
         let before = res.clone();
-        let res = super::off_worker(move || patch::apply(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
+        let limits = self.limits.clone();
+        let res = super::off_worker(move || limits.apply_patch(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
         let w = self.to_write(&res).await?;
