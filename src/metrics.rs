@@ -117,7 +117,11 @@ impl Metrics {
             connections_ended.clone(),
         );
         let accept_failures = Counter::default();
-        registry.register("http_accept_failures", "Failed accepts (out of file descriptors and the like)", accept_failures.clone());
+        registry.register(
+            "http_accept_failures",
+            "Failed accepts (out of file descriptors and the like)",
+            accept_failures.clone(),
+        );
         Metrics {
             registry,
             requests,

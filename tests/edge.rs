@@ -293,7 +293,10 @@ async fn trickled_bodies_take_no_slot_and_are_cut_off() {
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         cut.push(took);
     }
-    println!("trickled bodies: 260 answered 408 and closed after {:?} (median) with body_read_timeout_secs 4", median(cut));
+    println!(
+        "trickled bodies: 260 answered 408 and closed after {:?} (median) with body_read_timeout_secs 4",
+        median(cut)
+    );
     assert_eq!(dump(&slapd).await, before, "no trickled create landed");
 }
 
@@ -312,14 +315,20 @@ async fn patches_are_capped_and_the_worst_one_is_bounded() {
     let op = |i: usize| json!({"op": "add", "path": "emails", "value": [{"value": format!("e{i}@example.com")}]});
     client.patch(&path, Value::Array((0..1001).map(op).collect())).await.assert_error(400, Some("invalidValue"));
     let values: Vec<Value> = (0..1001).map(|i| json!({"value": format!("v{i}@example.com")})).collect();
-    client.patch(&path, json!([{"op": "add", "path": "emails", "value": values}])).await.assert_error(400, Some("invalidValue"));
+    client
+        .patch(&path, json!([{"op": "add", "path": "emails", "value": values}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
     // Nor may operations grow a list past max_values between them.
     let grow: Vec<Value> = (0..10).map(|k| json!({"op": "add", "path": "emails", "value": (0..101).map(|i| json!({"value": format!("g{k}-{i}@example.com")})).collect::<Vec<_>>()})).collect();
     let refused = client.patch(&path, Value::Array(grow)).await;
     refused.assert_error(400, Some("invalidValue"));
     assert!(refused.body["detail"].as_str().unwrap().contains("max_values"), "{:#}", refused.body);
     let long = "x".repeat(65_537);
-    client.patch(&path, json!([{"op": "replace", "path": "displayName", "value": long}])).await.assert_error(400, Some("invalidValue"));
+    client
+        .patch(&path, json!([{"op": "replace", "path": "displayName", "value": long}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
     let pathless: serde_json::Map<String, Value> = (0..1001).map(|i| (format!("x{i}"), json!("y"))).collect();
     client.patch(&path, json!([{"op": "add", "value": pathless}])).await.assert_error(400, Some("invalidValue"));
     let filter = format!("userName eq \"{}\"", "x".repeat(4100));
@@ -331,7 +340,9 @@ async fn patches_are_capped_and_the_worst_one_is_bounded() {
     // The worst within the caps: a list at max_values (999 added to the one stored), then
     // 999 operations that each go through all of it (adds of values it holds, filtered
     // replaces).
-    let mut ops = vec![json!({"op": "add", "path": "emails", "value": (0..999).map(|i| json!({"value": format!("w{i}@example.com"), "type": "other"})).collect::<Vec<_>>()})];
+    let mut ops = vec![
+        json!({"op": "add", "path": "emails", "value": (0..999).map(|i| json!({"value": format!("w{i}@example.com"), "type": "other"})).collect::<Vec<_>>()}),
+    ];
     ops.extend((0..999).map(|i| match i % 2 {
         0 => json!({"op": "add", "path": "emails", "value": {"value": format!("w{i}@example.com"), "type": "other"}}),
         _ => json!({"op": "replace", "path": format!("emails[value eq \"w{i}@example.com\"].display"), "value": "W"}),
@@ -428,7 +439,12 @@ async fn memory_stays_under_the_stated_bound() {
         second / MIB,
         bound / MIB
     );
-    assert!(second < first + 16 * MIB, "RSS grows with the number of filters: {} then {} MiB", first / MIB, second / MIB);
+    assert!(
+        second < first + 16 * MIB,
+        "RSS grows with the number of filters: {} then {} MiB",
+        first / MIB,
+        second / MIB
+    );
     assert!(second < bound, "RSS {} MiB", second / MIB);
     assert_eq!(dump(&slapd).await, before);
 }
@@ -520,7 +536,8 @@ async fn the_smaller_ones() {
     let client = gw.client();
     let port = gw.port;
 
-    let forged = client.raw("GET", "/Users?count=1", Vec::new(), None, &[("x-request-id", "abc status=200 caller=admin")]).await;
+    let forged =
+        client.raw("GET", "/Users?count=1", Vec::new(), None, &[("x-request-id", "abc status=200 caller=admin")]).await;
     let replaced = forged.header("x-request-id").unwrap();
     assert!(uuid_like(replaced), "{replaced}");
     let kept = client.raw("GET", "/Users?count=1", Vec::new(), None, &[("x-request-id", "okta-4b1d_9.x")]).await;
@@ -549,15 +566,24 @@ async fn the_smaller_ones() {
     for bad in ["x\r\ny@example.com", "nul\u{0}@example.com", "   ", "tab\there"] {
         client.post("/Users", &okta_user(bad, None)).await.assert_error(400, Some("invalidValue"));
     }
-    let user_path = format!("/Users/{}", client.get(&user_filter("host@example.com")).await.body["Resources"][0]["id"].as_str().unwrap());
-    client.patch(&user_path, json!([{"op": "replace", "path": "userName", "value": "a\nb"}])).await.assert_error(400, Some("invalidValue"));
+    let user_path = format!(
+        "/Users/{}",
+        client.get(&user_filter("host@example.com")).await.body["Resources"][0]["id"].as_str().unwrap()
+    );
+    client
+        .patch(&user_path, json!([{"op": "replace", "path": "userName", "value": "a\nb"}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
     for bad in ["  ", "a\u{7}b"] {
         client.post("/Groups", &group(bad)).await.assert_error(400, Some("invalidValue"));
     }
     // The shipped empty_member is cn=empty-group,ou=groups,dc=example,dc=test.
     for name in ["empty-group", "Empty-Group"] {
         client.post("/Groups", &group(name)).await.assert_error(400, Some("invalidValue"));
-        client.patch(&group_path, json!([{"op": "replace", "path": "displayName", "value": name}])).await.assert_error(400, Some("invalidValue"));
+        client
+            .patch(&group_path, json!([{"op": "replace", "path": "displayName", "value": name}]))
+            .await
+            .assert_error(400, Some("invalidValue"));
     }
 
     let nowhere = client.call("GET", &format!("{}/nowhere", client.origin()), None, Some("")).await;

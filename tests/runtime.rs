@@ -143,7 +143,9 @@ async fn beyond_the_in_flight_cap_requests_get_429() {
     let held: Vec<_> = (0..2)
         .map(|i| {
             let client = TestGateway::remote(gw.base.clone());
-            tokio::spawn(async move { client.get(&format!("/Users?filter={}", q(&format!("userName eq \"held{i}\"")))).await.status })
+            tokio::spawn(async move {
+                client.get(&format!("/Users?filter={}", q(&format!("userName eq \"held{i}\"")))).await.status
+            })
         })
         .collect();
     wait_in_flight(&gw, 2.0).await;

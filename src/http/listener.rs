@@ -111,11 +111,7 @@ pub async fn serve(
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.deadlines.first_request);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(H2_PING.0))
-        .keep_alive_timeout(H2_PING.1);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(H2_PING.0)).keep_alive_timeout(H2_PING.1);
     let metrics = apps.load().metrics.clone();
     let registry = Arc::new(Registry {
         open: Mutex::new((0, BTreeMap::new())),

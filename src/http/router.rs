@@ -150,9 +150,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 /// The caller's `X-Request-Id` when it is an id (letters, digits, `-_.:`, 1 to 64), else a
 /// new one: it is written into log lines, where a free-form value could forge fields.
 fn request_id(sent: Option<&HeaderValue>) -> String {
-    let valid = |v: &&str| {
-        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    };
+    let valid =
+        |v: &&str| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     sent.and_then(|v| v.to_str().ok()).filter(valid).map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 

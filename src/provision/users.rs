@@ -16,8 +16,8 @@ use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Sco
 use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::json::get_ci;
-use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::limits::Limits;
+use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
 
 pub struct Users {

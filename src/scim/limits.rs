@@ -24,7 +24,11 @@ impl Limits {
         match filter.len() > self.max_filter_bytes {
             true => Err(Error::new(
                 ScimType::InvalidFilter,
-                format!("the filter is {} bytes; at most {} ([limits] max_filter_bytes)", filter.len(), self.max_filter_bytes),
+                format!(
+                    "the filter is {} bytes; at most {} ([limits] max_filter_bytes)",
+                    filter.len(),
+                    self.max_filter_bytes
+                ),
             )),
             false => Ok(()),
         }
