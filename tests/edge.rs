@@ -599,3 +599,32 @@ fn group(name: &str) -> Value {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
+
+/// Finding 1, kept-alive connections: an HTTP/1.1 one that served a request and then stays
+/// silent is closed after `idle_timeout_secs`; an HTTP/2 one that settled its settings but
+/// sends no request, after `header_read_timeout_secs`.
+#[tokio::test]
+async fn kept_alive_connections_close_when_idle() {
+    let _serial = SERIAL.lock().await;
+    let slapd = Slapd::start();
+    let text = config_text(&slapd, |t| set(set(t, "idle_timeout_secs", "2"), "header_read_timeout_secs", "3"));
+    let gw = GatewayProcess::spawn(&text);
+    let port = gw.port;
+    let mut h1 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut h2 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    {
+        use std::io::Write;
+        h1.write_all(format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).unwrap();
+        // The preface and an empty SETTINGS frame: a live HTTP/2 client, without a request.
+        h2.write_all(PREFACE).unwrap();
+        h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for s in [&mut h1, &mut h2] {
+        s.set_nonblocking(true).unwrap();
+        assert!(!closed(s), "open while in use");
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(closed(&mut h1), "HTTP/1.1 keep-alive idle past idle_timeout_secs");
+    assert!(closed(&mut h2), "HTTP/2 without a request past the first-request deadline");
+}

@@ -25,6 +25,8 @@ use super::router::{handle, App};
 /// Time an HTTP/2 client has to finish its streams after a GOAWAY, or an idle HTTP/1
 /// connection to be shut; after it the socket is dropped.
 const GRACE: Duration = Duration::from_secs(1);
+/// How often a connection's deadline is looked at again; a timeout fires up to this late.
+const TICK: Duration = Duration::from_millis(500);
 
 /// Where a request arrived, put in its extensions by the listener.
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +177,8 @@ where
     tokio::pin!(served);
     loop {
         let (at, why) = conn.deadline(deadlines);
+        // Look again at least every TICK: a request may have begun or ended meanwhile.
+        let at = at.min(Instant::now() + TICK);
         tokio::select! {
             result = served.as_mut() => {
                 if let Err(e) = result {
