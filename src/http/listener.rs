@@ -115,7 +115,7 @@ pub async fn serve(
     let metrics = apps.load().metrics.clone();
     let registry = Arc::new(Registry {
         open: Mutex::new((0, BTreeMap::new())),
-        max: limits.max_connections.max(1),
+        max: within_file_limit(limits.max_connections.max(1)),
         emptied: Notify::new(),
         metrics,
     });
@@ -152,6 +152,32 @@ pub async fn serve(
     };
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("requests still running after {DRAIN:?}; closing anyway");
+    }
+}
+
+/// Descriptors left to everything but client connections: the directory pools, listeners,
+/// log files, certificates being read.
+const RESERVED_FILES: usize = 64;
+
+/// `max_connections`, lowered to what the process's open-file limit allows: past it accept
+/// fails, and so do the directory connections the requests need.
+fn within_file_limit(max: usize) -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok());
+    match soft {
+        Some(files) if max + RESERVED_FILES > files => {
+            let lowered = files.saturating_sub(RESERVED_FILES).max(1);
+            tracing::warn!(
+                max_connections = max,
+                open_file_limit = files,
+                "max_connections lowered to {lowered}: the open-file limit is too low for it (raise LimitNOFILE)"
+            );
+            lowered
+        }
+        _ => max,
     }
 }
 
