@@ -120,12 +120,15 @@ impl Gateway {
         let dn_attr = site.directory.dn_attribute();
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
+        let limits = cfg.limits.limits();
         Ok(http::App {
             name: site.name.to_owned(),
             base_path: site.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
+            body_read_timeout: cfg.server.body_read_timeout(),
+            limits: limits.clone(),
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.permits.clone(),
             max_in_flight: in_flight.max,
@@ -151,8 +154,11 @@ impl Gateway {
                 groups.map(|g| (g, dn_attr)),
                 cache,
                 lister,
+                limits,
             ),
             directory,
+            readiness: http::Readiness::default(),
+            metrics_token: cfg.server.metrics_token().map_err(file_error)?,
             metrics: metrics.clone(),
             targets: Vec::new(),
         })
@@ -163,8 +169,8 @@ impl Gateway {
         Reloader { live: Arc::new(ArcSwap::new(self.app.clone())), tls: self.tls.clone() }
     }
 
-    /// Serves on `listener` until `shutdown` resolves, each request with `reloader`'s
-    /// current configuration.
+    /// Serves on `listener` (and `[server] probe_listen`, bound here) until `shutdown`
+    /// resolves, each request with `reloader`'s current configuration.
     pub async fn serve(
         self,
         loaded: &Loaded,
@@ -173,9 +179,20 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ConfigError> {
         let server = &loaded.config.server;
-        let tls = self.tls.map(http::tls_acceptor).transpose();
-        let tls = tls.map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?;
-        http::serve(reloader.live.clone(), listener, tls, server.header_read_timeout(), shutdown).await;
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let tls = self.tls.map(http::tls_acceptor).transpose().map_err(file_error)?;
+        let mut listeners = vec![(listener, http::Surface::All)];
+        if let Some(addr) = &server.probe_listen {
+            let probes = tokio::net::TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|e| file_error(format!("[server] probe_listen {}: {e}", addr.as_str())))?;
+            listeners = vec![(listeners.remove(0).0, http::Surface::Scim), (probes, http::Surface::Probes)];
+        }
+        let limits = http::Limits {
+            deadlines: http::Deadlines { first_request: server.header_read_timeout(), idle: server.idle_timeout() },
+            max_connections: server.max_connections,
+        };
+        http::serve(reloader.live.clone(), listeners, tls, limits, shutdown).await;
         Ok(())
     }
 }

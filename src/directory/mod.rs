@@ -88,6 +88,16 @@ impl Entry {
         Entry { dn: dn.into(), attrs: BTreeMap::new(), bin: BTreeMap::new() }
     }
 
+    /// About the bytes the entry holds on the heap, for caches bounded by size: every
+    /// string's length plus a fixed cost per string and per attribute.
+    pub fn weight(&self) -> usize {
+        const PER_STRING: usize = 32;
+        let text = self.attrs.iter().map(|(k, v)| k.len() + v.iter().map(|s| s.len() + PER_STRING).sum::<usize>());
+        let bin = self.bin.iter().map(|(k, v)| k.len() + v.iter().map(|b| b.len() + PER_STRING).sum::<usize>());
+        let per_attr = (self.attrs.len() + self.bin.len()) * 2 * PER_STRING;
+        self.dn.len() + text.chain(bin).sum::<usize>() + per_attr
+    }
+
     pub fn with(mut self, attr: &str, values: Vec<String>) -> Self {
         self.insert(attr, values);
         self

@@ -16,6 +16,21 @@ use crate::scim::schema::Kind;
 pub type Values = BTreeMap<String, Vec<String>>;
 
 impl Entity {
+    /// The name a resource is known by (`userName`, `displayName`): present, not blank, and
+    /// free of control characters (a `\r\n` or NUL in a name breaks logs, LDIF and DNs).
+    pub fn require_name(&self, values: &Values, scim: &str) -> Result<()> {
+        let rule = self.rule_for(scim).ok_or_else(|| Error::value(format!("{scim} is not mapped")))?;
+        let found = values.get(&rule.ldap).map(Vec::as_slice).unwrap_or_default();
+        match found.first() {
+            None => Err(Error::value(format!("{scim} is required"))),
+            Some(v) if v.trim().is_empty() => Err(Error::value(format!("{scim} must not be blank"))),
+            Some(v) if v.chars().any(char::is_control) => {
+                Err(Error::value(format!("{scim} must not contain control characters")))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The values the rules read from a resource.
     pub fn values(&self, res: &Map<String, Value>) -> Result<Values> {
         let mut values = Values::new();

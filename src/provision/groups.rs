@@ -120,6 +120,7 @@ impl Resources for Groups {
         extra.extend(self.store().allocate().await?);
         extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs, binary) = self.map.new_entry(&values, extra)?;
+        self.refuse_stand_in(&dn)?;
         let add = Sequence::new().then(Step::Add { dn: dn.clone(), attrs, binary, password: None });
         let (record, added) = add.run(self.dir.as_ref(), &dn).await;
         self.members_changed(Some(&refs)).await;
@@ -232,6 +233,9 @@ impl Groups {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
+        if let Some(rdn) = &rdn {
+            self.refuse_stand_in(&crate::directory::dn::child(rdn, crate::directory::dn::split(&entry.dn).1))?;
+        }
         // A rename or a new display name changes what users' `groups` show; members alone do not.
         let described = rdn.is_some() || changes.iter().any(|c| !c.attr().eq_ignore_ascii_case(&self.map.members.attr));
         // A rename changes the DN every member's memberOf holds.
@@ -314,10 +318,18 @@ impl Groups {
     }
 
     fn require_display_name(&self, values: &Values) -> Result<()> {
-        let rule = self.map.rule_for("displayName").expect("checked at compile");
-        match values.contains_key(&rule.ldap) {
-            true => Ok(()),
-            false => Err(scim::Error::value("displayName is required").into()),
+        Ok(self.map.require_name(values, "displayName")?)
+    }
+
+    /// A group may not take the DN of the empty-group stand-in: every "empty" group would
+    /// then list a real member.
+    fn refuse_stand_in(&self, dn: &str) -> Result<()> {
+        match &self.map.members.empty_member {
+            Some(s) if crate::directory::dn::same(dn, s) => Err(scim::Error::value(
+                "this displayName names the entry that stands in for empty groups (empty_member)",
+            )
+            .into()),
+            _ => Ok(()),
         }
     }
 

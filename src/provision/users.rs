@@ -18,6 +18,7 @@ use crate::dialect::Dialect;
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::limits::Limits;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
 
@@ -30,6 +31,8 @@ pub struct Users {
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
     lister: Arc<Lister>,
+    /// `[limits]`: a PATCH may not grow a list past `max_values`.
+    limits: Limits,
 }
 
 impl Users {
@@ -40,8 +43,9 @@ impl Users {
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
         lister: Arc<Lister>,
+        limits: Limits,
     ) -> Self {
-        Users { dir, map, dialect, groups, cache, lister }
+        Users { dir, map, dialect, groups, cache, lister, limits }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -146,7 +150,8 @@ impl Resources for Users {
         let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.show_references(&entry, &mut res, root).await?;
         let before = res.clone();
-        patch::apply(&mut res, &ops, USER_SCHEMA)?;
+        let limits = self.limits.clone();
+        let res = super::off_worker(move || limits.apply_patch(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
         let w = self.to_write(&res).await?;

@@ -16,11 +16,25 @@ impl GatewayProcess {
     /// Starts `scim-gateway serve` with `config` (its listen port from `SCIM_GATEWAY_PORT`)
     /// and returns once the port accepts connections.
     pub fn spawn(config: &str) -> GatewayProcess {
+        Self::spawn_with_file_limit(config, None)
+    }
+
+    /// The same, with its open-file limit (soft and hard) set to `nofile` by `prlimit`.
+    pub fn spawn_with_file_limit(config: &str, nofile: Option<u64>) -> GatewayProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+        let exe = env!("CARGO_BIN_EXE_scim-gateway");
+        let mut command = match nofile {
+            None => Command::new(exe),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(exe);
+                c
+            }
+        };
+        let child = command
             .args(["serve", "-c"])
             .arg(&path)
             .env("SCIM_GATEWAY_PORT", port.to_string())
