@@ -225,7 +225,10 @@ pub fn net_change(
             MemberOp::Add(refs) | MemberOp::Replace(refs) => {
                 for r in refs {
                     let v = by_id.get(&r.id).ok_or_else(|| {
-                        super::Error::from(crate::scim::Error::value(format!("no user or group with id {:?} can be a member", r.id)))
+                        super::Error::from(crate::scim::Error::value(format!(
+                            "no user or group with id {:?} can be a member",
+                            r.id
+                        )))
                     })?;
                     wanted.set(v, true);
                 }
