@@ -104,11 +104,15 @@ impl Resources for Users {
         self.refuse_unmapped(res)?;
         self.map.check_mutability(None, res)?;
         let w = self.to_write(res).await?;
-        self.ensure_unique(&w, None).await?;
+        let names: Vec<&str> = self.map.user_name(&w).into_iter().collect();
+        // Also after a conflict: a cached "no such user" is what let the IdP try.
+        if let Err(e) = self.ensure_unique(&w, None).await {
+            self.cache.forget(None, &names).await;
+            return Err(e);
+        }
         let (dn, plan) = self.create_plan(&w).await?;
         let (record, added) = plan.run(self.dir.as_ref(), &dn).await;
-        // Also after a conflict: a cached "no such user" is what let the IdP try.
-        let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
+        let ticket = self.cache.forget(None, &names).await;
         let entry = match &added {
             Ok(()) => Some(self.read(&dn).await),
             Err(_) => None,
