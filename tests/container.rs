@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::docker::{self, run, Cleanup, GATEWAY_IMAGE, OPENLDAP_IMAGE};
+use common::docker::{self, run, Cleanup, Compose, GATEWAY_IMAGE, OPENLDAP_IMAGE};
 use common::gateway::{okta_user, q, TestGateway, PEOPLE};
 use serde_json::json;
 
@@ -16,8 +16,20 @@ const ADMIN_PASSWORD: &str = "container-admin-pw";
 /// `ldapsearch` as the rootdn inside the OpenLDAP container: the directory's own view.
 fn directory(container: &str, filter: &str, attrs: &[&str]) -> String {
     let mut args = vec![
-        "exec", container, "ldapsearch", "-x", "-LLL", "-H", "ldap://127.0.0.1:1389", "-D", "cn=admin,dc=example,dc=test", "-w",
-        ADMIN_PASSWORD, "-b", PEOPLE, filter,
+        "exec",
+        container,
+        "ldapsearch",
+        "-x",
+        "-LLL",
+        "-H",
+        "ldap://127.0.0.1:1389",
+        "-D",
+        "cn=admin,dc=example,dc=test",
+        "-w",
+        ADMIN_PASSWORD,
+        "-b",
+        PEOPLE,
+        filter,
     ];
     args.extend_from_slice(attrs);
     run("docker", &args)
@@ -54,10 +66,14 @@ async fn okta_flow(port: u16, ldap: &str, name: &str) {
     assert_eq!(anonymous.status, 401);
     assert_eq!(directory(ldap, "(uid=intruder@example.com)", &["1.1"]), "");
 
-    let off = call("PATCH", format!("/Users/{id}"), Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "value": {"active": false}}]
-    })))
+    let off = call(
+        "PATCH",
+        format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": false}}]
+        })),
+    )
     .await;
     assert_eq!(off.status, 200, "{:#}", off.body);
     assert_eq!(off.body["active"], false);
@@ -79,7 +95,25 @@ async fn image_serves_okta_against_an_openldap_container_as_non_root_on_a_read_o
     cleanup.containers.push(ldap.clone());
     let admin = format!("SLAPD_ADMIN_PASSWORD={ADMIN_PASSWORD}");
     let service = format!("SLAPD_SERVICE_PASSWORD={BIND_PASSWORD}");
-    run("docker", &["run", "-d", "--name", &ldap, "--network", &net, "--read-only", "--cap-drop", "ALL", "-e", &admin, "-e", &service, OPENLDAP_IMAGE]);
+    run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &ldap,
+            "--network",
+            &net,
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "-e",
+            &admin,
+            "-e",
+            &service,
+            OPENLDAP_IMAGE,
+        ],
+    );
 
     let gw = docker::unique("scimtest-gw");
     cleanup.containers.push(gw.clone());
@@ -100,7 +134,10 @@ async fn image_serves_okta_against_an_openldap_container_as_non_root_on_a_read_o
     assert_eq!(run("docker", &["image", "inspect", "-f", "{{.Config.User}}", GATEWAY_IMAGE]), "10001:10001");
     assert_eq!(run("docker", &["exec", &gw, "id", "-u"]), "10001");
     let status = run("docker", &["exec", &gw, "cat", "/proc/1/status"]);
-    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().skip(1).all(|u| u == "10001")), "{status}");
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().skip(1).all(|u| u == "10001")),
+        "{status}"
+    );
     let write = docker::output("docker", &["exec", &gw, "touch", "/etc/scim-gateway/x"]);
     assert!(!write.status.success());
     assert!(String::from_utf8_lossy(&write.stderr).contains("Read-only file system"), "{write:?}");
@@ -136,15 +173,39 @@ fn image_configuration_needs_its_three_variables_and_passes_check() {
         return;
     }
     docker::images();
-    let valid = run("docker", &[
-        "run", "--rm", "--read-only", "-e", "SCIM_GATEWAY_LDAP_URL=ldap://ldap:389", "-e", "SCIM_GATEWAY_TOKEN=t", "-e",
-        "SCIM_GATEWAY_BIND_PASSWORD=p", GATEWAY_IMAGE, "check", "--offline", "-c", "/etc/scim-gateway/gateway.toml",
-    ]);
+    let valid = run(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--read-only",
+            "-e",
+            "SCIM_GATEWAY_LDAP_URL=ldap://ldap:389",
+            "-e",
+            "SCIM_GATEWAY_TOKEN=t",
+            "-e",
+            "SCIM_GATEWAY_BIND_PASSWORD=p",
+            GATEWAY_IMAGE,
+            "check",
+            "--offline",
+            "-c",
+            "/etc/scim-gateway/gateway.toml",
+        ],
+    );
     assert!(valid.contains("configuration valid"), "{valid}");
     // No demo default survives in the image: a missing secret stops it, naming the variable.
-    let missing = docker::output("docker", &[
-        "run", "--rm", "-e", "SCIM_GATEWAY_LDAP_URL=ldap://ldap:389", "-e", "SCIM_GATEWAY_BIND_PASSWORD=p", GATEWAY_IMAGE,
-    ]);
+    let missing = docker::output(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "SCIM_GATEWAY_LDAP_URL=ldap://ldap:389",
+            "-e",
+            "SCIM_GATEWAY_BIND_PASSWORD=p",
+            GATEWAY_IMAGE,
+        ],
+    );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("SCIM_GATEWAY_TOKEN"), "{missing:?}");
 }
@@ -172,14 +233,19 @@ async fn compose_runs_the_gateway_next_to_openldap() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let mut cleanup = Cleanup::default();
-    cleanup.compose = Some((compose_args.clone(), env.clone()));
+    cleanup.compose = Some(Compose { args: compose_args.clone(), env: env.clone() });
     let out = std::process::Command::new("docker-compose")
         .args(&compose_args)
         .args(["up", "-d", "--no-build"])
         .envs(env)
         .output()
         .expect("run docker-compose (apt-get install docker-compose)");
-    assert!(out.status.success(), "docker-compose up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker-compose up: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let gw = format!("{project}_scim-gateway_1");
     let ldap = format!("{project}_openldap_1");
     cleanup.containers.extend([gw.clone(), ldap.clone()]);

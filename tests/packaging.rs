@@ -63,7 +63,10 @@ fn kubernetes_manifests_validate_against_the_schemas() {
 #[test]
 fn every_mounted_gateway_toml_passes_check() {
     let root = tempfile::tempdir().unwrap();
-    let mut args = vec![repo().join("tests/kubernetes/mounts.py").to_str().unwrap().to_owned(), root.path().to_str().unwrap().to_owned()];
+    let mut args = vec![
+        repo().join("tests/kubernetes/mounts.py").to_str().unwrap().to_owned(),
+        root.path().to_str().unwrap().to_owned(),
+    ];
     args.extend(manifests());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let listing = run(python().to_str().unwrap(), &args);
@@ -107,11 +110,25 @@ fn deb_installs_with_a_unit_that_verifies_and_a_configuration_that_checks() {
     let manifest = repo().join("Cargo.toml");
     let target = Path::new(env!("CARGO_BIN_EXE_scim-gateway")).parent().unwrap().parent().unwrap().to_owned();
     let out = Command::new("cargo")
-        .args(["deb", "--no-build", "--profile", "dev", "--manifest-path", manifest.to_str().unwrap(), "-o", deb.to_str().unwrap()])
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "-o",
+            deb.to_str().unwrap(),
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
-    assert!(out.status.success(), "cargo deb: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo deb: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let contents = run("dpkg-deb", &["-c", deb.to_str().unwrap()]);
     for file in ["./usr/bin/scim-gateway", "./etc/scim-gateway/gateway.toml", "scim-gateway.service"] {
@@ -122,16 +139,29 @@ fn deb_installs_with_a_unit_that_verifies_and_a_configuration_that_checks() {
 
     let _installed = Installed;
     run("dpkg", &["-i", deb.to_str().unwrap()]);
-    let unit = run("dpkg", &["-L", "scim-gateway"]).lines().find(|l| l.ends_with("/scim-gateway.service")).unwrap().to_owned();
+    let unit =
+        run("dpkg", &["-L", "scim-gateway"]).lines().find(|l| l.ends_with("/scim-gateway.service")).unwrap().to_owned();
     let verify = output("systemd-analyze", &["verify", &unit]);
     let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
-    assert!(verify.status.success() && !said.contains("scim-gateway.service:"), "systemd-analyze verify {unit}:\n{said}");
+    assert!(
+        verify.status.success() && !said.contains("scim-gateway.service:"),
+        "systemd-analyze verify {unit}:\n{said}"
+    );
     let text = std::fs::read_to_string(&unit).unwrap();
-    for line in ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "LimitNOFILE=16384", "ExecReload=/bin/kill -HUP $MAINPID"] {
+    for line in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "LimitNOFILE=16384",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
         assert!(text.lines().any(|l| l == line), "{line} not in {unit}");
     }
     let security = output("systemd-analyze", &["security", "--offline=yes", &unit]);
-    println!("FIGURE systemd-analyze security: {}", String::from_utf8_lossy(&security.stdout).lines().last().unwrap_or_default());
+    println!(
+        "FIGURE systemd-analyze security: {}",
+        String::from_utf8_lossy(&security.stdout).lines().last().unwrap_or_default()
+    );
 
     // The credentials directory is root's only; the installed binary checks the installed file
     // with credentials where systemd would put them.

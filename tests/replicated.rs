@@ -71,9 +71,10 @@ async fn okta_flow_split_across_two_gateways_on_two_providers() {
 
     let replicated = until("entry on the second provider", || async { p2.entry(&dn).await.is_some() }).await;
     // The name first: a read by id would refill the name's cache entry.
-    let by_name =
-        until("userName lookup through the second gateway", || async { c2.total(&format!("userName eq \"{name}\"")).await == 1 })
-            .await;
+    let by_name = until("userName lookup through the second gateway", || async {
+        c2.total(&format!("userName eq \"{name}\"")).await == 1
+    })
+    .await;
     let by_id = until("GET /Users/{id} through the second gateway", || async {
         c2.get(&format!("/Users/{id}")).await.status == 200
     })

@@ -81,7 +81,12 @@ pub fn images() {
         std::fs::copy(repo().join("scripts/slapd"), ctx.join("scripts/slapd")).expect("copy scripts/slapd");
         let binary = ctx.join("scim-gateway");
         run("strip", &["-o", binary.to_str().unwrap(), env!("CARGO_BIN_EXE_scim-gateway")]);
-        build(&repo().join("docker/Dockerfile"), ctx, GATEWAY_IMAGE, &["--target", "prebuilt", "--build-arg", "BINARY=scim-gateway"]);
+        build(
+            &repo().join("docker/Dockerfile"),
+            ctx,
+            GATEWAY_IMAGE,
+            &["--target", "prebuilt", "--build-arg", "BINARY=scim-gateway"],
+        );
         build(&repo().join("docker/openldap/Dockerfile"), ctx, OPENLDAP_IMAGE, &[]);
     });
 }
@@ -110,15 +115,25 @@ pub fn unique(prefix: &str) -> String {
 pub struct Cleanup {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
-    /// `docker-compose -p NAME -f FILE` arguments for `down -v`, and the variables the file needs.
-    pub compose: Option<(Vec<String>, Vec<(String, String)>)>,
+    pub compose: Option<Compose>,
+}
+
+/// A compose project to take `down -v`: its `-p NAME -f FILE` arguments and the variables the
+/// file needs even to be read.
+pub struct Compose {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         // Never panic here: a panic while a failed test unwinds would abort the binary.
-        if let Some((args, env)) = &self.compose {
-            let _ = Command::new("docker-compose").args(args).envs(env.iter().cloned()).args(["down", "-v", "-t", "1"]).output();
+        if let Some(Compose { args, env }) = &self.compose {
+            let _ = Command::new("docker-compose")
+                .args(args)
+                .envs(env.iter().cloned())
+                .args(["down", "-v", "-t", "1"])
+                .output();
         }
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
