@@ -178,3 +178,18 @@ fn deb_installs_with_a_unit_that_verifies_and_a_configuration_that_checks() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(run("/usr/bin/scim-gateway", &["--version"]).starts_with("scim-gateway "));
 }
+
+#[test]
+fn check_offline_still_refuses_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let shipped = std::fs::read_to_string(repo().join("gateway.toml")).unwrap();
+    std::fs::write(&path, shipped.replacen("scim = \"userName\"", "scim = \"userName[\"", 1)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+        .args(["check", "--offline", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("gateway.toml") && said.contains("userName["), "{said}");
+}
