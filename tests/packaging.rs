@@ -177,6 +177,10 @@ fn deb_installs_with_a_unit_that_verifies_and_a_configuration_that_checks() {
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(run("/usr/bin/scim-gateway", &["--version"]).starts_with("scim-gateway "));
+
+    run("dpkg", &["-P", "scim-gateway"]);
+    assert!(!Path::new("/usr/bin/scim-gateway").exists());
+    assert!(!Path::new("/etc/scim-gateway").exists(), "purge left /etc/scim-gateway");
 }
 
 #[test]
