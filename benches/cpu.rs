@@ -17,8 +17,10 @@
 //! slapd's CPU per request, the load generator's own CPU, and the ratio gateway / raw.
 //! `cargo bench --bench cpu -- --wrk` adds the lookups driven by wrk (`apt-get install wrk`),
 //! an outside client far lighter than this process's hyper client, as the issue measured them.
-//! With `SCIM_BENCH_WRAP="valgrind --tool=callgrind"` (any command prefix) the gateways run
-//! under it, for a profile of a bounded number of requests (BENCHMARKS.md has the commands).
+//! With `SCIM_BENCH_WRAP="valgrind --tool=callgrind"` (any command prefix, such as
+//! `env TOKIO_WORKER_THREADS=1`) the gateways run under it; `-- --profile` makes the run a
+//! bounded one (2,000 users, a few hundred requests per cell) and stops the gateways cleanly
+//! at the end so that a profiler writes its output (BENCHMARKS.md has the commands).
 //! Under `cargo test` a smoke version (400 users, a few requests per cell) checks that every
 //! cell works; its figures mean nothing.
 
@@ -67,7 +69,8 @@ struct Plan {
 fn main() {
     let wrapper: Vec<String> =
         std::env::var("SCIM_BENCH_WRAP").map(|w| w.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
-    let plan = if !wrapper.is_empty() {
+    let profile = std::env::args().any(|a| a == "--profile");
+    let plan = if profile {
         // Under a profiler: a bounded run.
         Plan { users: 2_000, cached: 2_000, reads: 400, writes: 200, creates: 100, pages: 20, wrk_secs: 0 }
     } else if support::full() {
@@ -76,7 +79,7 @@ fn main() {
         Plan { users: 400, cached: 20, reads: 10, writes: 5, creates: 5, pages: 2, wrk_secs: 0 }
     };
     let wrk = support::full() && std::env::args().any(|a| a == "--wrk");
-    support::run(run(plan, wrk, wrapper));
+    support::run(run(plan, wrk, wrapper, profile));
 }
 
 /// A cell, and what each process spent on it.
@@ -157,7 +160,7 @@ async fn user_ids(slapd: &Slapd) -> HashMap<String, String> {
         .collect()
 }
 
-async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>) {
+async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
     let size = plan.users;
     let mut seed = String::new();
     for k in 0..size {
@@ -335,25 +338,25 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>) {
         row("list page of 100", gw, Some(floor));
     }
 
+    report(&rows, &rows);
     if wrk {
+        let mut outside = Vec::new();
         for &concurrency in &CONCURRENCY {
             for (op, gw, pids, names) in [
                 ("lookup userName, cached", &cached_gw, at_cached, WARM),
                 ("lookup userName, uncached", &uncached_gw, at_uncached, size),
             ] {
                 let gateway = pids.wrk(gw.port, concurrency, names, plan.wrk_secs);
-                rows.push(Row { op, client: "wrk", concurrency, gateway, raw: None });
+                outside.push(Row { op, client: "wrk", concurrency, gateway, raw: None });
             }
         }
+        report(&outside, &rows);
     }
-
-    if !wrapper.is_empty() {
+    if profile {
         // A profiler writes its output at exit: stop the gateways cleanly.
         cached_gw.terminate();
         uncached_gw.terminate();
-        return;
     }
-    report(&rows);
 }
 
 impl Pids {
@@ -361,11 +364,11 @@ impl Pids {
     /// `concurrency` connections on one thread for `secs` seconds.
     fn wrk(&self, port: u16, concurrency: usize, names: usize, secs: u64) -> Costed {
         let script = tempfile::NamedTempFile::new().expect("wrk script");
-        // string.format: %% is a literal %.
+        // Lua's string.format: %% is a literal %, %d the user's number.
         let lua = format!(
             r#"math.randomseed(os.time())
 request = function()
-  local path = string.format("/scim/v2/Users?filter=userName%%%%20eq%%%%20%%%%22user%%d%%%%22", math.random(0, {last}))
+  local path = string.format("/scim/v2/Users?filter=userName%%20eq%%20%%22user%d%%22", math.random(0, {last}))
   return wrk.format("GET", path, {{["Authorization"] = "Bearer {TOKEN}"}})
 end
 "#,
@@ -398,14 +401,15 @@ end
     }
 }
 
-fn report(rows: &[Row]) {
+/// `rows`, each beside the raw floor of its operation and concurrency among `floors`.
+fn report(rows: &[Row], floors: &[Row]) {
     println!(
         "\n{:<26} {:>4} {:<10} | {:>8} {:>8} {:>9} {:>9} | {:>8} {:>9} | {:>7}",
         "operation", "conc", "client", "ops/s", "gw µs", "slapd µs", "client µs", "raw op/s", "slapd µs", "gw/raw"
     );
     for r in rows {
         let g = &r.gateway;
-        let (raw_ops, raw_slapd, ratio) = match floor(rows, r) {
+        let (raw_ops, raw_slapd, ratio) = match floor(floors, r) {
             Some(f) => (f.cell.throughput(), f.slapd, g.cell.throughput() / f.cell.throughput()),
             None => (f64::NAN, f64::NAN, f64::NAN),
         };
