@@ -50,9 +50,6 @@ enum Command {
     },
 }
 
-/// Log lines waiting for stderr at most: a few MiB at worst, seconds of a busy gateway's lines.
-const LOG_BUFFER_LINES: usize = 8_192;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("SCIM_GATEWAY_LOG").unwrap_or_else(|_| "info".into());
@@ -62,26 +59,13 @@ fn main() -> ExitCode {
     }
     // Colours only on a terminal: escape codes would litter a log file or the journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Lines go to stderr from a thread of their own, in batches, instead of one write under
-    // stderr's lock on the thread serving the request: the access line was a third of a
-    // cached lookup's CPU (BENCHMARKS.md). Lossless: when LOG_BUFFER_LINES lines wait, the
-    // next log call waits for room (requests slow down to stderr's pace); no line is dropped.
-    let (writer, flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .thread_name("scim-gateway-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = runtime.block_on(run(cli));
-    drop(runtime);
-    // Every line logged is written before the process ends, and before a last error below.
-    drop(flush_at_exit);
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("scim-gateway: {message}");
