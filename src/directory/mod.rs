@@ -132,7 +132,22 @@ impl Entry {
 
     /// All values of `attr` (empty when absent or not text).
     pub fn values(&self, attr: &str) -> &[String] {
-        self.attrs.get(&attr.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+        // Rendering one user looks up dozens of names: lower-case them on the stack, not in
+        // a new String each (attribute names are short; a longer one takes the slow path).
+        let mut buf = [0u8; 64];
+        let key = match buf.get_mut(..attr.len()) {
+            Some(b) => {
+                b.copy_from_slice(attr.as_bytes());
+                b.make_ascii_lowercase();
+                std::str::from_utf8(b).ok()
+            }
+            None => None,
+        };
+        match key {
+            Some(k) => self.attrs.get(k),
+            None => self.attrs.get(&attr.to_ascii_lowercase()),
+        }
+        .map_or(&[], Vec::as_slice)
     }
 
     pub fn first(&self, attr: &str) -> Option<&str> {

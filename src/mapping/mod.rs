@@ -116,9 +116,12 @@ impl Target {
 impl Target {
     /// Whether the other target stores a part of the same SCIM attribute.
     pub fn same_attr(&self, other: &Target) -> bool {
+        // Called for every pair of rules on every render: compare without lower-cased copies.
         self.attr.eq_ignore_ascii_case(&other.attr)
-            && self.schema.as_deref().map(str::to_ascii_lowercase)
-                == other.schema.as_deref().map(str::to_ascii_lowercase)
+            && match (self.schema.as_deref(), other.schema.as_deref()) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 
     /// `[primary eq true]`: the element marked primary.

@@ -129,11 +129,75 @@ impl Members<'_> {
         Ok(members)
     }
 
+    /// What a group's reference needs: its id, and its display name when mapped.
+    fn group_attrs(&self) -> Vec<&str> {
+        let display = self.groups.rule_for("displayName").map(|r| r.ldap.as_str());
+        [self.groups.id_attr.as_str()].into_iter().chain(display).collect()
+    }
+
+    /// The groups each of `users` (a list page) belongs to, as [`Self::groups_of`] gives
+    /// them one by one. With `memberOf`, the groups no cache holds are read for the whole page
+    /// in batches, not in a search per user: with the cache off, a page of 100 users cost 100
+    /// group searches. A user whose `memberOf` names a group the batch did not find (spelled
+    /// otherwise than the group's DN, or outside the groups' base) takes the one-user path.
+    pub async fn groups_of_page(&self, users: &[Entry], root: &str) -> Result<Vec<Vec<Value>>> {
+        let mut all = Vec::with_capacity(users.len());
+        if self.groups.members.user_groups != UserGroups::MemberOf {
+            for user in users {
+                all.push(self.groups_of(user, root).await?);
+            }
+            return Ok(all);
+        }
+        let attrs = self.group_attrs();
+        let mut known: HashMap<String, GroupRef> = HashMap::new();
+        let (mut missing, mut asked) = (Vec::new(), HashSet::new());
+        for dn in users.iter().flat_map(|u| u.values("memberOf")) {
+            let key = dn.to_lowercase();
+            if known.contains_key(&key) || asked.contains(&key) {
+                continue;
+            }
+            match self.cache.group(dn).await {
+                Some(g) => {
+                    known.insert(key, GroupRef::clone(&g));
+                }
+                None => {
+                    missing.push(dn.as_str());
+                    asked.insert(key);
+                }
+            }
+        }
+        let ticket = self.cache.ticket();
+        for g in self.lookup(&self.group_store(), self.dn_attr, &missing, &attrs).await? {
+            if let Some(group) = self.group_ref(&g, &attrs) {
+                self.cache.fill_group(ticket, &g.dn, group.clone()).await;
+                known.insert(g.dn.to_lowercase(), group);
+            }
+        }
+        let location = format!("{root}/Groups");
+        for user in users {
+            let refs: Option<Vec<&GroupRef>> =
+                user.values("memberOf").iter().map(|dn| known.get(&dn.to_lowercase())).collect();
+            all.push(match refs {
+                Some(refs) => {
+                    refs.iter().map(|g| member_json(&g.id, "direct", &location, g.display.as_deref())).collect()
+                }
+                None => self.groups_of(user, root).await?,
+            });
+        }
+        Ok(all)
+    }
+
+    /// A group entry read with [`Self::group_attrs`], as a user's `groups` names it.
+    fn group_ref(&self, g: &Entry, attrs: &[&str]) -> Option<GroupRef> {
+        let id = g.first(&self.groups.id_attr)?;
+        Some(GroupRef { id: id.to_owned(), display: attrs.get(1).and_then(|a| g.first(a)).map(str::to_owned) })
+    }
+
     /// The groups `user` belongs to, as SCIM `groups` values.
     pub async fn groups_of(&self, user: &Entry, root: &str) -> Result<Vec<Value>> {
         let id_attr = self.groups.id_attr.as_str();
         let display = self.groups.rule_for("displayName").map(|r| r.ldap.as_str());
-        let attrs: Vec<&str> = [id_attr].into_iter().chain(display).collect();
+        let attrs = self.group_attrs();
         let found = match self.groups.members.user_groups {
             UserGroups::MemberOf => self.member_of(user, &attrs).await?,
             UserGroups::Search => match self.member_value(user) {
@@ -165,11 +229,8 @@ impl Members<'_> {
             }
         }
         let ticket = self.cache.ticket();
-        let display = attrs.get(1).copied();
         for g in self.lookup(&self.group_store(), self.dn_attr, &missing, attrs).await? {
-            if let Some(id) = g.first(&self.groups.id_attr) {
-                let group =
-                    GroupRef { id: id.to_owned(), display: display.and_then(|a| g.first(a)).map(str::to_owned) };
+            if let Some(group) = self.group_ref(&g, attrs) {
                 self.cache.fill_group(ticket, &g.dn, group.clone()).await;
                 found.push(group);
             }

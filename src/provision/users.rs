@@ -92,9 +92,13 @@ impl Resources for Users {
             attrs: self.attrs_for(&query.projection),
         };
         let (total, entries) = self.lister.page(&self.store(), plan).await?;
+        let groups = match self.members().filter(|_| query.projection.wants("groups")) {
+            Some(m) => m.groups_of_page(&entries, root).await?.into_iter().map(Some).collect(),
+            None => vec![None; entries.len()],
+        };
         let mut resources = Vec::with_capacity(entries.len());
-        for e in &entries {
-            resources.push(self.render(e, &query.projection, root).await?);
+        for (e, groups) in entries.iter().zip(groups) {
+            resources.push(self.render_with(e, &query.projection, root, groups).await?);
         }
         Ok(list_response(resources, total, query.start_index))
     }
@@ -401,17 +405,27 @@ impl Users {
     }
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
+        let groups = match self.members().filter(|_| projection.wants("groups")) {
+            Some(m) => Some(m.groups_of(entry, root).await?),
+            None => None,
+        };
+        self.render_with(entry, projection, root, groups).await
+    }
+
+    /// [`Self::render`] with the user's `groups` already read (`None`: not shown).
+    async fn render_with(
+        &self,
+        entry: &Entry,
+        projection: &Projection,
+        root: &str,
+        groups: Option<Vec<Value>>,
+    ) -> Result<Value> {
         let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
         if let Value::Object(obj) = &mut v {
             self.show_references(entry, obj, root).await?;
         }
-        if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
-            if projection.wants("groups") {
-                let groups = m.groups_of(entry, root).await?;
-                if !groups.is_empty() {
-                    obj.insert("groups".into(), Value::Array(groups));
-                }
-            }
+        if let (Some(groups), Value::Object(obj)) = (groups.filter(|g| !g.is_empty()), &mut v) {
+            obj.insert("groups".into(), Value::Array(groups));
         }
         if let Value::Object(obj) = &mut v {
             projection.apply(obj);

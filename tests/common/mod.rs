@@ -147,6 +147,13 @@ impl Slapd {
         })
     }
 
+    /// slapd's process id, from its pidfile (benchmarks read its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        let pidfile = self.dir.path().join("slapd.pid");
+        let text = std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("read {}: {e}", pidfile.display()));
+        text.trim().parse().unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
+    }
+
     /// Kills slapd with SIGKILL, as a crash would; the database stays for [`Slapd::restart`].
     pub fn kill(&self) {
         self.run_script("kill");
