@@ -144,7 +144,13 @@ pub async fn request(
     let body = || body.clone().ok_or_else(|| format!("{method} needs --body FILE (or - for standard input)"));
     let fail = |e: crate::provision::Error| format!("the gateway would refuse this request: {e}");
     match (method.to_ascii_uppercase().as_str(), id.as_deref()) {
-        ("POST", None) => service.create(&body()?, &root).await.map(drop).map_err(fail),
+        ("POST", None) => {
+            let body = body()?;
+            if endpoint.eq_ignore_ascii_case("Users") {
+                print!("{}", candidates(gateway, &body));
+            }
+            service.create(&body, &root).await.map(drop).map_err(fail)
+        }
         ("PUT", Some(id)) => service.replace(id, &body()?, None, &root).await.map(drop).map_err(fail),
         ("PATCH", Some(id)) => {
             service.patch(id, &body()?, None, &Projection::default(), &root).await.map(drop).map_err(fail)
@@ -154,6 +160,20 @@ pub async fn request(
             Err(format!("{m} {path}: explain takes POST /Users, PUT, PATCH or DELETE /Users/{{id}} (or /Groups)"))
         }
     }
+}
+
+/// The candidates each unique rule would try for a new user, as LDIF comments (the write
+/// below shows the one taken).
+fn candidates(gateway: &Gateway, body: &Value) -> String {
+    let map = gateway.app.users.mapping();
+    let Some(res) = body.as_object() else { return String::new() };
+    let Ok(w) = map.to_write(res) else { return String::new() };
+    let mut out = String::new();
+    for c in map.candidates(res, &w.attrs) {
+        let list = c.values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!("# {}: candidates in order, the first no entry below {} holds: {list}\n", c.ldap, c.base));
+    }
+    out
 }
 
 /// The SCIM resource the entry at `dn` maps to, user or group.

@@ -57,6 +57,9 @@ impl GroupMapping {
         if let Some(d) = &cfg.deactivation {
             return Err(RuleError { span: d.span(), message: "groups cannot be deactivated".into() });
         }
+        if let Some(u) = cfg.attributes.iter().find_map(|r| r.unique.as_ref()) {
+            return Err(RuleError { span: u.span(), message: "unique candidates are for [users] rules".into() });
+        }
         let spanned = cfg.members.as_ref().ok_or_else(|| RuleError {
             span: cfg.rdn_attribute.span(),
             message: "[groups] needs members = { flavour = \"groupOfNames\", ... }".into(),

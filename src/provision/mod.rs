@@ -3,6 +3,7 @@
 
 mod groups;
 mod members;
+mod naming;
 mod paging;
 mod snapshot;
 mod store;

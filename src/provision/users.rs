@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::members::Members;
+use super::naming::{refused, Naming};
 use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
@@ -97,13 +98,11 @@ impl Resources for Users {
         let res = user_object(body)?;
         self.refuse_unmapped(res)?;
         self.map.check_mutability(None, res)?;
-        let w = self.to_write(res).await?;
-        let allocated = self.store().allocate().await?;
-        let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
-        let added = self.add(&dn, &attrs, &binary, &w).await;
+        let mut w = self.to_write(res).await?;
+        let added = self.add(res, &mut w).await;
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
-        added?;
+        let (dn, attrs, binary) = added?;
         let entry = self.read(&dn).await;
         let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
         let password = w.password.as_ref().map(|_| PASSWORD);
@@ -132,7 +131,8 @@ impl Resources for Users {
         self.refuse_unmapped(res)?;
         let before = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.map.check_mutability(Some(&before), res)?;
-        let w = self.to_write(res).await?;
+        let mut w = self.to_write(res).await?;
+        Naming::update(self.store(), &entry, &before, res, &mut w.attrs).await?;
         self.update(entry, w, root).await
     }
 
@@ -153,7 +153,8 @@ impl Resources for Users {
         patch::apply(&mut res, &ops, USER_SCHEMA)?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
-        let w = self.to_write(&res).await?;
+        let mut w = self.to_write(&res).await?;
+        Naming::update(self.store(), &entry, &before, &res, &mut w.attrs).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -273,10 +274,25 @@ impl Users {
         Ok((dn, changed))
     }
 
-    /// Adds the entry with its password, or leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, w: &Write) -> Result<()> {
+    /// Adds the entry for `w` (from `res`) with its password, or leaves no entry behind.
+    /// Unique derived values take their first free candidate, and the next one when the
+    /// directory refuses the add for it ([`Naming`]). Returns what was added.
+    async fn add(&self, res: &Map<String, Value>, w: &mut Write) -> Result<(String, Attributes, Binary)> {
         self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs, binary, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
+        let allocated: Attributes = self.store().allocate().await?.into_iter().collect();
+        let mut naming = Naming::create(self.store(), res, &mut w.attrs).await?;
+        loop {
+            let (dn, attrs, binary) = self.map.new_user(w, allocated.clone())?;
+            match self.dir.add(&dn, &attrs, &binary, w.password.as_deref()).await {
+                Ok(()) => return Ok((dn, attrs, binary)),
+                Err(e) if refused(&e) => {
+                    // The userName itself taken meanwhile is a 409; anything else moves on.
+                    self.ensure_unique(w, None).await?;
+                    naming.retry(e, &mut w.attrs).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
@@ -347,16 +363,6 @@ impl Users {
             return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
         }
         Ok(())
-    }
-
-    fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
-        match e {
-            DirectoryError::AlreadyExists => Error::Uniqueness(format!(
-                "an entry named {} already exists",
-                self.map.rdn(&w.attrs).unwrap_or_default()
-            )),
-            e => e.into(),
-        }
     }
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
