@@ -114,6 +114,7 @@ impl<'a> Naming<'a> {
             if !refused {
                 continue;
             }
+            tracing::info!(attribute = %c.ldap, value = %c.values[*at], "a candidate was taken meanwhile: trying the next");
             let free = |v: &String| !taken.is_some_and(|t| t.contains(&v.to_lowercase()));
             match c.values.iter().skip(*at + 1).position(free) {
                 Some(i) => *at += 1 + i,
