@@ -171,7 +171,10 @@ fn candidates(gateway: &Gateway, body: &Value) -> String {
     let mut out = String::new();
     for c in map.candidates(res, &w.attrs) {
         let list = c.values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
-        out.push_str(&format!("# {}: candidates in order, the first no entry below {} holds: {list}\n", c.ldap, c.base));
+        out.push_str(&format!(
+            "# {}: candidates in order, the first no entry below {} holds: {list}\n",
+            c.ldap, c.base
+        ));
     }
     out
 }

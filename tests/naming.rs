@@ -82,7 +82,10 @@ async fn real_names_all_get_a_login() {
 
     // The login is stable: a userName change renames nothing, a title change neither.
     let moved = gw
-        .patch(&format!("/Users/{id}"), json!([{"op": "replace", "path": "userName", "value": "samuel@sub.example.test"}]))
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "userName", "value": "samuel@sub.example.test"}]),
+        )
         .await;
     assert_eq!(moved.status, 200, "{:#}", moved.body);
     assert_eq!(login(&slapd, "samuel@sub.example.test").await, ("sam1".into(), "/home/sam1".into()));

@@ -104,7 +104,8 @@ impl Entity {
                     rules.push(rule);
                 }
                 (None, Some(template), None) => {
-                    let written: Vec<&String> = rules.iter().map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap)).collect();
+                    let written: Vec<&String> =
+                        rules.iter().map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap)).collect();
                     let parse = |text: &str| {
                         let pieces = transform::parse_template(text, |path: &str| compile_rule(path, ldap, schema))?;
                         match pieces.iter().find_map(|p| match p {

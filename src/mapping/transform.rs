@@ -25,9 +25,9 @@ impl Transform {
             "upper" => Ok(Transform::Upper),
             "trim" => Ok(Transform::Trim),
             "ascii" => Ok(Transform::Ascii),
-            other => Err(format!(
-                "unknown transform {other:?}: use lower, upper, trim or ascii (and `replace` for regexes)"
-            )),
+            other => {
+                Err(format!("unknown transform {other:?}: use lower, upper, trim or ascii (and `replace` for regexes)"))
+            }
         }
     }
 
@@ -72,7 +72,8 @@ impl Characters {
             (None, Some(a)) => CharSet::Allowed(ranges(a)?),
             _ => return Err("characters needs exactly one of forbidden and allowed".into()),
         };
-        let c = Characters { set, replacement: rule.replacement.clone(), not_at_end: rule.not_at_end.chars().collect() };
+        let c =
+            Characters { set, replacement: rule.replacement.clone(), not_at_end: rule.not_at_end.chars().collect() };
         if !c.replacement.chars().all(|ch| c.holds(ch)) {
             return Err(format!("the replacement {:?} holds characters the rule refuses", c.replacement));
         }
@@ -296,10 +297,8 @@ mod tests {
 
     #[test]
     fn character_rules() {
-        let sam = Characters::new(&rule(
-            "forbidden = '\"/\\[]:;|=,+*?<>@'\nnot_at_end = \".\"\nreplacement = \"_\"",
-        ))
-        .unwrap();
+        let sam = Characters::new(&rule("forbidden = '\"/\\[]:;|=,+*?<>@'\nnot_at_end = \".\"\nreplacement = \"_\""))
+            .unwrap();
         let steps = Steps { characters: Some(sam), max_length: Some(8), ..Steps::default() };
         assert_eq!(steps.shape("a+b@c\\d".into()), "a_b_c_d");
         assert_eq!(steps.shape("ab\u{7}cd".into()), "ab_cd", "control characters are never held");

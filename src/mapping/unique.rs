@@ -27,10 +27,7 @@ pub struct Unique {
 
 impl Unique {
     /// `template` compiles one of the `also` templates like the rule's own.
-    pub fn compile(
-        rule: &UniqueRule,
-        template: impl Fn(&str) -> Result<Vec<Piece>, String>,
-    ) -> Result<Unique, String> {
+    pub fn compile(rule: &UniqueRule, template: impl Fn(&str) -> Result<Vec<Piece>, String>) -> Result<Unique, String> {
         if rule.also.len() > MAX_ALSO {
             return Err(format!("unique: at most {MAX_ALSO} templates in also"));
         }
@@ -223,7 +220,8 @@ mod tests {
         }
         let on_scim = "[[attribute]]\nscim = \"userName\"\nldap = \"uid\"\nunique = { suffixes = 9 }";
         assert!(entity(on_scim).err().unwrap_or_default().contains("template"));
-        let later = "[[attribute]]\nscim = \"userName\"\nldap = \"uid\"\n[[attribute]]\nldap = \"x\"\ntemplate = \"{ldap:y}\"";
+        let later =
+            "[[attribute]]\nscim = \"userName\"\nldap = \"uid\"\n[[attribute]]\nldap = \"x\"\ntemplate = \"{ldap:y}\"";
         assert!(entity(later).err().unwrap_or_default().contains("earlier rule"));
     }
 }

@@ -76,13 +76,15 @@ impl<'a> Naming<'a> {
     /// (escaped by the filter type).
     async fn held(&self, own: Option<&str>) -> Result<HashMap<String, HashSet<String>>> {
         let mut held: HashMap<String, HashSet<String>> = HashMap::new();
-        let mut bases: Vec<&str> = self.open.iter().filter(|(c, _)| !c.values.is_empty()).map(|(c, _)| c.base.as_str()).collect();
+        let mut bases: Vec<&str> =
+            self.open.iter().filter(|(c, _)| !c.values.is_empty()).map(|(c, _)| c.base.as_str()).collect();
         bases.sort_unstable();
         bases.dedup();
         for base in bases {
             let here = || self.open.iter().filter(move |(c, _)| c.base == base);
-            let filter =
-                LdapFilter::Or(here().flat_map(|(c, at)| c.values[*at..].iter().map(|v| LdapFilter::eq(&c.ldap, v))).collect());
+            let filter = LdapFilter::Or(
+                here().flat_map(|(c, at)| c.values[*at..].iter().map(|v| LdapFilter::eq(&c.ldap, v))).collect(),
+            );
             let attrs = here().map(|(c, _)| c.ldap.clone()).collect();
             for e in self.store.search(base, Scope::Subtree, filter, attrs).await? {
                 if own.is_some_and(|o| o.eq_ignore_ascii_case(&e.dn)) {
@@ -109,7 +111,7 @@ impl<'a> Naming<'a> {
         for (c, at) in self.open.iter_mut().filter(|(c, _)| !c.values.is_empty()) {
             let taken = held.get(&c.ldap.to_ascii_lowercase());
             let refused = taken.is_some_and(|t| t.contains(&c.values[*at].to_lowercase()))
-                || text.contains(&c.ldap.to_ascii_lowercase())
+                || (names(&text, &c.ldap) && names(&text, &c.values[*at]))
                 || (matches!(e, DirectoryError::AlreadyExists) && c.ldap.eq_ignore_ascii_case(rdn));
             if !refused {
                 continue;
@@ -131,7 +133,9 @@ impl<'a> Naming<'a> {
 
     /// What the refusal `e` of an add holding `values` means, in the attribute's own terms:
     /// the naming value (entryAlreadyExists) or an attribute the directory's text names,
-    /// when an entry holds it; otherwise the directory's own words.
+    /// when an entry holds it. Otherwise the directory's own words: a 400 when they refuse a
+    /// value (Samba: a sAMAccountName that the userPrincipalName implies is held by another
+    /// account), the DN's 409 for entryAlreadyExists.
     async fn taken(&self, e: DirectoryError, values: &Values) -> Error {
         let entity = self.store.entity;
         let text = e.to_string().to_ascii_lowercase();
@@ -139,12 +143,16 @@ impl<'a> Naming<'a> {
             .iter()
             .filter(|(a, _)| {
                 (matches!(e, DirectoryError::AlreadyExists) && a.eq_ignore_ascii_case(&entity.rdn_attr))
-                    || text.contains(&a.to_ascii_lowercase())
+                    || names(&text, a)
             })
             .filter_map(|(a, v)| Some((a, v.first()?)))
             .collect();
+        let unexplained = |e: DirectoryError| match e {
+            DirectoryError::NotUnique(text) => scim::Error::value(text).into(),
+            e => Error::from(e),
+        };
         if suspects.is_empty() {
-            return e.into();
+            return unexplained(e);
         }
         let filter = LdapFilter::Or(suspects.iter().map(|(a, v)| LdapFilter::eq(a, v)).collect());
         let attrs = suspects.iter().map(|(a, _)| a.to_string()).collect();
@@ -152,11 +160,36 @@ impl<'a> Naming<'a> {
             Ok(found) => found,
             Err(other) => return other,
         };
-        let holder = suspects.iter().find(|(a, v)| found.iter().any(|f| f.values(a).iter().any(|h| h.eq_ignore_ascii_case(v))));
+        let holder =
+            suspects.iter().find(|(a, v)| found.iter().any(|f| f.values(a).iter().any(|h| h.eq_ignore_ascii_case(v))));
         match holder {
             Some((a, v)) => scim::Error::value(format!("{a} {v:?} is already used by another account")).into(),
-            None => e.into(),
+            None => unexplained(e),
         }
+    }
+}
+
+/// Whether the lower-cased `text` names `word` (an attribute or a value) as a whole word:
+/// `uid=sam` names sam, `'sam1'` does not.
+fn names(text: &str, word: &str) -> bool {
+    let word = word.to_lowercase();
+    let part = |c: char| c.is_alphanumeric() || "._-".contains(c);
+    !word.is_empty()
+        && text.match_indices(&word).any(|(at, _)| {
+            !text[..at].chars().next_back().is_some_and(part)
+                && !text[at + word.len()..].chars().next().is_some_and(part)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_whole_words() {
+        let samba = "00002071: samldb: samaccountname 'sam' is already in use (implied by userprincipalname)";
+        assert!(super::names(samba, "sAMAccountName") && super::names(samba, "sam"));
+        assert!(!super::names(samba, "sam1") && !super::names(samba, "cn") && !super::names(samba, "in-use"));
+        assert!(super::names("non-unique attributes found with (|(uid=zoë))", "Zoë"));
+        assert!(!super::names("anything", ""));
     }
 }
 

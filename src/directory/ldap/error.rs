@@ -25,8 +25,9 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         4 => DirectoryError::SizeLimit,
         32 => DirectoryError::NoSuchEntry,
         // Samba refuses a duplicate sAMAccountName with entryAlreadyExists too, and names it:
-        // "samldb: Account name (sAMAccountName) 'x' already in use!". The DN is free then.
-        68 if text.contains("sAMAccountName") => DirectoryError::NotUnique(text),
+        // "samldb: samAccountName 'x' already in use!", or "sAMAccountName 'x' is already in use
+        // (implied by userPrincipalName)". The DN is free then.
+        68 if text.to_ascii_lowercase().contains("samaccountname") => DirectoryError::NotUnique(text),
         68 => DirectoryError::AlreadyExists,
         50 => DirectoryError::AccessDenied(text),
         // confidentialityRequired: 389-ds takes passwords only over TLS. A setting to fix, not a retry.
@@ -72,7 +73,7 @@ mod tests {
             DirectoryError::Rejected { .. }
         ));
         assert!(matches!(from_result(result(68, "")), DirectoryError::AlreadyExists));
-        let sam = "samldb: Account name (sAMAccountName) 'sam' already in use!";
+        let sam = "00002071: samldb: samAccountName 'sam' already in use!";
         assert!(matches!(from_result(result(68, sam)), DirectoryError::NotUnique(_)));
         let upn = "0000202F: samldb: userPrincipalName 'u1@example.test' is already in use";
         assert!(matches!(from_result(result(19, upn)), DirectoryError::NotUnique(_)));
