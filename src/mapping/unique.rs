@@ -100,10 +100,11 @@ impl Entity {
                     != self.render_template(&c.pieces, &c.steps, res, &now)
             };
             let regenerate = c.unique.as_ref().is_some_and(|u| u.on_change == OnChange::Regenerate);
-            if !held.is_empty() && !(regenerate && changed()) {
-                values.insert(c.ldap.clone(), held.to_vec());
-            } else {
-                open.push(self.candidates_of(c, res, values));
+            match held.is_empty() || (regenerate && changed()) {
+                true => open.push(self.candidates_of(c, res, values)),
+                false => {
+                    values.insert(c.ldap.clone(), held.to_vec());
+                }
             }
         }
         self.rederive(res, values);

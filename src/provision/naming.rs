@@ -181,18 +181,6 @@ fn names(text: &str, word: &str) -> bool {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_whole_words() {
-        let samba = "00002071: samldb: samaccountname 'sam' is already in use (implied by userprincipalname)";
-        assert!(super::names(samba, "sAMAccountName") && super::names(samba, "sam"));
-        assert!(!super::names(samba, "sam1") && !super::names(samba, "cn") && !super::names(samba, "in-use"));
-        assert!(super::names("non-unique attributes found with (|(uid=zoë))", "Zoë"));
-        assert!(!super::names("anything", ""));
-    }
-}
-
 /// Every candidate of `c` is held: the operator widens the rule.
 fn exhausted(c: &Candidates) -> Error {
     let (first, last) = (c.values.first().map_or("", String::as_str), c.values.last().map_or("", String::as_str));
@@ -203,4 +191,16 @@ fn exhausted(c: &Candidates) -> Error {
         c.values.len().saturating_sub(1)
     ))
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_whole_words() {
+        let samba = "00002071: samldb: samaccountname 'sam' is already in use (implied by userprincipalname)";
+        assert!(super::names(samba, "sAMAccountName") && super::names(samba, "sam"));
+        assert!(!super::names(samba, "sam1") && !super::names(samba, "cn") && !super::names(samba, "in-use"));
+        assert!(super::names("non-unique attributes found with (|(uid=zoë))", "Zoë"));
+        assert!(!super::names("anything", ""));
+    }
 }
