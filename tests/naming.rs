@@ -158,3 +158,34 @@ async fn racing_processes_pick_distinct_logins() {
         numbers.len()
     );
 }
+
+#[tokio::test]
+async fn explain_lists_the_candidates() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::from_text(posix_preset(&slapd)).await;
+    assert_eq!(gw.post("/Users", &okta_user("sam@example.test", None)).await.status, 201);
+    gw.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, body) = (dir.path().join("gateway.toml"), dir.path().join("user.json"));
+    std::fs::write(&config, posix_preset(&slapd)).unwrap();
+    std::fs::write(&body, okta_user("sam@sub.example.test", None).to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+        .args(["explain", "POST", "/Users", "-c"])
+        .arg(&config)
+        .arg("--body")
+        .arg(&body)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "# uid: candidates in order, the first no entry below {PEOPLE} holds: \"sam\", \"sam1\", \"sam2\","
+        )) && first.ends_with("\"sam99\""),
+        "{text}"
+    );
+    assert!(text.contains(&format!("dn: uid=sam1,{PEOPLE}\nchangetype: add\n")), "{text}");
+    assert!(text.contains("homeDirectory: /home/sam1\n"), "{text}");
+    assert_eq!(slapd.search(PEOPLE, "(objectClass=posixAccount)").await.len(), 1, "explain wrote nothing");
+}
