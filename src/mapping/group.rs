@@ -238,6 +238,20 @@ mod tests {
     use crate::mapping::tests::example_groups;
 
     #[test]
+    fn unique_candidates_are_for_users() {
+        let text = include_str!("../../gateway.toml").replace(
+            "[[groups.attribute]]\nscim = \"externalId\"",
+            "[[groups.attribute]]\nldap = \"ou\"\ntemplate = \"{displayName}\"\nunique = { suffixes = 9 }\n\n[[groups.attribute]]\nscim = \"externalId\"",
+        );
+        let cfg = crate::config::Loaded::parse("g.toml", text).map(|l| l.config);
+        let e = match cfg {
+            Ok(c) => GroupMapping::compile(c.groups.as_ref().unwrap()).err().map(|e| e.message),
+            Err(e) => Some(e.to_string()),
+        };
+        assert!(e.as_deref().unwrap_or_default().contains("unique candidates are for [users]"), "{e:?}");
+    }
+
+    #[test]
     fn members_and_resources() {
         let g = example_groups();
         assert_eq!(g.members.attr, "member");
