@@ -1,12 +1,15 @@
 //! The operations an identity provider performs, each as a sequence of directory
 //! operations: the only layer that calls both the mapping and the directory.
 
+mod body;
 mod groups;
 mod members;
 mod naming;
 mod paging;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod tests;
 mod users;
 
 pub use groups::Groups;
@@ -16,8 +19,8 @@ pub use users::Users;
 use serde_json::Value;
 
 use crate::directory::DirectoryError;
+use crate::scim;
 use crate::scim::list::{Projection, Query};
-use crate::{mapping, scim};
 
 /// The SCIM operations on one resource type. `root` is the absolute URL of the SCIM base
 /// (`https://host/scim/v2`), for `meta.location` and references.
@@ -50,8 +53,6 @@ pub enum Error {
     #[error(transparent)]
     Scim(#[from] scim::Error),
     #[error(transparent)]
-    Mapping(#[from] mapping::Error),
-    #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error("{0}")]
     NotFound(String),
@@ -59,8 +60,6 @@ pub enum Error {
     Uniqueness(String),
     #[error("the resource changed since it was read (If-Match does not match its version)")]
     PreconditionFailed,
-    #[error("{0}")]
-    InvalidMember(String),
     /// The configuration cannot serve this request (e.g. a gidNumber range is used up).
     #[error("{0}")]
     Config(String),
