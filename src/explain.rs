@@ -142,7 +142,7 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
         ("POST", None) => {
             let body = body()?;
             if endpoint.eq_ignore_ascii_case("Users") {
-                print!("{}", candidates(gateway, &body));
+                print!("{}", candidates(app, &body));
             }
             service.create(&body, &root).await.map(drop).map_err(fail)
         }
@@ -159,8 +159,8 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
 
 /// The candidates each unique rule would try for a new user, as LDIF comments (the write
 /// below shows the one taken).
-fn candidates(gateway: &Gateway, body: &Value) -> String {
-    let map = gateway.app.users.mapping();
+fn candidates(app: &App, body: &Value) -> String {
+    let map = app.users.mapping();
     let Some(res) = body.as_object() else { return String::new() };
     let Ok(w) = map.to_write(res) else { return String::new() };
     let mut out = String::new();
