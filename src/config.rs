@@ -761,6 +761,57 @@ pub struct AttributeRule {
     /// `"user"`: the SCIM value is a user's id, the directory holds that user's DN
     /// (enterprise `manager.value` ⇄ `manager`).
     pub reference: Option<Spanned<Reference>>,
+    /// Characters the attribute cannot hold, dropped or replaced on write.
+    pub characters: Option<Spanned<CharacterRule>>,
+    /// At most this many characters (Unicode scalar values) are written; longer values are cut.
+    pub max_length: Option<Spanned<usize>>,
+    /// A derived value no other entry may hold: the candidates to try, in order.
+    pub unique: Option<Spanned<UniqueRule>>,
+}
+
+/// `characters = { forbidden = "…" }` or `{ allowed = "a-z0-9._-" }`: what a value may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharacterRule {
+    /// These characters (and control characters) are replaced.
+    pub forbidden: Option<String>,
+    /// Only these characters are kept; `a-z` is a range, a `-` first or last is itself.
+    pub allowed: Option<String>,
+    /// What a refused character becomes; by default it is dropped.
+    #[serde(default)]
+    pub replacement: String,
+    /// Characters a value may not end with (Active Directory: `.`), removed from its end.
+    #[serde(default)]
+    pub not_at_end: String,
+}
+
+/// `unique = { also = ["{name.givenName}.{name.familyName}"], suffixes = 99 }` on a template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueRule {
+    /// More templates, tried in order after the rule's own.
+    #[serde(default)]
+    pub also: Vec<String>,
+    /// Then the rule's own value followed by 1, 2 … up to this number, cut to make room.
+    #[serde(default)]
+    pub suffixes: u32,
+    /// What an update does when the values the template is made of change.
+    #[serde(default)]
+    pub on_change: OnChange,
+    /// Where holders of a candidate are searched for: by default the entries' base_dn. Active
+    /// Directory keeps sAMAccountName unique in the whole domain: give the domain's DN.
+    pub base: Option<String>,
+}
+
+/// What happens to a unique derived value when its sources change.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    /// The value chosen on create stays (a logon name people know).
+    #[default]
+    Keep,
+    /// A new free candidate is chosen (an RDN that follows the userName).
+    Regenerate,
 }
 
 /// What a reference rule's SCIM value names.

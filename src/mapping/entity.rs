@@ -9,8 +9,8 @@ use crate::directory::{dn, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
 
-use super::transform::{self, Piece, Steps, Transform};
-use super::{compile_rule, valid_ldap_name, Computed, Rule, RuleError};
+use super::transform::{self, Characters, Piece, Steps, Transform};
+use super::{compile_rule, valid_ldap_name, Computed, Rule, RuleError, Unique};
 
 #[derive(Debug, Clone)]
 pub struct Entity {
@@ -69,13 +69,25 @@ impl Entity {
             if let Some((_, from)) = taken.into_iter().find(|(l, _)| l.eq_ignore_ascii_case(ldap)) {
                 return Err(err(r.ldap.span())(format!("LDAP attribute {ldap} is already mapped from {from}")));
             }
-            let mut steps = Steps { transforms: Vec::new(), default: r.default.clone() };
+            let mut steps = Steps { default: r.default.clone(), ..Steps::default() };
             for t in &r.transform {
                 steps.transforms.push(Transform::parse(t.get_ref()).map_err(err(t.span()))?);
             }
             if let Some(rep) = &r.replace {
                 let [pattern, with] = rep.get_ref();
                 steps.transforms.push(Transform::replace(pattern, with).map_err(err(rep.span()))?);
+            }
+            if let Some(c) = &r.characters {
+                steps.characters = Some(Characters::new(c.get_ref()).map_err(err(c.span()))?);
+            }
+            if let Some(max) = &r.max_length {
+                if *max.get_ref() == 0 {
+                    return Err(err(max.span())("max_length must be at least 1".into()));
+                }
+                steps.max_length = Some(*max.get_ref());
+            }
+            if let (Some(u), None) = (&r.unique, &r.template) {
+                return Err(err(u.span())("unique needs a template: a value derived from others".into()));
             }
             match (&r.scim, &r.template, &r.constant) {
                 (Some(scim), None, None) => {
@@ -103,13 +115,28 @@ impl Entity {
                     rules.push(rule);
                 }
                 (None, Some(template), None) => {
-                    let compile = |path: &str| compile_rule(path, ldap, schema);
-                    let pieces =
-                        transform::parse_template(template.get_ref(), compile).map_err(err(template.span()))?;
-                    computed.push(Computed { ldap: ldap.clone(), pieces, steps });
+                    let written: Vec<&String> =
+                        rules.iter().map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap)).collect();
+                    let parse = |text: &str| {
+                        let pieces = transform::parse_template(text, |path: &str| compile_rule(path, ldap, schema))?;
+                        match pieces.iter().find_map(|p| match p {
+                            Piece::Attr(a) if !written.iter().any(|w| w.eq_ignore_ascii_case(a)) => Some(a),
+                            _ => None,
+                        }) {
+                            Some(a) => Err(format!("{{ldap:{a}}} needs an earlier rule that writes {a}")),
+                            None => Ok(pieces),
+                        }
+                    };
+                    let pieces = parse(template.get_ref()).map_err(err(template.span()))?;
+                    let unique = match &r.unique {
+                        Some(u) => Some(Unique::compile(u.get_ref(), parse).map_err(err(u.span()))?),
+                        None => None,
+                    };
+                    computed.push(Computed { ldap: ldap.clone(), pieces, steps, unique });
                 }
                 (None, None, Some(constant)) => {
-                    computed.push(Computed { ldap: ldap.clone(), pieces: vec![Piece::Text(constant.clone())], steps });
+                    let pieces = vec![Piece::Text(constant.clone())];
+                    computed.push(Computed { ldap: ldap.clone(), pieces, steps, unique: None });
                 }
                 _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
             }
@@ -248,7 +275,7 @@ impl Entity {
     pub fn unmapped(&self, res: &serde_json::Map<String, serde_json::Value>, handled: &[&str]) -> Vec<String> {
         let templated = self.computed.iter().flat_map(|c| &c.pieces).filter_map(|p| match p {
             Piece::Value(rule) => Some(&rule.target),
-            Piece::Text(_) => None,
+            Piece::Text(_) | Piece::Attr(_) => None,
         });
         let targets: Vec<&super::Target> = self.rules.iter().map(|r| &r.target).chain(templated).collect();
         let stored = |schema: Option<&str>, attr: &str| {

@@ -12,6 +12,7 @@ mod projection;
 mod read;
 pub mod time;
 mod transform;
+mod unique;
 mod user;
 mod values;
 mod write;
@@ -29,6 +30,7 @@ pub use entity::{Allocation, Entity};
 pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
 use transform::{Piece, Steps};
+pub use unique::{Candidates, Unique};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
 pub use write::Values;
 
@@ -102,6 +104,8 @@ pub struct Computed {
     pub ldap: String,
     pub pieces: Vec<Piece>,
     pub steps: Steps,
+    /// No other entry may hold the value: the candidates to try.
+    pub unique: Option<Unique>,
 }
 
 impl Target {

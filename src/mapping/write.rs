@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::transform::render;
+use super::transform::{render, Piece, Steps};
+use super::unique::first;
 use super::values::decode;
 use super::{Computed, Entity, Error, Result, Rule};
 use crate::directory::{dn, Attributes, Binary, Change, Entry};
@@ -48,17 +49,24 @@ impl Entity {
             }
         }
         for c in &self.computed {
-            if let Some(v) = self.computed_value(c, res) {
+            if let Some(v) = self.render_template(&c.pieces, &c.steps, res, &|a| first(&values, a)) {
                 values.insert(c.ldap.clone(), vec![v]);
             }
         }
         Ok(values)
     }
 
-    /// What a template or constant gives for `res`.
-    fn computed_value(&self, c: &Computed, res: &Map<String, Value>) -> Option<String> {
-        let first = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
-        c.steps.apply(render(&c.pieces, first))
+    /// What a template (or constant) gives for `res`, shaped by `steps`; `{ldap:…}` pieces
+    /// take what `written` says the entry holds.
+    pub(super) fn render_template(
+        &self,
+        pieces: &[Piece],
+        steps: &Steps,
+        res: &Map<String, Value>,
+        written: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let value_of = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
+        steps.apply(render(pieces, value_of, written))
     }
 
     /// The templates and constants a write leaves as the entry has them: those the entry holds
@@ -69,9 +77,11 @@ impl Entity {
             return Vec::new();
         }
         let before = self.patch_base(entry, "");
+        let was = |a: &str| entry.first(a).map(String::from);
         let unchanged = |c: &&Computed| {
             let after = values.get(&c.ldap).and_then(|v| v.first()).map(String::as_str);
-            !entry.values(&c.ldap).is_empty() && self.computed_value(c, &before).as_deref() == after
+            !entry.values(&c.ldap).is_empty()
+                && self.render_template(&c.pieces, &c.steps, &before, &was).as_deref() == after
         };
         self.computed.iter().filter(unchanged).map(|c| c.ldap.as_str()).collect()
     }

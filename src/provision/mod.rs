@@ -4,6 +4,7 @@
 mod body;
 mod groups;
 mod members;
+mod naming;
 mod paging;
 mod snapshot;
 mod store;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::body;
 use super::members::Members;
+use super::naming::{refused, Naming};
 use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::write::{undo_of, Sequence, Step};
@@ -15,7 +16,7 @@ use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::UserGroups;
 use crate::dialect::Dialect;
-use crate::directory::{dn, Change, Directory, DirectoryError, Entry, Scope};
+use crate::directory::{dn, Attributes, Change, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::limits::Limits;
@@ -107,15 +108,33 @@ impl Resources for Users {
         let res = body::object(body, "User", USER_SCHEMA)?;
         self.refuse_unmapped(res)?;
         self.map.check_mutability(None, res)?;
-        let w = self.to_write(res).await?;
-        let names: Vec<&str> = self.map.user_name(&w).into_iter().collect();
+        let mut w = self.to_write(res).await?;
+        let names: Vec<String> = self.map.user_name(&w).into_iter().map(str::to_owned).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         // Also after a conflict: a cached "no such user" is what let the IdP try.
         if let Err(e) = self.ensure_unique(&w, None).await {
             self.cache.forget(None, &names).await;
             return Err(e);
         }
-        let (dn, plan) = self.create_plan(&w).await?;
-        let (record, added) = plan.run(self.dir.as_ref(), &dn).await;
+        let allocated: Attributes = self.store().allocate().await?.into_iter().collect();
+        let mut naming = Naming::create(self.store(), res, &mut w.attrs).await?;
+        // Unique derived values take their first free candidate, and the next one when the
+        // directory refuses the add for it ([`Naming`]); a refused add landed nothing.
+        let (dn, record, added) = loop {
+            let (dn, plan) = self.create_plan(&w, allocated.clone())?;
+            let (record, added) = plan.run(self.dir.as_ref(), &dn).await;
+            match added {
+                Err(Error::Directory(e)) if refused(&e) => {
+                    // The userName itself taken meanwhile is a 409; anything else moves on.
+                    if let Err(taken) = self.ensure_unique(&w, None).await {
+                        self.cache.forget(None, &names).await;
+                        return Err(taken);
+                    }
+                    naming.retry(e, &mut w.attrs).await?;
+                }
+                added => break (dn, record, added),
+            }
+        };
         let ticket = self.cache.forget(None, &names).await;
         let entry = match &added {
             Ok(()) => Some(self.read(&dn).await),
@@ -123,7 +142,7 @@ impl Resources for Users {
         };
         let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
         audit("User", "create", id, &record, added.is_err());
-        added.map_err(|e| self.conflict(e, &w))?;
+        added?;
         let entry = entry.expect("read after the add").map_err(unconfirmed)?;
         if !self.map.named_by_user_name() {
             self.keep_first(&entry, &w).await?;
@@ -140,7 +159,8 @@ impl Resources for Users {
         self.refuse_unmapped(res)?;
         let before = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.map.check_mutability(Some(&before), res)?;
-        let w = self.to_write(res).await?;
+        let mut w = self.to_write(res).await?;
+        Naming::update(self.store(), &entry, &before, res, &mut w.attrs).await?;
         self.update(entry, w, root).await
     }
 
@@ -162,7 +182,8 @@ impl Resources for Users {
         let res = super::off_worker(move || limits.apply_patch(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
-        let w = self.to_write(&res).await?;
+        let mut w = self.to_write(&res).await?;
+        Naming::update(self.store(), &entry, &before, &res, &mut w.attrs).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -315,9 +336,8 @@ impl Users {
     /// The DN of a new user for `w` and the steps that add it (with its password, which the
     /// directory adapter sets in the same unit or leaves no entry). One unit, so that a retry
     /// with another candidate name can wrap it.
-    async fn create_plan(&self, w: &Write) -> Result<(String, Sequence)> {
-        let allocated = self.store().allocate().await?;
-        let (dn, attrs, binary) = self.map.new_user(w, allocated.into_iter().collect())?;
+    fn create_plan(&self, w: &Write, allocated: Attributes) -> Result<(String, Sequence)> {
+        let (dn, attrs, binary) = self.map.new_user(w, allocated)?;
         let add = Step::Add { dn: dn.clone(), attrs, binary, password: w.password.clone() };
         Ok((dn, Sequence::new().then(add)))
     }
@@ -392,16 +412,6 @@ impl Users {
             return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
         }
         Ok(())
-    }
-
-    fn conflict(&self, e: Error, w: &Write) -> Error {
-        match e {
-            Error::Directory(DirectoryError::AlreadyExists) => Error::Uniqueness(format!(
-                "an entry named {} already exists",
-                self.map.rdn(&w.attrs).unwrap_or_default()
-            )),
-            e => e,
-        }
     }
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
