@@ -125,6 +125,7 @@ async fn five_thousand_member_operations_cost_a_few_dozen_ldap_operations() {
             .replace("operation_timeout_secs = 10", "operation_timeout_secs = 300")
             // Issue 12's figure was for 5,000 operations: above the shipped cap of 1,000.
             .replace("max_operations = 1000", "max_operations = 5000")
+            .replace("max_values = 1000", "max_values = 5000")
     })
     .await;
     let ids: Vec<String> =
