@@ -6,6 +6,9 @@ use std::{fmt, ops::Range, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Deserializer};
 
+mod oauth;
+pub use oauth::{Grant, JwtIssuer, LoginLimit, OAuthClient, OAuthConfig};
+
 pub use crate::directory::ldap::Dialect;
 use toml::Spanned;
 
@@ -89,9 +92,9 @@ impl Loaded {
         directory: &DirectoryConfig,
         base: &Spanned<String>,
     ) -> Result<(), ConfigError> {
-        if auth.bearer.is_empty() && auth.basic.is_empty() {
+        if auth.bearer.is_empty() && auth.basic.is_empty() && auth.oauth.is_none() && auth.jwt.is_empty() {
             return Err(self.file_error(&format!(
-                "{within}[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"
+                "{within}[auth] needs at least one [[auth.bearer]], [[auth.basic]], [auth.oauth] or [[auth.jwt]]"
             )));
         }
         let urls = &directory.url;
@@ -219,6 +222,11 @@ pub struct AuthConfig {
     pub bearer: Vec<BearerToken>,
     #[serde(default)]
     pub basic: Vec<BasicCredential>,
+    /// The gateway as an OAuth 2.0 authorization server (`[auth.oauth]`).
+    pub oauth: Option<OAuthConfig>,
+    /// Outside authorization servers whose JWTs are accepted (`[[auth.jwt]]`).
+    #[serde(default)]
+    pub jwt: Vec<JwtIssuer>,
 }
 
 /// A bearer token; `name` identifies the caller in logs, the value never appears.

@@ -124,6 +124,17 @@ impl Gateway {
         let dn_attr = site.directory.dn_attribute();
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
+        let admins = site.auth.oauth.as_ref().map(|o| {
+            let group = o.admin_group.as_ref().map(config::Text::as_str);
+            provision::Admins::new(
+                directory.clone(),
+                users.clone(),
+                &o.login_attribute,
+                group,
+                &o.admin_group_attribute,
+            )
+        });
+        let admins = admins.transpose().map_err(file_error)?;
         Ok(http::App {
             name: site.name.to_owned(),
             base_path: site.base_path.clone(),
@@ -133,7 +144,7 @@ impl Gateway {
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.clone(),
             max_in_flight: cfg.server.max_in_flight.max(1),
-            auth: http::Authenticator::new(site.auth).map_err(file_error)?,
+            auth: http::Authenticator::with_oauth(site.auth, site.base_path, admins).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
                 .flatten()

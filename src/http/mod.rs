@@ -2,6 +2,7 @@
 //! leave as SCIM responses; everything below speaks in SCIM and directory terms.
 
 mod auth;
+pub mod oauth;
 pub mod response;
 mod router;
 mod server;

@@ -61,7 +61,7 @@ impl App {
     }
 
     fn discovery(&self, root: &str) -> Discovery {
-        Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic())
+        Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic(), self.auth.has_oauth())
     }
 
     /// The service behind `/Users` or `/Groups`.
@@ -150,8 +150,15 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let Some(rest) = path.strip_prefix(&app.base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
         return Err(Error::NoRoute(format!("nothing at {path}; the SCIM base path is {}", app.base_path)));
     };
+    if let (Some(oauth), Some(endpoint)) = (&app.auth.oauth, rest.strip_prefix("/oauth/")) {
+        if let Some(answer) = super::oauth::route(oauth, endpoint, req).await {
+            return answer;
+        }
+        return Err(Error::NoRoute(format!("no OAuth endpoint at {rest}")));
+    }
     let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let caller = app.auth.authenticate(header(header::AUTHORIZATION)).ok_or(Error::Unauthorized)?;
+    let caller = app.auth.caller(header(header::AUTHORIZATION)).await?;
+    let caller = caller.as_str();
     tracing::Span::current().record("caller", caller);
 
     let root = root_url(app, &req);
@@ -234,6 +241,7 @@ fn template(base_path: &str, path: &str) -> String {
     match rest.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().as_slice() {
         [r] if RESOURCES.contains(r) => format!("/{r}"),
         [r, ".search"] if RESOURCES.contains(r) => format!("/{r}/.search"),
+        ["oauth", e @ ("authorize" | "token" | "revoke")] => format!("/oauth/{e}"),
         [r, _] if RESOURCES.contains(r) => format!("/{r}/{{id}}"),
         _ => "unmatched".to_owned(),
     }

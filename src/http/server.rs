@@ -105,7 +105,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let apps = apps.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(super::oauth::Peer(peer));
             // The configuration current when the request arrives serves it to the end.
             let app = apps.load_full();
             async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }

@@ -1,6 +1,7 @@
 //! The operations an identity provider performs, each as a sequence of directory
 //! operations: the only layer that calls both the mapping and the directory.
 
+mod admins;
 mod groups;
 mod members;
 mod paging;
@@ -8,6 +9,7 @@ mod snapshot;
 mod store;
 mod users;
 
+pub use admins::{Admin, Admins, Refusal};
 pub use groups::Groups;
 pub use paging::Lister;
 pub use users::Users;

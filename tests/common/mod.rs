@@ -182,6 +182,7 @@ impl Drop for Slapd {
 pub mod ds389;
 pub mod gateway;
 pub mod metrics;
+pub mod oauth;
 pub mod process;
 pub mod samba;
 
