@@ -98,6 +98,10 @@ pub struct JwtIssuer {
     pub jwks_file: Option<Text>,
     /// Fetched over https; kept, re-read hourly and when a token names an unknown key.
     pub jwks_url: Option<Text>,
+    /// A token naming a key the set lacks makes the gateway fetch the set again, at most
+    /// once per this many seconds.
+    #[serde(default = "defaults::jwks_refetch")]
+    pub jwks_min_refresh_secs: u64,
     /// PEM CAs for `jwks_url`; default: the system's.
     pub jwks_ca_file: Option<Text>,
     /// Claims that must hold exactly this string (or, for an array claim, contain it), e.g. `tid`.
@@ -123,6 +127,9 @@ mod defaults {
     }
     pub fn login_attribute() -> String {
         "uid".into()
+    }
+    pub fn jwks_refetch() -> u64 {
+        60
     }
     pub fn leeway() -> u64 {
         60

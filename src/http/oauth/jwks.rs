@@ -1,7 +1,7 @@
 //! Access tokens from outside authorization servers (Entra, an Okta authorization server):
 //! JWTs checked against the issuer's JWKS, read from a file or fetched over https (rustls),
-//! kept, re-read hourly, and re-read at once — at most once a minute — when a token names a
-//! key the set lacks (the issuer rotated its keys).
+//! kept, re-read hourly, and re-read at once — at most once a minute (`jwks_min_refresh_secs`)
+//! — when a token names a key the set lacks (the issuer rotated its keys).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,6 @@ use serde_json::Value;
 use crate::config::JwtIssuer;
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
-const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Signature algorithms accepted from outside: asymmetric only, so a public key can never
@@ -104,10 +103,10 @@ impl Issuer {
         self.set.load().keys.get(kid).cloned()
     }
 
-    /// At most one fetch a minute, however many tokens name unknown keys.
+    /// At most one fetch per `jwks_min_refresh_secs`, however many tokens name unknown keys.
     fn may_fetch(&self) -> bool {
         let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < REFETCH_AT_MOST_EVERY) {
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(self.cfg.jwks_min_refresh_secs)) {
             return false;
         }
         *last = Some(Instant::now());
