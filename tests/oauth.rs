@@ -318,3 +318,49 @@ async fn hash_secret_prints_a_phc_string() {
     let phc = String::from_utf8(out.stdout).unwrap();
     assert!(phc.starts_with("$argon2id$v=19$") && !phc.contains("a-long-enough"), "{phc}");
 }
+
+#[tokio::test]
+async fn grants_and_refusals_are_audited_without_secrets() {
+    let slapd = Slapd::start();
+    seed(&slapd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let section = oauth_section(&[key_file(dir.path(), "k.pem")], CALLBACK, "");
+    let process = common::process::GatewayProcess::spawn(&(common::gateway::config_text(&slapd, |t| t) + &section));
+    let gw = process.client();
+    let web = Web::default();
+    let granted = web.token(&gw, "entra", ENTRA_SECRET, &[("grant_type", "client_credentials")]).await;
+    let access = granted.json()["access_token"].as_str().unwrap().to_owned();
+    web.token(&gw, "entra", "a-wrong-secret", &[("grant_type", "client_credentials")]).await;
+    let url = authorize_url(&gw, CALLBACK, "s", "");
+    sign_in(&web, &gw, &url, "alice", "a-wrong-password").await;
+    let back = sign_in(&web, &gw, &url, "alice", ALICE_PASSWORD).await;
+    let code = query_param(back.header("location").unwrap(), "code").unwrap();
+    let tokens = web
+        .token(
+            &gw,
+            "okta",
+            OKTA_SECRET,
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)],
+        )
+        .await
+        .json();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    web.token_at(&gw, "revoke", "okta", OKTA_SECRET, &[("token", &refresh)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = process.log();
+    for line in [
+        "action=\"client_credentials\" client=\"entra\"",
+        "client=\"entra\" subject=\"\" address=\"127.0.0.1\" outcome=\"refused: wrong secret\"",
+        "action=\"sign_in\" client=\"okta\" subject=\"alice\" address=\"127.0.0.1\" outcome=\"refused: bad_password\"",
+        "action=\"authorization_code\" client=\"okta\" subject=\"alice\" address=\"127.0.0.1\" outcome=\"issued\"",
+        "action=\"authorization_code\" client=\"okta\" subject=\"alice\" address=\"127.0.0.1\" outcome=\"granted\"",
+        "action=\"revocation\" client=\"okta\" subject=\"alice\" address=\"127.0.0.1\" outcome=\"refresh token family revoked\"",
+    ] {
+        assert!(log.contains(line), "no audit line with {line} in:\n{log}");
+    }
+    for secret in
+        [ENTRA_SECRET, OKTA_SECRET, "a-wrong-secret", "a-wrong-password", ALICE_PASSWORD, &access, &refresh, &code]
+    {
+        assert!(!log.contains(secret), "a secret or token reached the log");
+    }
+}

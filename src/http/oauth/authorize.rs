@@ -79,7 +79,7 @@ pub fn page(oauth: &OAuth, req: &Request<Incoming>) -> Response<Body> {
     let csrf = URL_SAFE_NO_PAD.encode(nonce);
     let client = request.client_id.clone();
     let (ticket, _) = oauth.keys.sign(Use::Login, &client, LOGIN_TICKET, Ticket { request, csrf: csrf.clone() });
-    let mut r = login_page(StatusCode::OK, oauth, &ticket, "");
+    let mut r = login_page(StatusCode::OK, oauth, &ticket, "", "");
     let secure = if oauth.secure { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={csrf}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
@@ -181,13 +181,13 @@ pub async fn sign_in(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Resul
         (param(&pairs, "username").unwrap_or_default(), param(&pairs, "password").unwrap_or_default());
     let client = request.client_id.clone();
     if login.len() > MAX_LOGIN || password.len() > MAX_PASSWORD {
-        return Ok(login_page(StatusCode::BAD_REQUEST, oauth, ticket_text, "The name or password is too long."));
+        return Ok(login_page(StatusCode::BAD_REQUEST, oauth, ticket_text, "", "The name or password is too long."));
     }
     if oauth.limiter.blocked(peer, Some(login)) {
         audit("sign_in", &client, login, peer, "refused: too many failed sign-ins");
         let wait = oauth.cfg.login_limit.window_secs.div_ceil(60);
         let text = format!("Too many failed sign-ins. Wait {wait} minute(s) and try again.");
-        return Ok(login_page(StatusCode::TOO_MANY_REQUESTS, oauth, ticket_text, &text));
+        return Ok(login_page(StatusCode::TOO_MANY_REQUESTS, oauth, ticket_text, login, &text));
     }
     let admin = match oauth.admins.sign_in(login, password).await {
         Ok(Ok(admin)) => admin,
@@ -195,7 +195,7 @@ pub async fn sign_in(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Resul
             oauth.limiter.failed(peer, Some(login));
             audit("sign_in", &client, login, peer, &format!("refused: {}", refusal.as_str()));
             let text = "Sign-in failed: the name or password is wrong, or this account may not authorize the gateway.";
-            return Ok(login_page(StatusCode::UNAUTHORIZED, oauth, ticket_text, text));
+            return Ok(login_page(StatusCode::UNAUTHORIZED, oauth, ticket_text, login, text));
         }
         Err(e) => {
             tracing::warn!(error = %e, "sign-in: the directory did not answer");
@@ -282,7 +282,8 @@ fn html(status: StatusCode, title: &str, main: &str) -> Response<Body> {
     r
 }
 
-fn login_page(status: StatusCode, oauth: &OAuth, ticket: &str, message: &str) -> Response<Body> {
+/// The sign-in page; `login` fills the name field again after a failure.
+fn login_page(status: StatusCode, oauth: &OAuth, ticket: &str, login: &str, message: &str) -> Response<Body> {
     let client = oauth.keys.verify::<Ticket>(Use::Login, ticket).map(|t| t.body.request.client_id).unwrap_or_default();
     let message = if message.is_empty() {
         String::new()
@@ -294,11 +295,12 @@ fn login_page(status: StatusCode, oauth: &OAuth, ticket: &str, message: &str) ->
          <p class=\"small\">The application <b>{client}</b> asks to manage users and groups through this SCIM gateway. \
          Sign in with your directory account; it must be in the gateway's administrators group.</p>{message}\
          <form method=\"post\" action=\"authorize\"><input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
-         <label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+         <label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{login}\" autocomplete=\"username\" required autofocus>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
          <button type=\"submit\" id=\"submit\">Sign in and authorize</button></form>",
         client = escape(&client),
         ticket = escape(ticket),
+        login = escape(login),
     );
     html(status, "Sign in – scim-gateway", &main)
 }
