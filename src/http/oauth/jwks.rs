@@ -38,7 +38,7 @@ type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 enum Source {
     File(String),
-    Url { url: http::Uri, client: Https },
+    Url { url: http::Uri, client: Box<Https> },
 }
 
 struct KeySet {
@@ -66,7 +66,8 @@ impl Issuer {
                 if url.scheme_str() != Some("https") {
                     return Err(format!("{within}: jwks_url must be an https:// URL"));
                 }
-                Source::Url { url, client: https_client(cfg.jwks_ca_file.as_ref().map(|t| t.as_str()), &within)? }
+                let client = https_client(cfg.jwks_ca_file.as_ref().map(|t| t.as_str()), &within)?;
+                Source::Url { url, client: Box::new(client) }
             }
             _ => return Err(format!("{within}: give exactly one of jwks_file and jwks_url")),
         };

@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn tokens_verify_across_replicas_and_rotation() {
         let (old, new) = (key(), key());
-        let before = Keys::from_pkcs8(&[old.clone()], "https://gw", "/scim/v2").unwrap();
+        let before = Keys::from_pkcs8(std::slice::from_ref(&old), "https://gw", "/scim/v2").unwrap();
         let rotated = Keys::from_pkcs8(&[new.clone(), old.clone()], "https://gw", "/scim/v2").unwrap();
         let body = || Body { client_id: "okta".into() };
         let (t, jti) = before.sign(Use::Access, "alice", Duration::from_secs(60), body());
