@@ -222,3 +222,29 @@ async fn a_jwks_url_must_be_https() {
     let err = scim_gateway::Gateway::new(&loaded).err().expect("refused").to_string();
     assert!(err.contains("https://"), "{err}");
 }
+
+/// Entra and Okta sign with RS256: a fixed test RSA key (tests/fixtures/oauth, made with
+/// openssl) and its JWKS; the classic confusion, HS256 keyed with the public key's PEM, fails.
+#[tokio::test]
+async fn rs256_tokens_as_entra_signs_them() {
+    use rustls_pki_types::{pem::PemObject, PrivateKeyDer};
+    let slapd = Slapd::start();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oauth");
+    let jwks = fixtures.join("rsa-test-jwks.json").display().to_string();
+    let gw = TestGateway::from_text(config_text(&slapd, |t| t) + &section(&format!("jwks_file = {jwks:?}"))).await;
+    let PrivateKeyDer::Pkcs1(der) = PrivateKeyDer::from_pem_file(fixtures.join("rsa-test-key.pem")).unwrap() else {
+        panic!("a PKCS#1 key")
+    };
+    let rsa = EncodingKey::from_rsa_der(der.secret_pkcs1_der());
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rsa-1".into());
+    assert_eq!(status(&gw, &jsonwebtoken::encode(&h, &claims(), &rsa).unwrap()).await.0, 200);
+    let mut wrong = claims();
+    wrong["aud"] = "api://other".into();
+    refused(&gw, &jsonwebtoken::encode(&h, &wrong, &rsa).unwrap(), "RS256 with the wrong audience").await;
+    let public_pem = std::fs::read(fixtures.join("rsa-test-public.pem")).unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("rsa-1".into());
+    let confused = jsonwebtoken::encode(&hs, &claims(), &EncodingKey::from_secret(&public_pem)).unwrap();
+    refused(&gw, &confused, "HS256 keyed with the RSA public key").await;
+}

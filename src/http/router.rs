@@ -296,6 +296,7 @@ mod tests {
         assert_eq!(t("/scim/v2/Users/.search"), "/Users/.search");
         assert_eq!(t("/scim/v2/Groups/x"), "/Groups/{id}");
         assert_eq!(t("/readyz"), "/readyz");
+        assert_eq!(t("/scim/v2/oauth/token"), "/oauth/token");
         for unknown in ["/scim/v2/Users/a/b", "/scim/v2/Nope", "/scim/v2x/Users", "/x", "/scim/v2"] {
             assert_eq!(t(unknown), "unmatched", "{unknown}");
         }
