@@ -6,6 +6,7 @@
 mod authorize;
 mod jwks;
 mod jwt;
+mod page;
 mod store;
 mod token;
 
