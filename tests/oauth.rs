@@ -364,3 +364,68 @@ async fn grants_and_refusals_are_audited_without_secrets() {
         assert!(!log.contains(secret), "a secret or token reached the log");
     }
 }
+
+/// Per target: a token one target issued is refused by another, even with the same key files.
+#[tokio::test]
+async fn each_target_accepts_only_its_own_tokens() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k.pem");
+    let acme = format!(
+        r#"
+[[targets]]
+name = "acme"
+base_path = "/acme/scim/v2"
+
+[targets.auth.oauth]
+issuer = "http://127.0.0.1"
+key_files = [{key:?}]
+
+[[targets.auth.oauth.client]]
+client_id = "entra"
+secret_hash = "{hash}"
+grants = ["client_credentials"]
+
+[targets.directory]
+url = "{url}"
+bind_dn = "{bind}"
+bind_password = "{password}"
+
+[targets.users]
+base_dn = "ou=people,dc=example,dc=test"
+filter = "(objectClass=inetOrgPerson)"
+rdn_attribute = "uid"
+object_classes = ["inetOrgPerson"]
+deactivation = {{ strategy = "ppolicy" }}
+
+[[targets.users.attribute]]
+scim = "userName"
+ldap = "uid"
+
+[[targets.users.attribute]]
+scim = "name.familyName"
+ldap = "sn"
+"#,
+        key = key.display().to_string(),
+        hash = scim_gateway::http::oauth::hash_secret(ENTRA_SECRET),
+        url = slapd.url,
+        bind = slapd.service_dn,
+        password = slapd.service_password,
+    );
+    let gw = gateway(&slapd, &(oauth_section(&[key.clone()], CALLBACK, "") + &acme)).await;
+    let acme_gw = TestGateway::remote(gw.base.replace("/scim/v2", "/acme/scim/v2"));
+    let web = Web::default();
+    let token_of = |r: Reply| format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
+    let default_token = token_of(web.token(&gw, "entra", ENTRA_SECRET, &[("grant_type", "client_credentials")]).await);
+    let acme_token =
+        token_of(web.token(&acme_gw, "entra", ENTRA_SECRET, &[("grant_type", "client_credentials")]).await);
+    assert_eq!(gw.call("GET", "/Users", None, Some(&default_token)).await.status, 200);
+    assert_eq!(acme_gw.call("GET", "/Users", None, Some(&acme_token)).await.status, 200);
+    let crossed = acme_gw.call("GET", "/Users", None, Some(&default_token)).await;
+    assert_eq!(crossed.status, 401);
+    assert!(crossed.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert_eq!(gw.call("GET", "/Users", None, Some(&acme_token)).await.status, 401);
+    // acme has no sign-in (no admin group, no code-grant client): its page refuses Okta.
+    let page = web.get(&authorize_url(&acme_gw, CALLBACK, "s", ""), &[]).await;
+    assert_eq!(page.status, 400);
+}
