@@ -412,7 +412,7 @@ ldap = "sn"
         bind = slapd.service_dn,
         password = slapd.service_password,
     );
-    let gw = gateway(&slapd, &(oauth_section(&[key.clone()], CALLBACK, "") + &acme)).await;
+    let gw = gateway(&slapd, &(oauth_section(&[key], CALLBACK, "") + &acme)).await;
     let acme_gw = TestGateway::remote(gw.base.replace("/scim/v2", "/acme/scim/v2"));
     let web = Web::default();
     let token_of = |r: Reply| format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
