@@ -296,6 +296,7 @@ async fn failed_sign_ins_are_limited_per_user_and_per_address() {
     let blocked = sign_in(&web, &gw, &url, "alice", ALICE_PASSWORD).await;
     assert_eq!(blocked.status, 429, "{}", blocked.text);
     assert!(blocked.text.contains("Too many failed sign-ins"));
+    assert_eq!(blocked.header("retry-after"), Some("300"));
     // Per address: two more failures (other names) reach the address's limit of 5.
     for name in ["x1", "x2"] {
         assert_eq!(sign_in(&web, &gw, &url, name, "wrong").await.status, 401);

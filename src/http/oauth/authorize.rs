@@ -188,7 +188,9 @@ pub async fn sign_in(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Resul
         audit("sign_in", &client, login, peer, "refused: too many failed sign-ins");
         let wait = oauth.cfg.login_limit.window_secs.div_ceil(60);
         let text = format!("Too many failed sign-ins. Wait {wait} minute(s) and try again.");
-        return Ok(login_page(StatusCode::TOO_MANY_REQUESTS, &client, ticket_text, login, &text));
+        let mut r = login_page(StatusCode::TOO_MANY_REQUESTS, &client, ticket_text, login, &text);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(oauth.cfg.login_limit.window_secs));
+        return Ok(r);
     }
     let admin = match oauth.admins.sign_in(login, password).await {
         Ok(Ok(admin)) => admin,
