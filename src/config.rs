@@ -6,11 +6,12 @@ use std::{fmt, ops::Range, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Deserializer};
 
+use toml::Spanned;
+
 mod oauth;
 pub use oauth::{Grant, JwtIssuer, LoginLimit, OAuthClient, OAuthConfig};
 
-pub use crate::directory::ldap::Dialect;
-use toml::Spanned;
+use crate::dialect::Dialect;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,13 +48,10 @@ impl Loaded {
             }
         };
         let mut config = config;
-        let file_error = |message| ConfigError::File { path: path.into(), message };
-        let d = &config.directory;
-        d.dialect.complete(d.range_size, &mut config.users, config.groups.as_mut()).map_err(file_error)?;
-        for t in &mut config.targets {
-            let message = |e| format!("[[targets]] {}: {e}", t.name.get_ref());
-            let d = &t.directory;
-            d.dialect.complete(d.range_size, &mut t.users, t.groups.as_mut()).map_err(|e| file_error(message(e)))?;
+        for site in config.sites_mut() {
+            let message = |e| format!("{}{e}", site.within);
+            complete(site.directory, site.users, site.groups)
+                .map_err(|e| ConfigError::File { path: path.into(), message: message(e) })?;
         }
         let loaded = Loaded { path: path.into(), text, config };
         loaded.check()?;
@@ -65,33 +63,26 @@ impl Loaded {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let c = &self.config;
-        self.check_site("", &c.auth, &c.directory, &c.server.base_path)?;
-        let mut seen = vec![("default", c.server.base_path.get_ref().as_str())];
-        for t in &c.targets {
-            let (name, base) = (t.name.get_ref().as_str(), t.base_path.get_ref().as_str());
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(self.error_at(t.name.span(), "a target's name is letters, digits, - and _"));
-            }
-            if let Some((other, _)) = seen.iter().find(|(n, b)| n.eq_ignore_ascii_case(name) || *b == base) {
-                return Err(
-                    self.error_at(t.name.span(), format!("target {name} repeats the name or base_path of {other}"))
-                );
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for site in self.config.sites() {
+            let (name, base) = (site.name, site.base_path.get_ref().as_str());
+            if let Some(span) = site.name_span.clone() {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(self.error_at(span, "a target's name is letters, digits, - and _"));
+                }
+                if let Some((other, _)) = seen.iter().find(|(n, b)| n.eq_ignore_ascii_case(name) || *b == base) {
+                    return Err(self.error_at(span, format!("target {name} repeats the name or base_path of {other}")));
+                }
             }
             seen.push((name, base));
-            self.check_site(&format!("[[targets]] {name}: "), &t.auth, &t.directory, &t.base_path)?;
+            self.check_site(&site)?;
         }
         Ok(())
     }
 
     /// The checks of one target's credentials, directory and base path.
-    fn check_site(
-        &self,
-        within: &str,
-        auth: &AuthConfig,
-        directory: &DirectoryConfig,
-        base: &Spanned<String>,
-    ) -> Result<(), ConfigError> {
+    fn check_site(&self, site: &Site) -> Result<(), ConfigError> {
+        let (within, auth, directory, base) = (&site.within, site.auth, site.directory, site.base_path);
         if auth.bearer.is_empty() && auth.basic.is_empty() && auth.oauth.is_none() && auth.jwt.is_empty() {
             return Err(self.file_error(&format!(
                 "{within}[auth] needs at least one [[auth.bearer]], [[auth.basic]], [auth.oauth] or [[auth.jwt]]"
@@ -151,6 +142,83 @@ pub struct Config {
     /// More directories behind the same gateway, each at its own base path (`[[targets]]`).
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+}
+
+/// One target whole: the default one (the top-level sections) or a `[[targets]]` table, so
+/// that whatever is done per target (completing defaults, checks, assembly, `check`,
+/// `explain --target`) is written once.
+pub struct Site<'a> {
+    /// `default`, or the `[[targets]]` name.
+    pub name: &'a str,
+    /// Where the name is written (`[[targets]]` only), for errors.
+    pub name_span: Option<Range<usize>>,
+    /// How messages about this target begin: empty for the default one.
+    pub within: String,
+    pub base_path: &'a Spanned<String>,
+    pub auth: &'a AuthConfig,
+    pub directory: &'a DirectoryConfig,
+    pub cache: &'a CacheConfig,
+    pub users: &'a ResourceConfig,
+    pub groups: Option<&'a ResourceConfig>,
+}
+
+/// The part of a [`Site`] that completing the defaults changes.
+struct SiteMut<'a> {
+    within: String,
+    directory: &'a DirectoryConfig,
+    users: &'a mut ResourceConfig,
+    groups: Option<&'a mut ResourceConfig>,
+}
+
+/// The name of the target the top-level sections make.
+pub const DEFAULT_TARGET: &str = "default";
+
+impl Config {
+    /// Every target, the default one first.
+    pub fn sites(&self) -> impl Iterator<Item = Site<'_>> {
+        let default = Site {
+            name: DEFAULT_TARGET,
+            name_span: None,
+            within: String::new(),
+            base_path: &self.server.base_path,
+            auth: &self.auth,
+            directory: &self.directory,
+            cache: &self.cache,
+            users: &self.users,
+            groups: self.groups.as_ref(),
+        };
+        std::iter::once(default).chain(self.targets.iter().map(|t| Site {
+            name: t.name.get_ref(),
+            name_span: Some(t.name.span()),
+            within: format!("[[targets]] {}: ", t.name.get_ref()),
+            base_path: &t.base_path,
+            auth: &t.auth,
+            directory: &t.directory,
+            cache: &t.cache,
+            users: &t.users,
+            groups: t.groups.as_ref(),
+        }))
+    }
+
+    /// The target called `name`.
+    pub fn site(&self, name: &str) -> Option<Site<'_>> {
+        self.sites().find(|s| s.name == name)
+    }
+
+    fn sites_mut(&mut self) -> impl Iterator<Item = SiteMut<'_>> {
+        let default = SiteMut {
+            within: String::new(),
+            directory: &self.directory,
+            users: &mut self.users,
+            groups: self.groups.as_mut(),
+        };
+        std::iter::once(default).chain(self.targets.iter_mut().map(|t| SiteMut {
+            within: format!("[[targets]] {}: ", t.name.get_ref()),
+            directory: &t.directory,
+            users: &mut t.users,
+            groups: t.groups.as_mut(),
+        }))
+    }
 }
 
 /// One more target: an app or OU with its own base path, callers, directory and mapping.
@@ -440,6 +508,52 @@ pub struct ResourceConfig {
     pub schema: Vec<ExtensionSchema>,
     #[serde(rename = "attribute")]
     pub attributes: Vec<AttributeRule>,
+}
+
+impl ResourceConfig {
+    /// The id, created, modified and version attributes: as configured, or `dialect`'s.
+    pub fn meta_attributes(&self, dialect: Dialect) -> [String; 4] {
+        let meta = dialect.meta();
+        let pick = |set: &Option<String>, default: &str| set.clone().unwrap_or_else(|| default.into());
+        [
+            pick(&self.id_attribute, meta.id),
+            pick(&self.created_attribute, meta.created),
+            pick(&self.modified_attribute, meta.modified),
+            pick(&self.version_attribute, meta.version),
+        ]
+    }
+}
+
+/// Fills in what the file leaves to the dialect, and refuses what the server cannot do.
+fn complete(
+    directory: &DirectoryConfig,
+    users: &mut ResourceConfig,
+    groups: Option<&mut ResourceConfig>,
+) -> Result<(), String> {
+    let (dialect, range_size) = (directory.dialect, directory.range_size);
+    for r in std::iter::once(&mut *users).chain(groups) {
+        let [id, created, modified, version] = r.meta_attributes(dialect);
+        (r.id_attribute, r.created_attribute) = (Some(id), Some(created));
+        (r.modified_attribute, r.version_attribute) = (Some(modified), Some(version));
+    }
+    if dialect != Dialect::ActiveDirectory && range_size.is_some() {
+        return Err("[directory] range_size is for dialect = \"active_directory\"".into());
+    }
+    if users.deactivation.is_none() {
+        // Each dialect's own way to stop an account: ppolicy's lock on OpenLDAP, the
+        // ACCOUNTDISABLE bit on AD.
+        let default = match dialect {
+            Dialect::OpenLdap => Deactivation::Ppolicy,
+            Dialect::ActiveDirectory => Deactivation::AccountControl,
+        };
+        users.deactivation = Some(toml::Spanned::new(0..0, default));
+    }
+    if dialect == Dialect::ActiveDirectory
+        && users.deactivation.as_ref().is_some_and(|d| *d.get_ref() == Deactivation::Ppolicy)
+    {
+        return Err("Active Directory has no ppolicy: use deactivation = { strategy = \"account_control\" }".into());
+    }
+    Ok(())
 }
 
 /// How a group stores its members.
@@ -765,5 +879,45 @@ mod tests {
             Err(ConfigError::At { line, .. }) => assert_eq!(line, 3),
             other => panic!("{:?}", other.err()),
         }
+    }
+
+    #[test]
+    fn completes_the_configuration() {
+        use crate::dialect::OBJECT_GUID;
+        let example = include_str!("../gateway.toml");
+        let ad = example.replace("dialect = \"openldap\"", "dialect = \"active_directory\"");
+        let e = Loaded::parse("g.toml", ad.clone()).err().expect("ppolicy refused").to_string();
+        assert!(e.contains("no ppolicy"), "{e}");
+        let ad = ad
+            .replace("deactivation = { strategy = \"ppolicy\" }", "")
+            .replace("id_attribute = \"entryUUID\"", "")
+            .replace("created_attribute = \"createTimestamp\"", "")
+            .replace("modified_attribute = \"modifyTimestamp\"", "")
+            .replace("version_attribute = \"entryCSN\"", "");
+        let c = Loaded::parse("g.toml", ad).unwrap().config;
+        assert_eq!(c.users.deactivation.as_ref().map(|d| d.get_ref()), Some(&Deactivation::AccountControl));
+        let [id, created, modified, version] = c.users.meta_attributes(Dialect::OpenLdap);
+        assert_eq!(
+            [id.as_str(), &created, &modified, &version],
+            [OBJECT_GUID, "whenCreated", "whenChanged", "uSNChanged"]
+        );
+        assert_eq!(c.directory.dn_attribute(), "distinguishedName");
+        let groups = c.groups.unwrap();
+        assert_eq!(groups.id_attribute.as_deref(), Some(OBJECT_GUID), "filled for groups too");
+        let ranged = example.replace("page_size = 500", "page_size = 500\nrange_size = 100");
+        let e = Loaded::parse("g.toml", ranged).err().expect("range_size refused").to_string();
+        assert!(e.contains("range_size is for"), "{e}");
+        let plain = Loaded::parse("g.toml", example.into()).unwrap().config;
+        assert_eq!(plain.users.id_attribute.as_deref(), Some("entryUUID"));
+        assert_eq!(plain.directory.dn_attribute(), "entryDN");
+    }
+
+    #[test]
+    fn ppolicy_is_the_default_deactivation() {
+        let example = include_str!("../gateway.toml");
+        let text = example.replace("deactivation = { strategy = \"ppolicy\" }", "");
+        assert_ne!(text, example);
+        let c = Loaded::parse("g.toml", text).unwrap().config;
+        assert_eq!(c.users.deactivation.as_ref().map(|d| d.get_ref()), Some(&Deactivation::Ppolicy));
     }
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 use crate::directory::ldif::Write;
 use crate::directory::schema::Subschema;
 use crate::directory::{Attributes, Binary, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use crate::http::App;
 use crate::mapping::Entity;
 use crate::scim::list::Projection;
-use crate::Gateway;
 
 /// A directory that performs reads and records writes.
 pub struct Recorder {
@@ -48,7 +48,7 @@ impl Recorder {
                     e.insert_binary(a, v.clone());
                 }
                 // Not yet assigned by the directory: shown as such in the resource.
-                for id in ["entryUUID", crate::directory::ldap::dialect::OBJECT_GUID] {
+                for id in ["entryUUID", crate::dialect::OBJECT_GUID] {
                     e.insert(id, vec!["00000000-0000-0000-0000-000000000000".into()]);
                 }
                 Some(e)
@@ -130,17 +130,12 @@ fn base(dn: &str) -> Search {
     }
 }
 
-/// Runs `method path` with `body` through `gateway` (built over a [`Recorder`]). The answer
+/// Runs `method path` with `body` through `app` (built over a [`Recorder`]). The answer
 /// is not shown: nothing was written, so it would show the entry as it was.
-pub async fn request(
-    gateway: &Gateway,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> std::result::Result<(), String> {
+pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -> std::result::Result<(), String> {
     let (endpoint, id) = parse_target(path)?;
-    let service = gateway.app.resources(&endpoint).ok_or_else(|| format!("no resource type at /{endpoint}"))?;
-    let root = root(gateway);
+    let service = app.resources(&endpoint).ok_or_else(|| format!("no resource type at /{endpoint}"))?;
+    let root = root(app);
     let body = || body.clone().ok_or_else(|| format!("{method} needs --body FILE (or - for standard input)"));
     let fail = |e: crate::provision::Error| format!("the gateway would refuse this request: {e}");
     match (method.to_ascii_uppercase().as_str(), id.as_deref()) {
@@ -157,10 +152,10 @@ pub async fn request(
 }
 
 /// The SCIM resource the entry at `dn` maps to, user or group.
-pub async fn entry(gateway: &Gateway, dn: &str) -> std::result::Result<Value, String> {
-    let root = root(gateway);
-    let mut kinds = vec![("Users", gateway.app.users.mapping() as &Entity)];
-    kinds.extend(gateway.app.groups.as_ref().map(|g| ("Groups", g.mapping() as &Entity)));
+pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
+    let root = root(app);
+    let mut kinds = vec![("Users", app.users.mapping() as &Entity)];
+    kinds.extend(app.groups.as_ref().map(|g| ("Groups", g.mapping() as &Entity)));
     for (endpoint, entity) in kinds {
         let search = Search {
             base: dn.into(),
@@ -168,18 +163,18 @@ pub async fn entry(gateway: &Gateway, dn: &str) -> std::result::Result<Value, St
             filter: entity.filter.clone(),
             attrs: vec![entity.id_attr.clone()],
         };
-        let found = gateway.directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
+        let found = app.directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
         if let Some(id) = found.first().and_then(|e| e.first(&entity.id_attr)) {
-            let service = gateway.app.resources(endpoint).expect("configured");
+            let service = app.resources(endpoint).expect("configured");
             return service.get(id, &Projection::default(), &root).await.map_err(|e| e.to_string());
         }
     }
     Err(format!("{dn} is neither a user nor a group the configuration serves"))
 }
 
-fn root(gateway: &Gateway) -> String {
-    let origin = gateway.app.public_url.clone().unwrap_or_else(|| "http://localhost".into());
-    format!("{}{}", origin.trim_end_matches('/'), gateway.app.base_path)
+fn root(app: &App) -> String {
+    let origin = app.public_url.clone().unwrap_or_else(|| "http://localhost".into());
+    format!("{}{}", origin.trim_end_matches('/'), app.base_path)
 }
 
 /// The request line `METHOD /Users[/id]` (relative to the base path) as (endpoint, id).

@@ -1,11 +1,13 @@
 //! scim-gateway: a SCIM 2.0 service provider in front of an LDAP directory.
 //!
 //! Data flows one way: [`http`] → [`provision`] → ([`scim`], [`mapping`], [`cache`]) → [`directory`];
+//! [`config`] and [`dialect`] (what differs between directory servers) stand below them all;
 //! [`metrics`] is fed from every layer.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod config;
+pub mod dialect;
 pub mod directory;
 pub mod explain;
 pub mod http;
@@ -19,28 +21,16 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cache::UserCache;
-use config::{ConfigError, Loaded};
+use config::{ConfigError, Loaded, Site};
 use directory::{ldap::LdapDirectory, Directory};
 use mapping::{GroupMapping, UserMapping};
 use metrics::Metrics;
 use scim::discovery::{GROUP, USER};
 
-/// What one target is made of: the default one's top-level sections, or a `[[targets]]` table.
-struct Site<'a> {
-    name: &'a str,
-    base_path: &'a String,
-    auth: &'a config::AuthConfig,
-    directory: &'a config::DirectoryConfig,
-    cache: &'a config::CacheConfig,
-    users: &'a config::ResourceConfig,
-    groups: Option<&'a config::ResourceConfig>,
-}
-
 /// A gateway assembled from its configuration, ready to serve.
 pub struct Gateway {
     /// As configured at start; the server serves [`Reloader`]'s current one.
     pub app: Arc<http::App>,
-    pub directory: Arc<dyn Directory>,
     /// The inbound TLS certificate, for [`http::Certificates::reload`].
     pub tls: Option<Arc<http::Certificates>>,
 }
@@ -49,7 +39,7 @@ impl Gateway {
     /// What the directory's schema says about the mapping (see `scim-gateway check`).
     pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
         let mut found = Vec::new();
-        for (i, app) in std::iter::once(&self.app).chain(&self.app.targets).enumerate() {
+        for (i, app) in self.apps().enumerate() {
             let schema = app.directory.subschema().await?;
             // Findings about the default target read as before; the others name theirs.
             let within = |f: mapping::Finding| if i == 0 { f } else { f.within(&app.name) };
@@ -63,49 +53,55 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Every target's app, the default one first.
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<http::App>> {
+        std::iter::once(&self.app).chain(&self.app.targets)
+    }
+
+    /// The app of the target called `name` (`default` for the top-level sections).
+    pub fn app_named(&self, name: &str) -> Result<&Arc<http::App>, String> {
+        self.apps().find(|a| a.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.apps().map(|a| a.name.as_str()).collect();
+            format!("no target is called {name:?}: the targets are {}", names.join(", "))
+        })
+    }
+
     /// Compiles the rules and prepares the pool. Every configuration mistake surfaces here,
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
-        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
-        Self::assemble(loaded, Arc::new(directory), metrics)
+        Self::assemble(loaded, metrics, |_| None)
     }
 
-    /// The same, over any directory (`explain` records instead of writing).
-    pub fn with_directory(loaded: &Loaded, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
-        Self::assemble(loaded, directory, Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1))))
+    /// The same, with the directory of the target `site` replaced (`explain` records instead
+    /// of writing).
+    pub fn with_directory(loaded: &Loaded, site: &str, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
+        let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
+        Self::assemble(loaded, metrics, |s| (s.name == site).then(|| directory.clone()))
     }
 
-    fn assemble(loaded: &Loaded, directory: Arc<dyn Directory>, metrics: Arc<Metrics>) -> Result<Gateway, ConfigError> {
+    /// Every target's app, each over `instead`'s directory or an LDAP one of its own.
+    fn assemble(
+        loaded: &Loaded,
+        metrics: Arc<Metrics>,
+        instead: impl Fn(&Site) -> Option<Arc<dyn Directory>>,
+    ) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_in_flight.max(1)));
-        let default = Site {
-            name: "default",
-            base_path: cfg.server.base_path.get_ref(),
-            auth: &cfg.auth,
-            directory: &cfg.directory,
-            cache: &cfg.cache,
-            users: &cfg.users,
-            groups: cfg.groups.as_ref(),
-        };
-        let mut app = Self::app(loaded, &default, directory.clone(), &in_flight, &metrics)?;
-        for t in &cfg.targets {
-            let site = Site {
-                name: t.name.get_ref(),
-                base_path: t.base_path.get_ref(),
-                auth: &t.auth,
-                directory: &t.directory,
-                cache: &t.cache,
-                users: &t.users,
-                groups: t.groups.as_ref(),
+        let mut apps = Vec::new();
+        for site in cfg.sites() {
+            let directory = match instead(&site) {
+                Some(d) => d,
+                None => Arc::new(LdapDirectory::new(site.directory, metrics.clone()).map_err(file_error)?),
             };
-            let dir = LdapDirectory::new(&t.directory, metrics.clone()).map_err(file_error)?;
-            app.targets.push(Arc::new(Self::app(loaded, &site, Arc::new(dir), &in_flight, &metrics)?));
+            apps.push(Self::app(loaded, &site, directory, &in_flight, &metrics)?);
         }
-        Ok(Gateway { app: Arc::new(app), directory, tls: tls.map(Arc::new) })
+        let mut apps = apps.into_iter();
+        let mut app = apps.next().expect("the default target");
+        app.targets = apps.map(Arc::new).collect();
+        Ok(Gateway { app: Arc::new(app), tls: tls.map(Arc::new) })
     }
 
     /// The app of one target; the server settings and the in-flight cap are shared.
@@ -137,14 +133,14 @@ impl Gateway {
         let admins = admins.transpose().map_err(file_error)?;
         Ok(http::App {
             name: site.name.to_owned(),
-            base_path: site.base_path.clone(),
+            base_path: site.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.clone(),
             max_in_flight: cfg.server.max_in_flight.max(1),
-            auth: http::Authenticator::with_oauth(site.auth, site.base_path, admins).map_err(file_error)?,
+            auth: http::Authenticator::with_oauth(site.auth, site.base_path.get_ref(), admins).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
                 .flatten()
@@ -212,8 +208,7 @@ impl Reloader {
         // The same metrics registry: counters survive a reload.
         let metrics = self.live.load().metrics.clone();
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let directory = LdapDirectory::new(&loaded.config.directory, metrics.clone()).map_err(file_error)?;
-        let fresh = Gateway::assemble(&loaded, Arc::new(directory), metrics)?;
+        let fresh = Gateway::assemble(&loaded, metrics, |_| None)?;
         if let Some(tls) = &self.tls {
             tls.reload().map_err(file_error)?;
         }

@@ -47,6 +47,9 @@ enum Command {
         /// Show the SCIM resource for this entry instead.
         #[arg(long, conflicts_with_all = ["method", "path", "body"])]
         dn: Option<String>,
+        /// The target to ask: a `[[targets]]` name (default: the top-level sections).
+        #[arg(long, default_value = scim_gateway::config::DEFAULT_TARGET)]
+        target: String,
     },
     /// Read a client secret from standard input (one line) and print the argon2id PHC
     /// string to put in [[auth.oauth.client]] secret_hash. Needs no configuration file.
@@ -84,16 +87,16 @@ async fn run(cli: Cli) -> Result<(), String> {
     let loaded = Loaded::read(&cli.config).map_err(|e| e.to_string())?;
     let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Explain { dn: Some(dn), .. } => {
-            let resource = explain::entry(&gateway, &dn).await?;
+        Command::Explain { dn: Some(dn), target, .. } => {
+            let resource = explain::entry(gateway.app_named(&target)?, &dn).await?;
             println!("{}", serde_json::to_string_pretty(&resource).expect("JSON"));
             Ok(())
         }
-        Command::Explain { method: Some(method), path: Some(path), body, dn: None } => {
+        Command::Explain { method: Some(method), path: Some(path), body, dn: None, target } => {
             let body = body.as_deref().map(explain::read_body).transpose()?;
-            let recorder = Arc::new(explain::Recorder::new(gateway.directory.clone()));
-            let dry = Gateway::with_directory(&loaded, recorder.clone()).map_err(|e| e.to_string())?;
-            explain::request(&dry, &method, &path, body).await?;
+            let recorder = Arc::new(explain::Recorder::new(gateway.app_named(&target)?.directory.clone()));
+            let dry = Gateway::with_directory(&loaded, &target, recorder.clone()).map_err(|e| e.to_string())?;
+            explain::request(dry.app_named(&target)?, &method, &path, body).await?;
             match recorder.ldif() {
                 ldif if ldif.is_empty() => println!("# no change to the directory"),
                 ldif => print!("{ldif}"),
@@ -104,10 +107,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::HashSecret => hash_secret(),
         Command::Check => {
             let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
-            gateway.directory.ping().await.map_err(directory)?;
-            let (url, dn) =
-                (loaded.config.directory.url.get_ref().0.join(" or "), loaded.config.directory.bind_dn.as_str());
-            println!("{}: configuration valid; bound to {url} as {dn}", loaded.path);
+            for (site, app) in loaded.config.sites().zip(gateway.apps()) {
+                let at = |e| format!("{}: {}directory: {e}", loaded.path, site.within);
+                app.directory.ping().await.map_err(at)?;
+                let (url, dn) = (site.directory.url.get_ref().0.join(" or "), site.directory.bind_dn.as_str());
+                match site.name_span {
+                    None => println!("{}: configuration valid; bound to {url} as {dn}", loaded.path),
+                    Some(_) => println!("{}: {}bound to {url} as {dn}", loaded.path, site.within),
+                }
+            }
             let found = gateway.check_schema().await.map_err(directory)?;
             for f in &found {
                 println!("{}: {f}", loaded.path);
@@ -130,9 +138,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener =
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!(%addr, base_path = %loaded.config.server.base_path.get_ref(), "serving SCIM");
-            if let Err(e) = gateway.directory.ping().await {
-                // Not fatal: the directory may come up after the gateway; requests get 503 until then.
-                tracing::warn!(error = %e, "directory not reachable yet");
+            for app in gateway.apps() {
+                if let Err(e) = app.directory.ping().await {
+                    // Not fatal: the directory may come up after the gateway; requests get 503 until then.
+                    tracing::warn!(site = %app.name, error = %e, "directory not reachable yet");
+                }
             }
             let reloader = gateway.reloader();
             #[cfg(unix)]

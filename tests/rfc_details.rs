@@ -29,6 +29,21 @@ async fn queries_at_the_root_are_not_implemented() {
 }
 
 #[tokio::test]
+async fn endpoint_names_ignore_case() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start(&slapd).await;
+    let created = gw.post("/users", &okta_user("ann@example.com", None)).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    assert!(created.header("location").unwrap().ends_with(&format!("/Users/{id}")), "{:?}", created.headers);
+    assert_eq!(gw.get(&format!("/USERS/{id}")).await.body["userName"], "ann@example.com");
+    assert_eq!(gw.get("/users").await.body["totalResults"], 1);
+    assert_eq!(gw.get("/schemas").await.status, 200);
+    gw.get("/userz").await.assert_error(404, None);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn schemas_describe_references_required_values_and_stored_types() {
     let slapd = Slapd::start();
     let gw = TestGateway::start(&slapd).await;

@@ -163,3 +163,49 @@ fn replace_last(text: &str, from: &str, to: &str) -> String {
     let at = text.rfind(from).unwrap();
     format!("{}{to}{}", &text[..at], &text[at + from.len()..])
 }
+
+/// `scim-gateway ARGS -c FILE` with `config` as the file: (success, stdout + stderr).
+fn run(args: &[&str], config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, okta_user("carl@example.com", None).to_string()).unwrap();
+    let args: Vec<&str> = args.iter().map(|a| if *a == "BODY" { body.to_str().unwrap() } else { a }).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+        .args(&args)
+        .arg("-c")
+        .arg(&path)
+        .env_remove("SCIM_GATEWAY_CONFIG")
+        .output()
+        .expect("run scim-gateway");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.replace(path.to_str().unwrap(), "gateway.toml"))
+}
+
+#[tokio::test]
+async fn check_binds_every_target_and_explain_asks_the_one_named() {
+    let (a, b) = (Slapd::start(), Slapd::start());
+    let config = config_text(&a, |t| t + &acme_target(&b, "acme-token-1"));
+    let (ok, out) = run(&["check"], &config);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("configuration valid; bound to {}", a.url)), "{out}");
+    assert!(out.contains(&format!("[[targets]] acme: bound to {}", b.url)), "{out}");
+
+    // A target whose directory is down fails the check, by name.
+    let dead = config_text(&a, |t| t + &target_text(&b.service_password, "acme-token-1"))
+        .replace("{url}", "ldap://127.0.0.1:1");
+    let (ok, out) = run(&["check"], &dead);
+    assert!(!ok && out.contains("[[targets]] acme: directory:"), "{out}");
+
+    // explain --target runs the request through that target's mapping, over its directory.
+    let before = b.search(PEOPLE, "(objectClass=*)").await.len();
+    let (ok, out) = run(&["explain", "--target", "acme", "POST", "/Users", "--body", "BODY"], &config);
+    assert!(ok, "{out}");
+    assert!(out.starts_with(&format!("dn: uid=carl,{PEOPLE}\nchangetype: add\n")), "{out}");
+    let (ok, out) = run(&["explain", "POST", "/Users", "--body", "BODY"], &config);
+    assert!(ok && out.starts_with(&format!("dn: uid=carl@example.com,{PEOPLE}\n")), "{out}");
+    let (ok, out) = run(&["explain", "--target", "nope", "POST", "/Users", "--body", "BODY"], &config);
+    assert!(!ok && out.contains("no target is called \"nope\": the targets are default, acme"), "{out}");
+    assert_eq!(b.search(PEOPLE, "(objectClass=*)").await.len(), before, "explain wrote nothing");
+}

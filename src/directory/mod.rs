@@ -9,6 +9,8 @@ pub mod dn;
 pub mod filter;
 pub mod ldap;
 pub mod ldif;
+#[cfg(test)]
+pub mod memory;
 pub mod schema;
 
 use std::collections::BTreeMap;

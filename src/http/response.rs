@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use crate::directory::DirectoryError;
 use crate::provision;
+use crate::scim;
 use crate::scim::{ScimType, ERROR_SCHEMA};
-use crate::{mapping, scim};
 
 pub type Body = Full<Bytes>;
 
@@ -102,14 +102,12 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
         Error::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
         Error::BadJson(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidSyntax)),
         Error::Provision(p) => match p {
+            // Every client error in SCIM's terms, whichever layer found it (invalidValue,
+            // invalidFilter, mutability, …): one arm.
             P::Scim(e) => (StatusCode::BAD_REQUEST, Some(e.kind)),
-            P::Mapping(mapping::Error::InvalidValue(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
-            P::Mapping(mapping::Error::InvalidFilter(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidFilter)),
-            P::Mapping(mapping::Error::Mutability(_)) => (StatusCode::BAD_REQUEST, Some(ScimType::Mutability)),
             P::NotFound(_) => (StatusCode::NOT_FOUND, None),
             P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
-            P::InvalidMember(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidValue)),
             P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),

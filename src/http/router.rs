@@ -170,7 +170,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         .filter(|s| !s.is_empty())
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(first) = segments.first_mut() {
+        *first = canonical(first);
+    }
     let query_params = || Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let ok = |v: Value| response::resource(StatusCode::OK, &v);
 
@@ -228,21 +231,29 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     }
 }
 
+/// The endpoint names RFC 7644 defines.
+const ENDPOINTS: [&str; 7] = ["Users", "Groups", "Me", "Bulk", "ServiceProviderConfig", "ResourceTypes", "Schemas"];
+
+/// `segment` spelled as RFC 7644 spells the endpoint it names, whatever its case: some
+/// clients lowercase paths (`/users`).
+fn canonical(segment: &str) -> &str {
+    ENDPOINTS.iter().find(|e| e.eq_ignore_ascii_case(segment)).copied().unwrap_or(segment)
+}
+
 /// The route a path takes, as a template (`/Users/{id}`) for metric labels: ids never become
 /// label values, and every unknown path shares one.
 fn template(base_path: &str, path: &str) -> String {
-    const RESOURCES: [&str; 7] = ["Users", "Groups", "Me", "Bulk", "ServiceProviderConfig", "ResourceTypes", "Schemas"];
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return path.to_owned();
     }
     let Some(rest) = path.strip_prefix(base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
         return "unmatched".to_owned();
     };
-    match rest.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().as_slice() {
-        [r] if RESOURCES.contains(r) => format!("/{r}"),
-        [r, ".search"] if RESOURCES.contains(r) => format!("/{r}/.search"),
+    match rest.split('/').filter(|s| !s.is_empty()).map(canonical).collect::<Vec<_>>().as_slice() {
+        [r] if ENDPOINTS.contains(r) => format!("/{r}"),
+        [r, ".search"] if ENDPOINTS.contains(r) => format!("/{r}/.search"),
         ["oauth", e @ ("authorize" | "token" | "revoke")] => format!("/oauth/{e}"),
-        [r, _] if RESOURCES.contains(r) => format!("/{r}/{{id}}"),
+        [r, _] if ENDPOINTS.contains(r) => format!("/{r}/{{id}}"),
         _ => "unmatched".to_owned(),
     }
 }
@@ -296,6 +307,7 @@ mod tests {
         assert_eq!(t("/scim/v2/Users/.search"), "/Users/.search");
         assert_eq!(t("/scim/v2/Groups/x"), "/Groups/{id}");
         assert_eq!(t("/readyz"), "/readyz");
+        assert_eq!(t("/scim/v2/users/x"), "/Users/{id}", "endpoint names ignore case");
         assert_eq!(t("/scim/v2/oauth/token"), "/oauth/token");
         for unknown in ["/scim/v2/Users/a/b", "/scim/v2/Nope", "/scim/v2x/Users", "/x", "/scim/v2"] {
             assert_eq!(t(unknown), "unmatched", "{unknown}");

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::{Entity, GroupMapping, UserMapping};
 use crate::config::Deactivation;
-use crate::directory::ldap::dialect;
+use crate::dialect;
 use crate::directory::schema::Subschema;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ impl Rule {
 
     /// A declared value checked against its type, as LDAP text.
     pub(super) fn checked(&self, v: &Value) -> Result<String> {
-        let bad = |what: &str| Error::InvalidValue(format!("{} must be {what}, not {v}", self.target));
+        let bad = |what: &str| Error::value(format!("{} must be {what}, not {v}", self.target));
         match (self.kind(), v) {
             (Some(Kind::Integer), Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
             (Some(Kind::Integer), _) => Err(bad("an integer")),
@@ -155,7 +155,7 @@ impl Entity {
                 _ => false,
             };
             if refused {
-                return Err(Error::Mutability(format!("{} is {}: it cannot be changed", rule.target, mutability(c))));
+                return Err(Error::mutability(format!("{} is {}: it cannot be changed", rule.target, mutability(c))));
             }
         }
         Ok(())
@@ -280,7 +280,7 @@ mod tests {
         assert!(check(json!({"userName": "a", ACME: {"badgeId": "B1"}})).is_ok(), "readOnly left out: ignored");
         assert!(matches!(
             check(json!({"userName": "a", ACME: {"badgeId": "B2"}})),
-            Err(crate::mapping::Error::Mutability(_))
+            Err(crate::scim::Error { kind: crate::scim::ScimType::Mutability, .. })
         ));
         assert!(check(json!({"userName": "a", ACME: {"badgeId": "B1", "hrKey": "x"}})).is_err());
         let new = json!({"userName": "a", ACME: {"badgeId": "B9"}});

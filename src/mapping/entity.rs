@@ -3,7 +3,8 @@
 
 use std::ops::Range;
 
-use crate::config::{AttributeRule, Dialect, Direction, ResourceConfig};
+use crate::config::{AttributeRule, Direction, ResourceConfig};
+use crate::dialect::Dialect;
 use crate::directory::LdapFilter;
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
@@ -145,7 +146,7 @@ impl Entity {
         let mut read_attrs: Vec<String> =
             rules.iter().map(|r| r.ldap.clone()).chain(computed.iter().map(|c| c.ldap.clone())).collect();
         // Filled in from the dialect at load; OpenLDAP's when the rules are compiled alone.
-        let [id_attr, created_attr, modified_attr, version_attr] = Dialect::default().meta_attributes(cfg);
+        let [id_attr, created_attr, modified_attr, version_attr] = cfg.meta_attributes(Dialect::default());
         read_attrs.extend([&id_attr, &created_attr, &modified_attr, &version_attr].map(Clone::clone));
         Ok(Entity {
             resource_type,

@@ -128,7 +128,7 @@ impl GroupMapping {
     fn member_comparison<'f>(&self, node: &'f Filter) -> Option<Result<Option<&'f str>>> {
         let is_members =
             |p: &AttrPath| names(p, self.schema, "members", None) || names(p, self.schema, "members", Some("value"));
-        let refused = || Error::InvalidFilter("members supports pr and eq on its value only".into());
+        let refused = || Error::filter("members supports pr and eq on its value only");
         match node {
             Filter::Present(p) if is_members(p) => Some(Ok(None)),
             Filter::Compare { path, op, value } if is_members(path) => Some(match (op, value) {
@@ -257,7 +257,7 @@ impl Entity {
                 let eq = self.id_filter(id).map_or_else(LdapFilter::none, |_| LdapFilter::eq(&self.id_attr, id));
                 Ok(if op == CompareOp::Eq { eq } else { LdapFilter::Not(Box::new(eq)) })
             }
-            Some(_) => Err(Error::InvalidFilter("id supports only eq, ne and pr with a string".into())),
+            Some(_) => Err(Error::filter("id supports only eq, ne and pr with a string")),
         }
     }
 }
@@ -267,14 +267,14 @@ impl UserMapping {
         let inactive = match &self.deactivation {
             Deactivation::Attribute { attribute, inactive_value, .. } => LdapFilter::eq(attribute, inactive_value),
             Deactivation::Ppolicy => LdapFilter::eq(LOCK_ATTR, PERMANENT_LOCK),
-            Deactivation::AccountControl => crate::directory::ldap::dialect::uac::disabled_filter(),
+            Deactivation::AccountControl => LdapFilter::Configured(crate::dialect::uac::disabled_filter()),
         };
-        let wanted = as_bool(value)
-            .ok_or_else(|| Error::InvalidFilter(format!("active compares with true or false, not {value}")))?;
+        let wanted =
+            as_bool(value).ok_or_else(|| Error::filter(format!("active compares with true or false, not {value}")))?;
         let active = match op {
             CompareOp::Eq => wanted,
             CompareOp::Ne => !wanted,
-            _ => return Err(Error::InvalidFilter("active supports only eq, ne and pr".into())),
+            _ => return Err(Error::filter("active supports only eq, ne and pr")),
         };
         Ok(if active { LdapFilter::Not(Box::new(inactive)) } else { inactive })
     }
@@ -304,7 +304,7 @@ fn element(rule: &Rule, f: &Filter) -> Result<Translated> {
         {
             compare(rule, Some((*op, value)))?
         }
-        Filter::ValuePath { .. } => return Err(Error::InvalidFilter("value filters cannot nest".into())),
+        Filter::ValuePath { .. } => return Err(Error::filter("value filters cannot nest")),
         // A sub-attribute this element does not store never matches.
         Filter::Present(_) | Filter::Compare { .. } => Translated::exact(LdapFilter::none()),
     })
@@ -314,12 +314,12 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> 
     let attr = rule.ldap.as_str();
     let Some((op, value)) = cmp else { return Ok(Translated::exact(LdapFilter::present(attr))) };
     if rule.reference {
-        return Err(Error::InvalidFilter(format!("{} holds a reference: it can only be tested with pr", rule.target)));
+        return Err(Error::filter(format!("{} holds a reference: it can only be tested with pr", rule.target)));
     }
     match rule.convert {
         Some(Convert::GeneralizedTime) => return timestamp(attr, cmp).map(Translated::exact),
         Some(Convert::Base64) => {
-            return Err(Error::InvalidFilter(format!("{} is binary: it can only be tested with pr", rule.target)))
+            return Err(Error::filter(format!("{} is binary: it can only be tested with pr", rule.target)))
         }
         None => {}
     }
@@ -330,21 +330,21 @@ fn compare(rule: &Rule, cmp: Option<(CompareOp, &Value)>) -> Result<Translated> 
             return match op {
                 CompareOp::Eq => Ok(Translated::exact(LdapFilter::Not(Box::new(present)))),
                 CompareOp::Ne => Ok(Translated::exact(present)),
-                _ => Err(Error::InvalidFilter(format!("null only compares with eq or ne ({})", rule.target))),
+                _ => Err(Error::filter(format!("null only compares with eq or ne ({})", rule.target))),
             };
         }
         _ if boolean && !matches!(op, CompareOp::Eq | CompareOp::Ne) => {
-            return Err(Error::InvalidFilter(format!("{} is a boolean: it compares with eq and ne", rule.target)))
+            return Err(Error::filter(format!("{} is a boolean: it compares with eq and ne", rule.target)))
         }
         v if boolean => match (as_bool(v), &rule.boolean) {
             (Some(b), Some((t, f))) => if b { t } else { f }.clone(),
             (Some(b), None) => if b { "TRUE" } else { "FALSE" }.to_owned(),
-            (None, _) => return Err(Error::InvalidFilter(format!("{} compares with true or false", rule.target))),
+            (None, _) => return Err(Error::filter(format!("{} compares with true or false", rule.target))),
         },
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        other => return Err(Error::InvalidFilter(format!("cannot compare with {other}"))),
+        other => return Err(Error::filter(format!("cannot compare with {other}"))),
     };
     if matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le) {
         // Directory string attributes (uid, sn, mail, …) have no ordering rule: the server
@@ -386,17 +386,17 @@ fn timestamp(attr: &str, cmp: Option<(CompareOp, &Value)>) -> Result<LdapFilter>
     let generalized = value
         .as_str()
         .and_then(time::to_generalized)
-        .ok_or_else(|| Error::InvalidFilter(format!("{value} is not an RFC 3339 dateTime")))?;
+        .ok_or_else(|| Error::filter(format!("{value} is not an RFC 3339 dateTime")))?;
     match op {
         CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
-            Err(Error::InvalidFilter("dateTime attributes support eq, ne, gt, ge, lt, le".into()))
+            Err(Error::filter("dateTime attributes support eq, ne, gt, ge, lt, le"))
         }
         op => Ok(ordered(attr, op, generalized)),
     }
 }
 
 fn unmapped(path: &AttrPath) -> Error {
-    Error::InvalidFilter(format!("cannot filter on {path}: no rule in gateway.toml maps it"))
+    Error::filter(format!("cannot filter on {path}: no rule in gateway.toml maps it"))
 }
 
 #[cfg(test)]

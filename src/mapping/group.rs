@@ -143,10 +143,9 @@ pub fn member_refs(value: &Value) -> Result<Vec<MemberRef>> {
     items
         .iter()
         .map(|m| {
-            let obj =
-                m.as_object().ok_or_else(|| Error::InvalidValue(format!("a member must be an object, not {m}")))?;
+            let obj = m.as_object().ok_or_else(|| Error::value(format!("a member must be an object, not {m}")))?;
             let id = get_ci(obj, "value").and_then(Value::as_str).filter(|s| !s.is_empty());
-            let id = id.ok_or_else(|| Error::InvalidValue(format!("a member needs a string value: {m}")))?;
+            let id = id.ok_or_else(|| Error::value(format!("a member needs a string value: {m}")))?;
             let kind = get_ci(obj, "type").and_then(Value::as_str).map(str::to_owned);
             Ok(MemberRef { id: id.to_owned(), kind })
         })
@@ -175,9 +174,7 @@ pub fn split_member_ops(ops: Vec<Operation>) -> Result<(Vec<MemberOp>, Vec<Opera
         match (op.path, op.value) {
             (Some(path), value) if is_members(&path.attr) => {
                 if path.attr.sub_attr.is_some() || path.sub_attr.is_some() {
-                    return Err(Error::InvalidValue(
-                        "only whole members can be changed, not their sub-attributes".into(),
-                    ));
+                    return Err(Error::value("only whole members can be changed, not their sub-attributes"));
                 }
                 let refs = || member_refs(value.as_ref().unwrap_or(&Value::Null));
                 members.push(match (op.op, &path.filter) {
@@ -186,7 +183,7 @@ pub fn split_member_ops(ops: Vec<Operation>) -> Result<(Vec<MemberOp>, Vec<Opera
                     (Op::Remove, None) if value.is_some() => MemberOp::Remove(refs()?),
                     (Op::Remove, None) => MemberOp::RemoveAll,
                     (Op::Remove, Some(f)) => MemberOp::Remove(ids_in(f)?),
-                    (_, Some(f)) => return Err(Error::InvalidValue(format!("members[{f}] can only be removed"))),
+                    (_, Some(f)) => return Err(Error::value(format!("members[{f}] can only be removed"))),
                 });
             }
             (None, Some(Value::Object(mut fields))) => {
@@ -214,9 +211,9 @@ fn ids_in(f: &Filter) -> Result<Vec<MemberRef>> {
             Ok(vec![MemberRef { id: id.clone(), kind: None }])
         }
         Filter::Or(a, b) => Ok([ids_in(a)?, ids_in(b)?].concat()),
-        _ => Err(Error::InvalidValue(format!(
-            "members[{f}]: only value eq \"id\" (or several, joined by or) selects members"
-        ))),
+        _ => {
+            Err(Error::value(format!("members[{f}]: only value eq \"id\" (or several, joined by or) selects members")))
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! SCIM resource → directory attributes ([`write`]) and entry → SCIM resource ([`read`]),
 //! plus SCIM filters → LDAP filters ([`filter`]). Pure: the directory is never called here.
 
+mod account;
 mod check;
 mod custom;
 mod entity;
@@ -22,6 +23,7 @@ use crate::scim::filter::parse_path;
 use crate::scim::schema::{self, AttrDef, Kind};
 use crate::scim::ENTERPRISE_USER_SCHEMA;
 
+pub use account::check_user;
 pub use check::Finding;
 pub use entity::Entity;
 pub use filter::Translated;
@@ -30,17 +32,9 @@ use transform::{Piece, Steps};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
 pub use write::Values;
 
-/// A request the mapping cannot turn into directory data.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    InvalidValue(String),
-    #[error("{0}")]
-    InvalidFilter(String),
-    /// A readOnly or immutable attribute would change.
-    #[error("{0}")]
-    Mutability(String),
-}
+/// A request the mapping cannot turn into directory data: a client error in SCIM's own
+/// terms (invalidValue, invalidFilter, mutability), so there is one way to say each.
+pub use crate::scim::Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::write::Values;
 use super::{Entity, Error, Result, Rule, RuleError};
 use crate::config::{Deactivation, ResourceConfig};
-use crate::directory::ldap::dialect::uac;
+use crate::dialect::uac;
 use crate::directory::{Attributes, Binary, Change, Entry, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::json::{as_bool, get_ci};
@@ -137,19 +137,17 @@ impl UserMapping {
     pub fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
         let attrs = self.values(res)?;
         if !attrs.contains_key(&self.user_name_rule().ldap) {
-            return Err(Error::InvalidValue("userName is required".into()));
+            return Err(Error::value("userName is required"));
         }
         let active = match get_ci(res, "active") {
             None | Some(Value::Null) => None,
-            Some(v) => {
-                Some(as_bool(v).ok_or_else(|| Error::InvalidValue(format!("active must be a boolean, not {v}")))?)
-            }
+            Some(v) => Some(as_bool(v).ok_or_else(|| Error::value(format!("active must be a boolean, not {v}")))?),
         };
         let password = match get_ci(res, "password") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) if !p.is_empty() => Some(p.clone()),
             // Never echo the value: it is a password.
-            Some(_) => return Err(Error::InvalidValue("password must be a non-empty string".into())),
+            Some(_) => return Err(Error::value("password must be a non-empty string")),
         };
         Ok(Write { attrs, active, password })
     }

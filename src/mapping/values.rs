@@ -56,14 +56,11 @@ impl Rule {
         match self.convert {
             None => Ok(v),
             Some(Convert::GeneralizedTime) => time::to_generalized(&v).ok_or_else(|| {
-                Error::InvalidValue(format!(
-                    "{} must be a dateTime such as 2026-11-22T22:05:30Z, not {v:?}",
-                    self.target
-                ))
+                Error::value(format!("{} must be a dateTime such as 2026-11-22T22:05:30Z, not {v:?}", self.target))
             }),
             // Canonical base64, so that comparing with the directory's bytes is exact.
             Some(Convert::Base64) => decode(&v).map(|b| STANDARD.encode(b)).ok_or_else(|| {
-                Error::InvalidValue(format!("{} must be base64 (RFC 4648), as SCIM binary values are", self.target))
+                Error::value(format!("{} must be base64 (RFC 4648), as SCIM binary values are", self.target))
             }),
         }
     }

@@ -26,7 +26,7 @@ impl Entity {
             }
             let v = rule.to_ldap(found)?;
             if v.is_empty() && rule.required {
-                return Err(Error::InvalidValue(format!("{} is required", rule.target)));
+                return Err(Error::value(format!("{} is required", rule.target)));
             }
             if !v.is_empty() {
                 values.insert(rule.ldap.clone(), v);
@@ -90,9 +90,8 @@ impl Entity {
         // The naming value comes from a rule or from a template (computed).
         let rule = self.rules.iter().find(|r| r.ldap.eq_ignore_ascii_case(&self.rdn_attr));
         let what = rule.map_or_else(|| self.rdn_attr.clone(), |r| r.target.to_string());
-        let value = self
-            .naming_value(values)
-            .ok_or_else(|| Error::InvalidValue(format!("{what} is required: it names the entry")))?;
+        let value =
+            self.naming_value(values).ok_or_else(|| Error::value(format!("{what} is required: it names the entry")))?;
         Ok(dn::rdn(&self.rdn_attr, value))
     }
 
@@ -202,13 +201,13 @@ fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
         _ if boolean => match (as_bool(v), &rule.boolean) {
             (Some(b), Some((t, f))) => Ok(Some(if b { t } else { f }.clone())),
             (Some(b), None) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
-            (None, _) => Err(Error::InvalidValue(format!("{} must be a boolean, not {v}", rule.target))),
+            (None, _) => Err(Error::value(format!("{} must be a boolean, not {v}", rule.target))),
         },
         // A declared extension attribute: its type decides.
         _ if rule.custom.is_some() => rule.checked(v).map(Some),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
-        _ => Err(Error::InvalidValue(format!("{} must be a single value, not {v}", rule.target))),
+        _ => Err(Error::value(format!("{} must be a single value, not {v}", rule.target))),
     }
 }

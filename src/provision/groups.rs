@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use serde_json::{Map, Value};
 
+use super::body;
 use super::members::Members;
 use super::paging::{Lister, Plan};
 use super::store::{StandIn, Store};
@@ -17,7 +18,7 @@ use crate::cache::UserCache;
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, DirectoryError, Entry};
 use crate::mapping::{
-    self, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
+    member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
 };
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
@@ -66,10 +67,9 @@ impl Resources for Groups {
                 let resolved = self.members().by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
                 let t = self.map.ldap_filter(f, &resolved)?;
                 if !t.exact && self.map.mentions_members(f) {
-                    return Err(mapping::Error::InvalidFilter(
+                    return Err(scim::Error::filter(
                         "a condition on members cannot be combined with conditions the gateway checks itself \
-                         (ordering on strings, case-exact attributes)"
-                            .into(),
+                         (ordering on strings, case-exact attributes)",
                     )
                     .into());
                 }
@@ -99,7 +99,7 @@ impl Resources for Groups {
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
-        let res = group_object(body)?;
+        let res = body::object(body, "Group", GROUP_SCHEMA)?;
         refuse_unmapped(&self.map, res, &["members"])?;
         self.map.check_mutability(None, res)?;
         let values = self.map.values(res)?;
@@ -141,10 +141,7 @@ impl Resources for Groups {
     async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
         let entry = self.store().find(id, self.attrs(true)).await?;
         self.store().check_version(&entry, if_match)?;
-        let res = group_object(body)?;
-        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
-            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
-        }
+        let res = body::replacement(body, id, "Group", GROUP_SCHEMA)?;
         refuse_unmapped(&self.map, res, &["members"])?;
         self.map.check_mutability(Some(&self.map.patch_base(&entry, "")), res)?;
         let values = self.map.values(res)?;
@@ -302,7 +299,7 @@ impl Groups {
         let rule = self.map.rule_for("displayName").expect("checked at compile");
         match values.contains_key(&rule.ldap) {
             true => Ok(()),
-            false => Err(crate::mapping::Error::InvalidValue("displayName is required".into()).into()),
+            false => Err(scim::Error::value("displayName is required").into()),
         }
     }
 
@@ -343,14 +340,4 @@ impl Groups {
 fn dedup_ci(values: &mut Vec<String>) {
     let mut seen = HashSet::new();
     values.retain(|v| seen.insert(v.to_lowercase()));
-}
-
-/// The body of a POST or PUT: an object that declares the Group schema.
-fn group_object(body: &Value) -> Result<&Map<String, Value>> {
-    let obj = body.as_object().ok_or_else(|| scim::Error::syntax("a Group must be a JSON object"))?;
-    let schemas = get_ci(obj, "schemas").and_then(Value::as_array);
-    if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)))) {
-        return Err(scim::Error::syntax(format!("schemas must contain {GROUP_SCHEMA}")).into());
-    }
-    Ok(obj)
 }

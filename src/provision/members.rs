@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::store::{modify, Store};
-use super::{Error, Result};
+use super::Result;
 use crate::cache::{GroupRef, UserCache};
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, Entry, LdapFilter, Scope};
@@ -87,7 +87,11 @@ impl Members<'_> {
             match by_id.get(&r.id) {
                 Some(v) => values.push(v.clone()),
                 None if strict => {
-                    return Err(Error::InvalidMember(format!("no user or group with id {:?} can be a member", r.id)))
+                    return Err(crate::scim::Error::value(format!(
+                        "no user or group with id {:?} can be a member",
+                        r.id
+                    ))
+                    .into())
                 }
                 None => {}
             }

@@ -2,11 +2,14 @@
 //! operations: the only layer that calls both the mapping and the directory.
 
 mod admins;
+mod body;
 mod groups;
 mod members;
 mod paging;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod tests;
 mod users;
 
 pub use admins::{Admin, Admins, Refusal};
@@ -17,8 +20,8 @@ pub use users::Users;
 use serde_json::Value;
 
 use crate::directory::DirectoryError;
+use crate::scim;
 use crate::scim::list::{Projection, Query};
-use crate::{mapping, scim};
 
 /// The SCIM operations on one resource type. `root` is the absolute URL of the SCIM base
 /// (`https://host/scim/v2`), for `meta.location` and references.
@@ -51,8 +54,6 @@ pub enum Error {
     #[error(transparent)]
     Scim(#[from] scim::Error),
     #[error(transparent)]
-    Mapping(#[from] mapping::Error),
-    #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error("{0}")]
     NotFound(String),
@@ -60,8 +61,6 @@ pub enum Error {
     Uniqueness(String),
     #[error("the resource changed since it was read (If-Match does not match its version)")]
     PreconditionFailed,
-    #[error("{0}")]
-    InvalidMember(String),
     /// The configuration cannot serve this request (e.g. a gidNumber range is used up).
     #[error("{0}")]
     Config(String),

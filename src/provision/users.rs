@@ -6,16 +6,17 @@ use async_trait::async_trait;
 
 use serde_json::{Map, Value};
 
+use super::body;
 use super::members::Members;
 use super::paging::{Lister, Plan};
 use super::store::Store;
 use super::{audit, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
-use crate::config::{Dialect, UserGroups};
+use crate::config::UserGroups;
+use crate::dialect::Dialect;
 use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{Entity, GroupMapping, Translated, UserMapping, Write};
+use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
-use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
 
@@ -94,7 +95,7 @@ impl Resources for Users {
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
-        let res = user_object(body)?;
+        let res = body::object(body, "User", USER_SCHEMA)?;
         self.refuse_unmapped(res)?;
         self.map.check_mutability(None, res)?;
         let w = self.to_write(res).await?;
@@ -125,10 +126,7 @@ impl Resources for Users {
     async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value> {
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
-        let res = user_object(body)?;
-        if get_ci(res, "id").is_some_and(|v| v.as_str() != Some(id)) {
-            return Err(scim::Error::mutability("id is read-only and differs from the resource's").into());
-        }
+        let res = body::replacement(body, id, "User", USER_SCHEMA)?;
         self.refuse_unmapped(res)?;
         let before = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.map.check_mutability(Some(&before), res)?;
@@ -204,7 +202,7 @@ impl Users {
     async fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
         let mut w = self.map.to_write(res)?;
         // Refused here when the directory could not hold it.
-        self.dialect.check_user(&w.attrs).map_err(scim::Error::value)?;
+        mapping::check_user(self.dialect, &w.attrs).map_err(scim::Error::value)?;
         for rule in self.map.references() {
             for value in w.attrs.get_mut(&rule.ldap).into_iter().flatten() {
                 let unknown = || scim::Error::value(format!("{}: no user has the id {value:?}", rule.target));
@@ -448,14 +446,4 @@ fn exact_user_name(filter: &Filter) -> Option<&str> {
         }
         _ => None,
     }
-}
-
-/// The body of a POST or PUT: an object that declares the User schema.
-fn user_object(body: &Value) -> Result<&Map<String, Value>> {
-    let obj = body.as_object().ok_or_else(|| scim::Error::syntax("a User must be a JSON object"))?;
-    let schemas = get_ci(obj, "schemas").and_then(Value::as_array);
-    if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(USER_SCHEMA)))) {
-        return Err(scim::Error::syntax(format!("schemas must contain {USER_SCHEMA}")).into());
-    }
-    Ok(obj)
 }

@@ -146,11 +146,27 @@ fn schema_doc(base: &str, urn: &str, name: &str, mapped: &[Advertised]) -> Value
             })
             .collect(),
     };
-    json!({
+    let mut doc = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": urn, "name": name, "attributes": attributes,
         "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{urn}")},
-    })
+    });
+    if let Some(d) = description(urn) {
+        doc["description"] = d.into();
+    }
+    doc
+}
+
+/// The core schemas' descriptions, as RFC 7643 §8.7.1 gives them.
+fn description(urn: &str) -> Option<&'static str> {
+    [
+        (super::USER_SCHEMA, "User Account"),
+        (super::GROUP_SCHEMA, "Group"),
+        (super::ENTERPRISE_USER_SCHEMA, "Enterprise User"),
+    ]
+    .into_iter()
+    .find(|(u, _)| u.eq_ignore_ascii_case(urn))
+    .map(|(_, d)| d)
 }
 
 /// Marks `attr` (and its sub-attributes) required where a rule demands a value (a complex
@@ -206,6 +222,9 @@ mod tests {
         assert_eq!(user["attributes"][1]["subAttributes"].as_array().unwrap().len(), 1);
         let acme = d.schema("urn:example:acme:2.0:User").unwrap();
         assert_eq!(acme["attributes"][0]["name"], "costCenter");
+        // RFC 7643 §8.7.1: the core schemas' descriptions; a custom one has none of ours.
+        assert_eq!(user["description"], "User Account");
+        assert!(acme.get("description").is_none());
         assert_eq!(d.resource_type("user").unwrap()["schemaExtensions"][0]["schema"], "urn:example:acme:2.0:User");
         assert_eq!(d.service_provider_config["authenticationSchemes"][0]["type"], "oauthbearertoken");
         assert_eq!(d.schemas_list()["totalResults"], 2);

@@ -45,6 +45,9 @@ impl Error {
     pub fn value(detail: impl Into<String>) -> Self {
         Self::new(ScimType::InvalidValue, detail)
     }
+    pub fn filter(detail: impl Into<String>) -> Self {
+        Self::new(ScimType::InvalidFilter, detail)
+    }
     pub fn path(detail: impl Into<String>) -> Self {
         Self::new(ScimType::InvalidPath, detail)
     }

@@ -148,8 +148,23 @@ fn number(key: &str, value: &str) -> Result<i64> {
     value.trim().parse().map_err(|_| Error::value(format!("{key} must be an integer, not {value:?}")))
 }
 
+/// The comma-separated paths of `attributes` / `excludedAttributes`. A value filter in a path
+/// (`emails[type eq "work"]`) is not a projection RFC 7644 defines: the path stands for its
+/// attribute (`emails`), rather than for nothing; commas inside the brackets do not split.
 fn split(value: &str) -> Vec<String> {
-    value.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
+    let (mut paths, mut path, mut depth, mut quoted) = (Vec::new(), String::new(), 0usize, false);
+    for c in value.chars() {
+        match c {
+            '"' if depth > 0 => quoted = !quoted,
+            '[' if !quoted => depth += 1,
+            ']' if !quoted && depth > 0 => depth -= 1,
+            ',' if depth == 0 => paths.push(std::mem::take(&mut path)),
+            _ if depth == 0 => path.push(c),
+            _ => {}
+        }
+    }
+    paths.push(path);
+    paths.into_iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
 }
 
 impl Projection {
@@ -286,6 +301,8 @@ mod tests {
         let q = Query::from_pairs([("count", "-3"), ("attributes", "userName, name.givenName")]).unwrap();
         assert_eq!(q.count, 0);
         assert_eq!(q.projection.attributes, ["username", "name.givenname"]);
+        let q = Query::from_pairs([("attributes", r#"emails[type eq "work"],phoneNumbers[value co ","].value, id"#)]);
+        assert_eq!(q.unwrap().projection.attributes, ["emails", "phonenumbers.value", "id"]);
         assert_eq!(Query::from_pairs([("filter", "userName eq")]).unwrap_err().kind, ScimType::InvalidFilter);
         assert_eq!(Query::from_pairs([("count", "ten")]).unwrap_err().kind, ScimType::InvalidValue);
         let body = json!({"schemas": [], "filter": "userName pr", "startIndex": 3, "attributes": ["userName"]});

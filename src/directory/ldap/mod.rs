@@ -1,7 +1,7 @@
 //! [`Directory`] over LDAP v3 with ldap3: paged searches, passwords, modrdn, and what the
 //! [`Dialect`] says differs (binary ids, ranged attributes, `unicodePwd`).
 
-pub mod dialect;
+mod dialect;
 mod error;
 mod pool;
 mod range;
@@ -15,12 +15,12 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::exop::PasswordModify;
 use ldap3::{Ldap, LdapError, Mod, SearchEntry};
 
-pub use self::dialect::Dialect;
 use self::error::from_ldap;
 use self::pool::Pool;
 use super::schema::Subschema;
 use super::{Attributes, Binary, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search};
 use crate::config::DirectoryConfig;
+use crate::dialect::{unicode_pwd, Dialect};
 use crate::metrics::Metrics;
 
 pub struct LdapDirectory {
@@ -58,7 +58,7 @@ impl LdapDirectory {
                     .into(),
             ));
         }
-        Ok(Some((attr, dialect::unicode_pwd(password))))
+        Ok(Some((attr, unicode_pwd(password))))
     }
 
     /// [`Self::attempt`], timed and counted as `operation`.
@@ -105,7 +105,7 @@ impl LdapDirectory {
     /// A paged search, given up (and abandoned on the server) once more than `max` entries came.
     /// Ranged values (AD's `member;range=…`) are then read to the end.
     async fn search_limited(&self, s: &Search, max: usize) -> Result<Option<Vec<Entry>>> {
-        let filter = self.dialect.filter(&s.filter).to_string();
+        let filter = dialect::filter(self.dialect, &s.filter).to_string();
         let attrs = range::request(&s.attrs, self.range_size);
         let (page_size, dialect, step) = (self.page_size, self.dialect, self.range_size);
         self.run("search", true, |mut ldap| {

@@ -4,7 +4,7 @@
 
 use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 
-use super::Dialect;
+use crate::dialect::Dialect;
 use crate::directory::Entry;
 
 /// The attributes asked for in ranges when a range size is configured (AD only).
