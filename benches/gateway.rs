@@ -17,23 +17,17 @@
 mod common;
 mod support;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use common::gateway::{config_text, okta_user, q, TOKEN};
 use common::process::GatewayProcess;
 use common::{group_ldif, users_ldif, Slapd};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 use scim_gateway::config::Loaded;
 use scim_gateway::directory::{Change, Directory, LdapFilter, Scope, Search};
 use serde_json::{json, Value};
-use support::{ms, percentile};
+use support::{measure, ms, percentile, Cell, Http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PEOPLE: &str = "ou=people,dc=example,dc=test";
@@ -64,76 +58,6 @@ fn main() {
         Plan { sizes: &[500], ops: |_| 8, adds: |_| 8, connections: 50 }
     };
     support::run(run(plan));
-}
-
-/// One measured cell: every operation's latency, and the wall time for all of them.
-struct Cell {
-    latencies: Vec<Duration>,
-    wall: Duration,
-}
-
-impl Cell {
-    fn throughput(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
-    }
-}
-
-/// Runs `op(i)` for i in 0..n, `concurrency` at a time, each client taking the next i.
-async fn measure<F, Fut>(n: usize, concurrency: usize, op: F) -> Cell
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let clients: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (op, next) = (op.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return lat;
-                    }
-                    let t = Instant::now();
-                    op(i).await;
-                    lat.push(t.elapsed());
-                }
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(n);
-    for c in clients {
-        latencies.extend(c.await.expect("client task"));
-    }
-    Cell { latencies, wall: started.elapsed() }
-}
-
-/// A bare HTTP client: the load generator shares the machine, so it only checks the status.
-#[derive(Clone)]
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: Arc<str>,
-}
-
-impl Http {
-    async fn send(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Bytes {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {TOKEN}"));
-        if body.is_some() {
-            req = req.header("content-type", "application/scim+json");
-        }
-        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let resp = self.client.request(req.body(Full::new(body)).unwrap()).await.expect("request");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        assert_eq!(status, want, "{path}: {}", String::from_utf8_lossy(&bytes));
-        bytes
-    }
 }
 
 fn patch_body(ops: Value) -> Value {
@@ -208,10 +132,7 @@ async fn run(plan: Plan) {
         });
         let gateway = GatewayProcess::spawn(&config);
         let idle = rss_kib(gateway.pid());
-        let http = Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: format!("http://127.0.0.1:{}/scim/v2", gateway.port).into(),
-        };
+        let http = Http::new(format!("http://127.0.0.1:{}/scim/v2", gateway.port), TOKEN);
         // The raw floor: the gateway's own directory code and pool, in this process.
         let loaded = Loaded::parse("bench.toml", config).expect("config");
         let built = scim_gateway::Gateway::new(&loaded).expect("gateway");

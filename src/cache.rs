@@ -20,6 +20,19 @@ use crate::config::CacheConfig;
 use crate::directory::Entry;
 use crate::metrics::Metrics;
 
+/// Share of `[cache] max_bytes` each cache may hold, in quarters: entries are the bulk.
+const USERS_SHARE: u64 = 2;
+const NAMES_SHARE: u64 = 1;
+const GROUPS_SHARE: u64 = 1;
+/// What moka itself keeps per entry (hash, timestamps, list links), on top of key and value.
+const PER_ENTRY: usize = 96;
+
+/// A cache's weight for one entry: bytes of key and value plus the bookkeeping, so that
+/// keys taken from client strings (userNames from filters) count like everything else.
+fn weight(key: &str, value: usize) -> u32 {
+    u32::try_from(key.len() + value + PER_ENTRY).unwrap_or(u32::MAX)
+}
+
 pub struct UserCache {
     caches: Option<Caches>,
     metrics: Arc<Metrics>,
@@ -50,10 +63,25 @@ pub struct Ticket(u64);
 impl UserCache {
     pub fn new(cfg: &CacheConfig, metrics: Arc<Metrics>) -> UserCache {
         let ttl = Duration::from_secs(cfg.ttl_secs);
+        let quarter = cfg.max_bytes / 4;
         let caches = cfg.enabled.then(|| Caches {
-            users: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
-            names: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
-            groups: Cache::builder().max_capacity(cfg.capacity).time_to_live(ttl).build(),
+            users: Cache::builder()
+                .max_capacity(quarter * USERS_SHARE)
+                .weigher(|k: &String, e: &Arc<Entry>| weight(k, e.weight()))
+                .time_to_live(ttl)
+                .build(),
+            names: Cache::builder()
+                .max_capacity(quarter * NAMES_SHARE)
+                .weigher(|k: &String, id: &Option<String>| weight(k, id.as_ref().map_or(0, String::len)))
+                .time_to_live(ttl)
+                .build(),
+            groups: Cache::builder()
+                .max_capacity(quarter * GROUPS_SHARE)
+                .weigher(|k: &String, g: &Arc<GroupRef>| {
+                    weight(k, g.id.len() + g.display.as_ref().map_or(0, String::len))
+                })
+                .time_to_live(ttl)
+                .build(),
             generation: AtomicU64::new(0),
         });
         UserCache { caches, metrics }
@@ -196,5 +224,19 @@ mod tests {
         let off = UserCache::new(&CacheConfig { enabled: false, ..CacheConfig::default() }, Arc::new(Metrics::new(1)));
         off.fill(off.ticket(), Some("x"), None).await;
         assert_eq!(off.name("x").await, None);
+    }
+
+    #[tokio::test]
+    async fn bounded_by_bytes_keys_included() {
+        let cfg = CacheConfig { max_bytes: 400_000, ..CacheConfig::default() };
+        let c = UserCache::new(&cfg, Arc::new(Metrics::new(1)));
+        let huge = "x".repeat(10_000);
+        for i in 0..200 {
+            c.fill(c.ticket(), Some(&format!("{i}{huge}")), None).await;
+        }
+        let names = &c.caches.as_ref().unwrap().names;
+        names.run_pending_tasks().await;
+        assert!(names.weighted_size() <= 100_000, "{}", names.weighted_size());
+        assert!(names.entry_count() < 20, "{}", names.entry_count());
     }
 }

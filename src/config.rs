@@ -63,6 +63,7 @@ impl Loaded {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        self.config.server.metrics_token().map_err(|e| self.file_error(&format!("[server] {e}")))?;
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for site in self.config.sites() {
             let (name, base) = (site.name, site.base_path.get_ref().as_str());
@@ -136,6 +137,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub query: QueryConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     pub users: ResourceConfig,
     /// Groups are served only when configured.
     pub groups: Option<ResourceConfig>,
@@ -242,13 +245,28 @@ pub struct TargetConfig {
 pub struct ServerConfig {
     pub listen: Text,
     pub base_path: Spanned<String>,
-    /// Absolute URL prefix for `meta.location` (e.g. behind a proxy); default: from the Host header.
+    /// Absolute URL prefix for `meta.location` and `Location`. Unset: the Host header when it
+    /// names the address the connection arrived on, else that address itself.
     pub public_url: Option<Text>,
     pub max_body_bytes: usize,
+    /// Time a new connection has to send its first request, headers complete, and the time
+    /// a request's headers may take on a kept-alive connection.
     pub header_read_timeout_secs: u64,
+    /// Time a request body may take to arrive; a slower one gets 408 and the connection closes.
+    pub body_read_timeout_secs: u64,
+    /// A connection (HTTP/1 keep-alive or HTTP/2) with no request for this long is closed.
+    pub idle_timeout_secs: u64,
     pub request_timeout_secs: u64,
     /// Requests served at once; more get 429 with Retry-After instead of queueing.
     pub max_in_flight: usize,
+    /// Open client connections. At the cap a new one takes the place of the oldest idle one;
+    /// with none idle it is closed at once.
+    pub max_connections: usize,
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address only (not on `listen`).
+    pub probe_listen: Option<Text>,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    metrics_token: Option<Text>,
+    metrics_token_file: Option<Text>,
     pub tls: Option<TlsConfig>,
 }
 
@@ -260,8 +278,14 @@ impl Default for ServerConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
             request_timeout_secs: 30,
             max_in_flight: 256,
+            max_connections: 1024,
+            probe_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
             tls: None,
         }
     }
@@ -273,6 +297,62 @@ impl ServerConfig {
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// The token `/metrics` asks for, if any.
+    pub fn metrics_token(&self) -> Result<Option<Secret>, String> {
+        match (&self.metrics_token, &self.metrics_token_file) {
+            (None, None) => Ok(None),
+            (inline, file) => secret("metrics_token", inline, file).map(Some),
+        }
+    }
+}
+
+/// `[limits]`: how much one request may ask of the gateway. Each is checked before any work
+/// is done, and answered with a 400 naming the limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Operations in one PATCH.
+    pub max_operations: usize,
+    /// Values of one multi-valued attribute (any JSON array in a body but `members`), also
+    /// after a PATCH has added to it.
+    pub max_values: usize,
+    /// Values of `members` in one body.
+    pub max_members: usize,
+    /// Bytes of one string value in a body.
+    pub max_value_bytes: usize,
+    /// Bytes of a `filter` (query string or `.search` body).
+    pub max_filter_bytes: usize,
+}
+
+impl LimitsConfig {
+    /// The limits as the request layers apply them (a zero is taken as one).
+    pub fn limits(&self) -> crate::scim::limits::Limits {
+        crate::scim::limits::Limits {
+            max_operations: self.max_operations.max(1),
+            max_values: self.max_values.max(1),
+            max_members: self.max_members.max(1),
+            max_value_bytes: self.max_value_bytes.max(1),
+            max_filter_bytes: self.max_filter_bytes.max(1),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_operations: 1000,
+            max_values: 1000,
+            max_members: 20_000,
+            max_value_bytes: 65_536,
+            max_filter_bytes: 4096,
+        }
     }
 }
 
@@ -426,13 +506,14 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// The longest a change made outside this gateway stays unseen.
     pub ttl_secs: u64,
-    /// Users held; the least used go first.
-    pub capacity: u64,
+    /// Bytes held by the three caches together (users, userNames, groups), keys included;
+    /// the least used go first.
+    pub max_bytes: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, ttl_secs: 60, capacity: 100_000 }
+        CacheConfig { enabled: true, ttl_secs: 60, max_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -445,13 +526,13 @@ pub struct QueryConfig {
     pub max_candidates: usize,
     /// How long the ordered ids of a result stay for its later pages.
     pub snapshot_ttl_secs: u64,
-    /// Ids held in all snapshots together; the least used snapshots go first.
-    pub snapshot_capacity: u64,
+    /// Bytes held in all snapshots together (ids and keys); the least used go first.
+    pub snapshot_max_bytes: u64,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_capacity: 2_000_000 }
+        QueryConfig { max_candidates: 20_000, snapshot_ttl_secs: 300, snapshot_max_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -580,12 +661,15 @@ pub struct MembersConfig {
 }
 
 /// `allocate = { attribute = "uidNumber", range = [10000, 59999] }`: each new entry gets the
-/// highest number in use in the range, plus one.
+/// next number from a counter entry (created on first use), which no two writers can take
+/// alike, whichever gateway process they run in.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allocate {
     pub attribute: String,
     pub range: [u32; 2],
+    /// The counter entry's DN; default `cn=scim-gateway-<attribute>,<base_dn>`.
+    pub counter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -685,6 +769,57 @@ pub struct AttributeRule {
     /// `"user"`: the SCIM value is a user's id, the directory holds that user's DN
     /// (enterprise `manager.value` ⇄ `manager`).
     pub reference: Option<Spanned<Reference>>,
+    /// Characters the attribute cannot hold, dropped or replaced on write.
+    pub characters: Option<Spanned<CharacterRule>>,
+    /// At most this many characters (Unicode scalar values) are written; longer values are cut.
+    pub max_length: Option<Spanned<usize>>,
+    /// A derived value no other entry may hold: the candidates to try, in order.
+    pub unique: Option<Spanned<UniqueRule>>,
+}
+
+/// `characters = { forbidden = "…" }` or `{ allowed = "a-z0-9._-" }`: what a value may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharacterRule {
+    /// These characters (and control characters) are replaced.
+    pub forbidden: Option<String>,
+    /// Only these characters are kept; `a-z` is a range, a `-` first or last is itself.
+    pub allowed: Option<String>,
+    /// What a refused character becomes; by default it is dropped.
+    #[serde(default)]
+    pub replacement: String,
+    /// Characters a value may not end with (Active Directory: `.`), removed from its end.
+    #[serde(default)]
+    pub not_at_end: String,
+}
+
+/// `unique = { also = ["{name.givenName}.{name.familyName}"], suffixes = 99 }` on a template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueRule {
+    /// More templates, tried in order after the rule's own.
+    #[serde(default)]
+    pub also: Vec<String>,
+    /// Then the rule's own value followed by 1, 2 … up to this number, cut to make room.
+    #[serde(default)]
+    pub suffixes: u32,
+    /// What an update does when the values the template is made of change.
+    #[serde(default)]
+    pub on_change: OnChange,
+    /// Where holders of a candidate are searched for: by default the entries' base_dn. Active
+    /// Directory keeps sAMAccountName unique in the whole domain: give the domain's DN.
+    pub base: Option<String>,
+}
+
+/// What happens to a unique derived value when its sources change.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    /// The value chosen on create stays (a logon name people know).
+    #[default]
+    Keep,
+    /// A new free candidate is chosen (an RDN that follows the userName).
+    Regenerate,
 }
 
 /// What a reference rule's SCIM value names.

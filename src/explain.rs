@@ -139,7 +139,13 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
     let body = || body.clone().ok_or_else(|| format!("{method} needs --body FILE (or - for standard input)"));
     let fail = |e: crate::provision::Error| format!("the gateway would refuse this request: {e}");
     match (method.to_ascii_uppercase().as_str(), id.as_deref()) {
-        ("POST", None) => service.create(&body()?, &root).await.map(drop).map_err(fail),
+        ("POST", None) => {
+            let body = body()?;
+            if endpoint.eq_ignore_ascii_case("Users") {
+                print!("{}", candidates(app, &body));
+            }
+            service.create(&body, &root).await.map(drop).map_err(fail)
+        }
         ("PUT", Some(id)) => service.replace(id, &body()?, None, &root).await.map(drop).map_err(fail),
         ("PATCH", Some(id)) => {
             service.patch(id, &body()?, None, &Projection::default(), &root).await.map(drop).map_err(fail)
@@ -149,6 +155,23 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
             Err(format!("{m} {path}: explain takes POST /Users, PUT, PATCH or DELETE /Users/{{id}} (or /Groups)"))
         }
     }
+}
+
+/// The candidates each unique rule would try for a new user, as LDIF comments (the write
+/// below shows the one taken).
+fn candidates(app: &App, body: &Value) -> String {
+    let map = app.users.mapping();
+    let Some(res) = body.as_object() else { return String::new() };
+    let Ok(w) = map.to_write(res) else { return String::new() };
+    let mut out = String::new();
+    for c in map.candidates(res, &w.attrs) {
+        let list = c.values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "# {}: candidates in order, the first no entry below {} holds: {list}\n",
+            c.ldap, c.base
+        ));
+    }
+    out
 }
 
 /// The SCIM resource the entry at `dn` maps to, user or group.

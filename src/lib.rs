@@ -70,26 +70,26 @@ impl Gateway {
     /// with the file and line, before a port is opened.
     pub fn new(loaded: &Loaded) -> Result<Gateway, ConfigError> {
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        Self::assemble(loaded, metrics, |_| None)
+        Self::assemble(loaded, metrics, InFlight::new(loaded), |_| None)
     }
 
     /// The same, with the directory of the target `site` replaced (`explain` records instead
     /// of writing).
     pub fn with_directory(loaded: &Loaded, site: &str, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        Self::assemble(loaded, metrics, |s| (s.name == site).then(|| directory.clone()))
+        Self::assemble(loaded, metrics, InFlight::new(loaded), |s| (s.name == site).then(|| directory.clone()))
     }
 
     /// Every target's app, each over `instead`'s directory or an LDAP one of its own.
     fn assemble(
         loaded: &Loaded,
         metrics: Arc<Metrics>,
+        in_flight: InFlight,
         instead: impl Fn(&Site) -> Option<Arc<dyn Directory>>,
     ) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(cfg.server.max_in_flight.max(1)));
         let mut apps = Vec::new();
         for site in cfg.sites() {
             let directory = match instead(&site) {
@@ -109,7 +109,7 @@ impl Gateway {
         loaded: &Loaded,
         site: &Site,
         directory: Arc<dyn Directory>,
-        in_flight: &Arc<tokio::sync::Semaphore>,
+        in_flight: &InFlight,
         metrics: &Arc<Metrics>,
     ) -> Result<http::App, ConfigError> {
         let cfg = &loaded.config;
@@ -131,15 +131,18 @@ impl Gateway {
             )
         });
         let admins = admins.transpose().map_err(file_error)?;
+        let limits = cfg.limits.limits();
         Ok(http::App {
             name: site.name.to_owned(),
             base_path: site.base_path.get_ref().clone(),
             public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: cfg.server.tls.is_some(),
             max_body: cfg.server.max_body_bytes,
+            body_read_timeout: cfg.server.body_read_timeout(),
+            limits: limits.clone(),
             request_timeout: cfg.server.request_timeout(),
-            in_flight: in_flight.clone(),
-            max_in_flight: cfg.server.max_in_flight.max(1),
+            in_flight: in_flight.permits.clone(),
+            max_in_flight: in_flight.max,
             auth: http::Authenticator::with_oauth(site.auth, site.base_path.get_ref(), admins).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
@@ -162,8 +165,11 @@ impl Gateway {
                 groups.map(|g| (g, dn_attr)),
                 cache,
                 lister,
+                limits,
             ),
             directory,
+            readiness: http::Readiness::default(),
+            metrics_token: cfg.server.metrics_token().map_err(file_error)?,
             metrics: metrics.clone(),
             targets: Vec::new(),
         })
@@ -174,8 +180,8 @@ impl Gateway {
         Reloader { live: Arc::new(ArcSwap::new(self.app.clone())), tls: self.tls.clone() }
     }
 
-    /// Serves on `listener` until `shutdown` resolves, each request with `reloader`'s
-    /// current configuration.
+    /// Serves on `listener` (and `[server] probe_listen`, bound here) until `shutdown`
+    /// resolves, each request with `reloader`'s current configuration.
     pub async fn serve(
         self,
         loaded: &Loaded,
@@ -184,10 +190,36 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ConfigError> {
         let server = &loaded.config.server;
-        let tls = self.tls.map(http::tls_acceptor).transpose();
-        let tls = tls.map_err(|message| ConfigError::File { path: loaded.path.clone(), message })?;
-        http::serve(reloader.live.clone(), listener, tls, server.header_read_timeout(), shutdown).await;
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let tls = self.tls.map(http::tls_acceptor).transpose().map_err(file_error)?;
+        let mut listeners = vec![(listener, http::Surface::All)];
+        if let Some(addr) = &server.probe_listen {
+            let probes = tokio::net::TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|e| file_error(format!("[server] probe_listen {}: {e}", addr.as_str())))?;
+            listeners = vec![(listeners.remove(0).0, http::Surface::Scim), (probes, http::Surface::Probes)];
+        }
+        let limits = http::Limits {
+            deadlines: http::Deadlines { first_request: server.header_read_timeout(), idle: server.idle_timeout() },
+            max_connections: server.max_connections,
+        };
+        http::serve(reloader.live.clone(), listeners, tls, limits, shutdown).await;
         Ok(())
+    }
+}
+
+/// The one in-flight limit, `server.max_in_flight` permits shared by every target and kept
+/// across reloads (a new one would let twice as many requests run while the old ones finish).
+/// Changing `max_in_flight` therefore needs a restart.
+struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl InFlight {
+    fn new(loaded: &Loaded) -> InFlight {
+        let max = loaded.config.server.max_in_flight.max(1);
+        InFlight { permits: Arc::new(tokio::sync::Semaphore::new(max)), max }
     }
 }
 
@@ -208,7 +240,10 @@ impl Reloader {
         // The same metrics registry: counters survive a reload.
         let metrics = self.live.load().metrics.clone();
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
-        let fresh = Gateway::assemble(&loaded, metrics, |_| None)?;
+        // The same in-flight limit: requests running on the old configuration still count.
+        let live = self.live.load();
+        let in_flight = InFlight { permits: live.in_flight.clone(), max: live.max_in_flight };
+        let fresh = Gateway::assemble(&loaded, metrics, in_flight, |_| None)?;
         if let Some(tls) = &self.tls {
             tls.reload().map_err(file_error)?;
         }

@@ -33,7 +33,12 @@ enum Command {
     /// Serve SCIM requests (the default).
     Serve,
     /// Validate the configuration and bind to the directory, then exit.
-    Check,
+    Check {
+        /// Validate the file and its mapping only, without contacting the directory (for CI
+        /// checks of the configuration an image or a manifest ships).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the LDAP operations a SCIM request would perform, as LDIF, without performing
     /// them; or, with --dn, the SCIM resource a directory entry maps to.
     Explain {
@@ -105,7 +110,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Explain { .. } => Err("explain needs METHOD PATH [--body FILE], or --dn DN".into()),
         Command::HashSecret => hash_secret(),
-        Command::Check => {
+        Command::Check { offline: true } => {
+            println!("{}: configuration valid (offline: the directory was not contacted)", loaded.path);
+            Ok(())
+        }
+        Command::Check { offline: false } => {
             let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
             for (site, app) in loaded.config.sites().zip(gateway.apps()) {
                 let at = |e| format!("{}: {}directory: {e}", loaded.path, site.within);

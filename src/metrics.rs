@@ -31,8 +31,14 @@ struct LdapLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectLabels {
+    /// The server's place in `[directory] url` (1 for the first): never the URL itself.
     server: String,
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +70,10 @@ pub struct Metrics {
     ldap_connects: Family<ConnectLabels, Counter>,
     ldap_drops: Family<DropLabels, Counter>,
     cache: Family<CacheLabels, Counter>,
+    /// Open client connections; kept by the listener.
+    pub connections: Gauge,
+    connections_ended: Family<EndLabels, Counter>,
+    accept_failures: Counter,
 }
 
 impl Metrics {
@@ -98,7 +108,33 @@ impl Metrics {
         );
         let cache = Family::<CacheLabels, Counter>::default();
         registry.register("cache_lookups", "Cache lookups by cache and result (hit or miss)", cache.clone());
-        Metrics { registry, requests, in_flight, ldap_operations, ldap_connections, ldap_connects, ldap_drops, cache }
+        let connections = Gauge::default();
+        registry.register("http_connections", "Open client connections", connections.clone());
+        let connections_ended = Family::<EndLabels, Counter>::default();
+        registry.register(
+            "http_connections_ended",
+            "Client connections that ended, by reason: closed (by the client), no_request, idle, evicted (gave way at max_connections), refused (at max_connections, none idle), shutdown",
+            connections_ended.clone(),
+        );
+        let accept_failures = Counter::default();
+        registry.register(
+            "http_accept_failures",
+            "Failed accepts (out of file descriptors and the like)",
+            accept_failures.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            in_flight,
+            ldap_operations,
+            ldap_connections,
+            ldap_connects,
+            ldap_drops,
+            cache,
+            connections,
+            connections_ended,
+            accept_failures,
+        }
     }
 
     pub fn request(&self, target: &str, method: &http::Method, route: String, status: u16, elapsed: Duration) {
@@ -118,9 +154,18 @@ impl Metrics {
         self.ldap_operations.get_or_create(&LdapLabels { operation, outcome }).observe(elapsed.as_secs_f64());
     }
 
-    pub fn ldap_connect(&self, server: &str, ok: bool) {
+    /// `server`: the position of the server in the URL list, from 1.
+    pub fn ldap_connect(&self, server: usize, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
-        self.ldap_connects.get_or_create(&ConnectLabels { server: server.to_owned(), outcome }).inc();
+        self.ldap_connects.get_or_create(&ConnectLabels { server: server.to_string(), outcome }).inc();
+    }
+
+    pub fn connection_ended(&self, reason: &'static str) {
+        self.connections_ended.get_or_create(&EndLabels { reason }).inc();
+    }
+
+    pub fn accept_failed(&self) {
+        self.accept_failures.inc();
     }
 
     /// `reason`: `closed`, `idle_check` or `failed`.

@@ -11,7 +11,7 @@ use serde_json::json;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
-/// The user `cn={user_name}` in `ou`, with the attributes these tests look at.
+/// The user with userPrincipalName `user_name` in `ou`, with the attributes these tests look at.
 async fn ad_user(samba: &Samba, ou: &str, user_name: &str) -> Option<SearchEntry> {
     let attrs = [
         "userPrincipalName",
@@ -27,7 +27,10 @@ async fn ad_user(samba: &Samba, ou: &str, user_name: &str) -> Option<SearchEntry
         "title",
         "uSNChanged",
     ];
-    samba.entry(&format!("CN={user_name},{ou}"), &attrs).await
+    let filter = format!("(userPrincipalName={})", ldap3::ldap_escape(user_name));
+    let mut found = samba.search(ou, &filter, &attrs).await;
+    assert!(found.len() <= 1, "{user_name}: {} entries", found.len());
+    found.pop()
 }
 
 /// objectGUID as the GUID string AD tools show (first three fields little-endian).
@@ -92,8 +95,12 @@ async fn okta_create_lookup_and_conflict() {
     gw.post("/Users", &okta_user("JDOE@example.test", Some("t3mpP@ss!y"))).await.assert_error(409, Some("uniqueness"));
     let holders = samba.search(&ou, "(userPrincipalName=jdoe@example.test)", &["cn"]).await;
     assert_eq!(holders.len(), 1);
-    // Another userName with the same part before '@' collides on sAMAccountName: 409 too.
-    gw.post("/Users", &okta_user("jdoe@other.test", None)).await.assert_error(409, Some("uniqueness"));
+    let detail = gw.post("/Users", &okta_user("JDOE@example.test", None)).await.body["detail"].to_string();
+    assert!(detail.contains("userName"), "a real conflict names the userName: {detail}");
+    // Another userName with the same part before '@' gets the next sAMAccountName.
+    let other = gw.post("/Users", &okta_user("jdoe@other.test", None)).await;
+    assert_eq!(other.status, 201, "{:#}", other.body);
+    assert_eq!(ad_user(samba, &ou, "jdoe@other.test").await.unwrap().attrs["sAMAccountName"], ["jdoe1"]);
     gw.stop().await;
 }
 
@@ -121,13 +128,28 @@ async fn create_without_password_is_disabled_and_names_are_checked() {
     assert_eq!(uac(&ad_user(samba, &ou, "nopw@example.test").await.unwrap()), 0x200);
     assert!(samba.can_bind("nopw@example.test", "Fresh-pass-9").await);
 
-    // sAMAccountName limits: a clear 400 before AD is asked, and nothing is created.
-    for bad in ["a-very-long-login-name-here@example.test", "semi;colon@example.test", "x[1]@example.test"] {
+    // What AD cannot hold in a sAMAccountName is cut or dropped by the preset's rules.
+    for (name, sam) in
+        [("a-very-long-login-name-here@example.test", "a-very-long-login-na"), ("semi;colon@example.test", "semicolon")]
+    {
+        let a = gw.post("/Users", &okta_user(name, None)).await;
+        assert_eq!(a.status, 201, "{:#}", a.body);
+        assert_eq!(ad_user(samba, &ou, name).await.unwrap().attrs["sAMAccountName"], [sam]);
+    }
+    gw.stop().await;
+
+    // Without those rules, the check before AD is asked still gives a clear 400, and nothing is created.
+    let bare = samba
+        .preset(&ou)
+        .replace("characters = { forbidden = \"\\\"/\\\\[]:;|=,+*?<>@\", not_at_end = \".\" }\nmax_length = 20\n", "");
+    assert!(!bare.contains("max_length = 20"), "the rules were taken out");
+    let gw = TestGateway::from_text(bare).await;
+    for bad in ["another-long-login-name@example.test", "x[1]@example.test"] {
         let a = gw.post("/Users", &okta_user(bad, None)).await;
         a.assert_error(400, Some("invalidValue"));
         assert!(a.body["detail"].as_str().unwrap().contains("sAMAccountName"), "{:#}", a.body);
     }
-    assert_eq!(samba.search(&ou, "(objectClass=user)", &["cn"]).await.len(), 1);
+    assert_eq!(samba.search(&ou, "(objectClass=user)", &["cn"]).await.len(), 3);
     gw.stop().await;
 }
 
@@ -154,7 +176,7 @@ async fn rename_keeps_the_object_guid() {
     let after = ad_user(samba, &ou, "ann.smith@example.test").await.expect("renamed");
     assert_eq!(guid(&after), guid(&before), "objectGUID stable across the rename");
     assert_eq!(guid(&after), id);
-    assert_eq!(after.attrs["sAMAccountName"], ["ann.smith"]);
+    assert_eq!(after.attrs["sAMAccountName"], ["ann"], "the logon name chosen on create stays");
     assert_eq!(after.attrs["userPrincipalName"], ["ann.smith@example.test"]);
     assert_eq!(after.attrs["sn"], ["Smith"]);
     assert_eq!(after.attrs["title"], ["Engineer"]);
@@ -382,4 +404,111 @@ async fn starttls_carries_passwords_too() {
     assert_eq!(created.body["active"], true);
     assert!(samba.can_bind("tls@example.test", "Start-tls-1").await);
     gw.stop().await;
+}
+
+/// The three names of issue 17, and more, each created with a valid, distinct sAMAccountName read
+/// back from AD; a sAMAccountName held by an account outside the gateway's OU is skipped too.
+#[tokio::test]
+async fn account_names_never_refuse_a_person() {
+    let samba = Samba::shared();
+    let ou = samba.ou("naming").await;
+    // An account elsewhere in the domain already holds "sam".
+    let elsewhere = samba.ou("naming-elsewhere").await;
+    let mut admin = samba.admin().await;
+    let attrs = vec![
+        ("objectClass", ["top", "person", "organizationalPerson", "user"].into()),
+        ("sAMAccountName", ["sam"].into()),
+    ];
+    admin.add(&format!("CN=sam-elsewhere,{elsewhere}"), attrs).await.unwrap().success().unwrap();
+    let gw = gateway(samba, &ou).await;
+    let long = "christopher.alexander.montgomery.smithso"; // 40 characters
+    let cases = [
+        (format!("{long}@example.test"), "christopher.alexande"),
+        ("jane.roe+sales@example.test".into(), "jane.roesales"),
+        ("jane.roe@example.test".into(), "jane.roe"),
+        ("jane.roe@sub.example.test".into(), "jane.roe1"),
+        ("Zoë.Müller@example.test".into(), "Zoe.Muller"),
+        ("sam@sub.example.test".into(), "sam1"),
+        ("sam@other.test".into(), "sam2"),
+        ("Sam@third.test".into(), "Sam3"),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (user_name, expected) in &cases {
+        let created = gw.post("/Users", &okta_user(user_name, Some("Naming-pass-1"))).await;
+        assert_eq!(created.status, 201, "{user_name}: {:#}", created.body);
+        let e = ad_user(samba, &ou, user_name).await.expect("AD entry");
+        let sam = &e.attrs["sAMAccountName"][0];
+        assert_eq!(sam, expected, "{user_name}");
+        assert!(sam.chars().count() <= 20 && sam.is_ascii() && !sam.ends_with('.'), "{sam}");
+        assert!(!sam.contains(|c| "\"/\\[]:;|=,+*?<>@".contains(c)), "{sam}");
+        assert!(seen.insert(sam.to_lowercase()), "distinct: {sam}");
+        assert_eq!(e.attrs["userPrincipalName"], [user_name.as_str()]);
+    }
+    assert!(samba.can_bind("Zoë.Müller@example.test", "Naming-pass-1").await);
+
+    // Samba: sam@example.test (the realm) implies the sAMAccountName "sam", which the other
+    // account holds; no candidate helps, and AD's words say so.
+    let implied = gw.post("/Users", &okta_user("sam@example.test", None)).await;
+    implied.assert_error(400, Some("invalidValue"));
+    let detail = implied.body["detail"].as_str().unwrap();
+    assert!(detail.contains("sAMAccountName 'sam'") && detail.contains("userPrincipalName"), "{detail}");
+
+    // A real userName conflict: 409, naming the userName, and nothing added.
+    let again = gw.post("/Users", &okta_user("sam@sub.example.test", None)).await;
+    again.assert_error(409, Some("uniqueness"));
+    let detail = again.body["detail"].as_str().unwrap();
+    assert!(detail.contains("userName") && detail.contains("sam@sub.example.test"), "{detail}");
+    assert_eq!(samba.search(&ou, "(objectClass=user)", &["cn"]).await.len(), cases.len());
+    gw.stop().await;
+
+    // The preset without `unique`: the taken value is named, not a DN that does not exist.
+    let text = samba.preset(&ou).replace("unique = { suffixes = 99, base = \"DC=example,DC=test\" }", "");
+    assert!(!text.contains("suffixes = 99"));
+    let gw = TestGateway::from_text(text).await;
+    let taken = gw.post("/Users", &okta_user("jane.roe@fourth.test", None)).await;
+    taken.assert_error(400, Some("invalidValue"));
+    let detail = &taken.body["detail"];
+    assert_eq!(detail, r#"sAMAccountName "jane.roe" is already used by another account"#, "{:#}", taken.body);
+    assert!(ad_user(samba, &ou, "jane.roe@fourth.test").await.is_none());
+    gw.stop().await;
+}
+
+/// Two gateway processes create users whose sAMAccountName has the same base, all at once:
+/// every create succeeds, with distinct values (AD refuses a duplicate; the loser moves on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_processes_get_distinct_account_names() {
+    use common::process::GatewayProcess;
+    const PROCESSES: usize = 2;
+    const PER_PROCESS: usize = 6;
+    let samba = Samba::shared();
+    let ou = samba.ou("naming-race").await;
+    let processes: Vec<GatewayProcess> = (0..PROCESSES).map(|_| GatewayProcess::spawn(&samba.preset(&ou))).collect();
+    let clients: Vec<std::sync::Arc<TestGateway>> = processes.iter().map(|p| std::sync::Arc::new(p.client())).collect();
+    let started = std::time::Instant::now();
+    let contenders: Vec<_> = (0..PROCESSES * PER_PROCESS)
+        .map(|i| {
+            let body = okta_user(&format!("adracer@d{i}.test"), None);
+            let client = clients[i % PROCESSES].clone();
+            tokio::spawn(async move { client.post("/Users", &body).await })
+        })
+        .collect();
+    for contender in contenders {
+        let answer = contender.await.expect("request task");
+        assert_eq!(answer.status, 201, "{:#}", answer.body);
+    }
+    let elapsed = started.elapsed();
+    let entries = samba.search(&ou, "(objectClass=user)", &["sAMAccountName"]).await;
+    let names: std::collections::BTreeSet<String> =
+        entries.iter().map(|e| e.attrs["sAMAccountName"][0].to_lowercase()).collect();
+    assert_eq!(entries.len(), PROCESSES * PER_PROCESS);
+    assert_eq!(names.len(), entries.len(), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("adracer") && n.len() <= 20), "{names:?}");
+    let retries: usize = processes.iter().map(|p| p.log().matches("taken meanwhile").count()).sum();
+    println!(
+        "AD race: {} creates from {PROCESSES} processes, all 201, {} distinct sAMAccountNames, {retries} candidates \
+         refused by AD and retried, {:.2} s",
+        entries.len(),
+        names.len(),
+        elapsed.as_secs_f64()
+    );
 }

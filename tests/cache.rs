@@ -170,3 +170,35 @@ async fn with_the_cache_off_every_lookup_asks_the_directory() {
     assert_eq!((hits, hits_after), (0.0, 0.0));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_cache_off_a_list_page_reads_its_users_groups_in_one_search() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start_with(&slapd, |t| t.replace("enabled = true", "enabled = false")).await;
+    let mut ids = Vec::new();
+    for name in ["p1@example.com", "p2@example.com", "p3@example.com", "loner@example.com"] {
+        ids.push(gw.post("/Users", &okta_user(name, None)).await.body["id"].clone());
+    }
+    for (name, members) in [("Pilots", &ids[..2]), ("Crew", &ids[1..3])] {
+        let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
+        assert_eq!(gw.post("/Groups", &body).await.status, 201);
+    }
+    let (ops, _) = counts(&gw).await;
+    let page = gw.get("/Users?count=10").await;
+    assert_eq!(page.status, 200, "{:#}", page.body);
+    // The ids of the result, the page's entries, and one search for every group they name.
+    assert_eq!(counts(&gw).await.0 - ops, 3.0, "one group search for the page, not one per user");
+    let groups = |user: &str| -> Vec<String> {
+        let u = page.body["Resources"].as_array().unwrap().iter().find(|r| r["userName"] == user).unwrap();
+        let mut g: Vec<String> =
+            u["groups"].as_array().into_iter().flatten().map(|g| g["display"].as_str().unwrap().to_owned()).collect();
+        g.sort();
+        g
+    };
+    assert_eq!(groups("p1@example.com"), ["Pilots"]);
+    assert_eq!(groups("p2@example.com"), ["Crew", "Pilots"]);
+    assert_eq!(groups("p3@example.com"), ["Crew"]);
+    assert!(groups("loner@example.com").is_empty());
+    gw.stop().await;
+}

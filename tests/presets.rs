@@ -3,17 +3,10 @@
 mod common;
 
 use common::ds389::Ds389;
-use common::gateway::{okta_user, q, TestGateway, PEOPLE, TOKEN};
+use common::gateway::{okta_user, preset, q, TestGateway, PEOPLE};
 use common::Slapd;
 use scim_gateway::config::Loaded;
 use serde_json::json;
-
-fn preset(name: &str, slapd_url: &str, password: &str) -> String {
-    let text = std::fs::read_to_string(format!("{}/presets/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    text.replace("${SCIM_GATEWAY_LDAP_URL}", slapd_url)
-        .replace("${SCIM_GATEWAY_TOKEN}", TOKEN)
-        .replace("${SCIM_GATEWAY_BIND_PASSWORD}", password)
-}
 
 #[test]
 fn every_preset_loads() {
@@ -34,14 +27,15 @@ async fn openldap_posix_preset() {
     let gw = TestGateway::from_text(preset("openldap-posix.toml", &slapd.url, &slapd.service_password)).await;
     let created = gw.post("/Users", &okta_user("JDoe@Example.com", None)).await;
     assert_eq!(created.status, 201, "{:#}", created.body);
-    assert_eq!(created.body["userName"], "jdoe");
+    assert_eq!(created.body["userName"], "JDoe@Example.com", "kept whole in mail; the login is derived");
     let e = slapd.entry(&format!("uid=jdoe,{PEOPLE}")).await.expect("posix user");
     assert_eq!(e.attrs["uidNumber"], ["10000"]);
     assert_eq!(e.attrs["gidNumber"], ["10000"]);
     assert_eq!(e.attrs["homeDirectory"], ["/home/jdoe"]);
     assert_eq!(e.attrs["loginShell"], ["/bin/bash"]);
     assert_eq!(e.attrs["cn"], ["John Doe"]);
-    // Okta's lookup with the full userName finds the shaped uid; a second create conflicts.
+    assert_eq!(e.attrs["description"], ["JDoe@Example.com"]);
+    // Okta's lookup finds the userName in any case; a second create conflicts.
     let found = gw.get(&format!("/Users?filter={}", q(r#"userName eq "jdoe@example.com""#))).await;
     assert_eq!(found.body["totalResults"], 1);
     gw.post("/Users", &okta_user("jdoe@example.com", None)).await.assert_error(409, Some("uniqueness"));

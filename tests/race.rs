@@ -1,9 +1,9 @@
 //! Several gateway processes against one slapd race to create the same userName: exactly one
-//! 201, every other answer a 409 uniqueness, whichever check catches the duplicate: the
-//! gateway's lookup, entryAlreadyExists for the same DN, and when the DNs differ the `unique`
-//! overlay's constraintViolation or, for the adds that slip past the overlay too, the
-//! gateway's re-check after the add.
-
+//! 201, every other answer a 409 uniqueness naming the userName, whichever check catches the
+//! duplicate: the gateway's lookup before the add; when the directory refuses the add
+//! (entryAlreadyExists for the same DN, the `unique` overlay's constraintViolation when the DNs
+//! differ), the same lookup again; and for the adds that slip past the overlay, the gateway's
+//! re-check after the add.
 mod common;
 
 use std::collections::BTreeMap;

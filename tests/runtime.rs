@@ -39,7 +39,7 @@ async fn metrics_are_scraped_and_parse() {
     assert_eq!(m.sum("scim_gateway_ldap_pool_size", &[]), 4.0);
     let open = m.sum("scim_gateway_ldap_connections", &[]);
     assert!((1.0..=4.0).contains(&open), "{open} connections");
-    assert!(m.sum("scim_gateway_ldap_connects_total", &[("server", &slapd.url), ("outcome", "ok")]) >= 1.0);
+    assert!(m.sum("scim_gateway_ldap_connects_total", &[("server", "1"), ("outcome", "ok")]) >= 1.0);
     // The create filled the cache: the GET by id and the lookup were hits.
     assert!(m.sum("scim_gateway_cache_lookups_total", &[("result", "hit")]) >= 2.0);
     assert_eq!(m.sum(IN_FLIGHT, &[]), 0.0);
@@ -58,6 +58,8 @@ async fn readyz_follows_the_directory() {
 
     slapd.kill();
     let started = Instant::now();
+    // A check's answer serves for a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let down = probe(&gw, "/readyz").await;
     down.assert_error(503, None);
     assert_eq!(down.header("retry-after"), Some("5"));
@@ -125,8 +127,27 @@ async fn wait_in_flight(gw: &TestGateway, n: f64) {
 #[tokio::test]
 async fn beyond_the_in_flight_cap_requests_get_429() {
     let slapd = Slapd::start();
-    let gw = TestGateway::start_with(&slapd, |t| t.replace("max_in_flight = 256", "max_in_flight = 2")).await;
-    let held = [HeldRequest::start(&gw, "held1@example.com").await, HeldRequest::start(&gw, "held2@example.com").await];
+    let proxy = Proxy::start(&slapd.url).await;
+    let gw = TestGateway::start_with(&slapd, |t| {
+        t.replace(&slapd.url, &proxy.url)
+            .replace("max_in_flight = 256", "max_in_flight = 2")
+            .replace("pool_size = 4", "pool_size = 1")
+            .replace("operation_timeout_secs = 10", "operation_timeout_secs = 3")
+    })
+    .await;
+    // The pool's one connection opens, then goes silent: requests that need the directory
+    // stay in flight until the operation timeout. (A request whose body is still arriving
+    // takes no slot: tests/edge.rs.)
+    assert_eq!(gw.get("/Users?count=1").await.status, 200);
+    proxy.freeze();
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            let client = TestGateway::remote(gw.base.clone());
+            tokio::spawn(async move {
+                client.get(&format!("/Users?filter={}", q(&format!("userName eq \"held{i}\"")))).await.status
+            })
+        })
+        .collect();
     wait_in_flight(&gw, 2.0).await;
 
     let refused = gw.get("/Users").await;
@@ -135,9 +156,9 @@ async fn beyond_the_in_flight_cap_requests_get_429() {
     assert_eq!(probe(&gw, "/healthz").await.status, 200, "probes are not capped");
 
     for h in held {
-        assert_eq!(h.finish().await, 201);
+        let status = h.await.unwrap().as_u16();
+        assert!(status == 200 || status == 503, "{status}");
     }
-    assert_eq!(gw.get("/Users").await.body["totalResults"], 2);
     gw.stop().await;
 }
 
@@ -147,7 +168,9 @@ async fn shutdown_finishes_requests_in_flight() {
     let gw = TestGateway::start(&slapd).await;
     let addr = gw.origin().trim_start_matches("http://").to_owned();
     let held = HeldRequest::start(&gw, "inflight@example.com").await;
-    wait_in_flight(&gw, 1.0).await;
+    // Its head is in, its body is not: the request has begun (it takes an in-flight slot
+    // only once its body is read).
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let stopping = tokio::spawn(gw.stop());
     let started = Instant::now();
@@ -175,8 +198,10 @@ async fn a_dead_first_url_fails_over_to_the_next() {
     let m = gw.scrape().await;
     let connects =
         |server: &str, outcome| m.sum("scim_gateway_ldap_connects_total", &[("server", server), ("outcome", outcome)]);
-    assert!(connects(&slapd.url, "ok") >= 1.0);
-    let failed = connects(&dead, "error");
+    // Servers are named by their place in the list, never by URL.
+    assert!(connects("2", "ok") >= 1.0);
+    let failed = connects("1", "error");
+    assert!(!m.text.contains(&dead) && !m.text.contains(&slapd.url));
     // Tried, then skipped while backing off: not once per request.
     assert!((1.0..=4.0).contains(&failed), "{failed} attempts on the dead server");
     gw.stop().await;

@@ -2,7 +2,16 @@
 #![allow(dead_code)] // each benchmark uses a subset
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 
 /// `cargo bench` passes `--bench`: the full run. Under `cargo test` a bench target runs
 /// without it, and runs its small smoke version.
@@ -28,4 +37,104 @@ pub fn percentile(mut d: Vec<Duration>, p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// One measured cell: every operation's latency, and the wall time for all of them.
+pub struct Cell {
+    pub latencies: Vec<Duration>,
+    pub wall: Duration,
+}
+
+impl Cell {
+    pub fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs `op(i)` for i in 0..n, `concurrency` at a time, each client taking the next i.
+pub async fn measure<F, Fut>(n: usize, concurrency: usize, op: F) -> Cell
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, next) = (op.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return lat;
+                    }
+                    let t = Instant::now();
+                    op(i).await;
+                    lat.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(n);
+    for c in clients {
+        latencies.extend(c.await.expect("client task"));
+    }
+    Cell { latencies, wall: started.elapsed() }
+}
+
+/// A bare HTTP client: the load generator shares the machine, so it only checks the status.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: Arc<str>,
+    authorization: Arc<str>,
+}
+
+impl Http {
+    /// A client for the SCIM root `base`, sending `token` as a bearer token.
+    pub fn new(base: String, token: &str) -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: base.into(),
+            authorization: format!("Bearer {token}").into(),
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> Bytes {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", &*self.authorization);
+        if body.is_some() {
+            req = req.header("content-type", "application/scim+json");
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let resp = self.client.request(req.body(Full::new(body)).unwrap()).await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(status, want, "{path}: {}", String::from_utf8_lossy(&bytes));
+        bytes
+    }
+}
+
+/// CPU time (user + system) a process has used so far, all its threads, dead ones included:
+/// `utime + stime` from `/proc/PID/stat`, in clock ticks turned into microseconds.
+pub fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    let field = |i: usize| rest.split_whitespace().nth(i).and_then(|v| v.parse::<u64>().ok()).expect("stat field");
+    (field(11) + field(12)) * 1_000_000 / clock_ticks()
+}
+
+/// `getconf CLK_TCK`, the unit of `/proc/PID/stat`'s times (100 on Linux, but asked).
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = std::process::Command::new("getconf").arg("CLK_TCK").output().expect("run getconf CLK_TCK");
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK is a number")
+    })
 }

@@ -26,9 +26,50 @@ pub fn split(dn: &str) -> (&str, &str) {
     (dn, "")
 }
 
+/// Whether two DNs name the same entry, as far as the text tells: attribute names and values
+/// compared ignoring case and spaces around separators, escapes (`\,` and `\2c`) decoded.
+pub fn same(a: &str, b: &str) -> bool {
+    normalise(a) == normalise(b)
+}
+
+fn normalise(dn: &str) -> Vec<(String, String)> {
+    let mut rdns = Vec::new();
+    let mut rest = dn.trim();
+    while !rest.is_empty() {
+        let (first, parent) = split(rest);
+        let (attr, value) = first.split_once('=').unwrap_or((first, ""));
+        rdns.push((attr.trim().to_lowercase(), unescape(value.trim()).to_lowercase()));
+        rest = parent;
+    }
+    rdns
+}
+
+fn unescape(value: &str) -> String {
+    let mut out = Vec::with_capacity(value.len());
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'\\', Some(h)) => (out.push(h), i += 3),
+            (b'\\', None) if i + 1 < bytes.len() => (out.push(bytes[i + 1]), i += 2),
+            (b, _) => (out.push(b), i += 1),
+        };
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_dn_written_differently() {
+        assert!(same(r"cn=a\,b, OU=Groups,dc=x", r"CN=A\2cB,ou=groups, dc=x"));
+        assert!(same("cn=placeholder,dc=x", " cn = Placeholder , dc=x"));
+        assert!(!same("cn=a,dc=x", "cn=a,dc=y"));
+        assert!(!same("cn=a,dc=x", "cn=a"));
+    }
 
     #[test]
     fn escapes_special_characters() {

@@ -231,7 +231,10 @@ fn apply(e: &mut Entry, change: &Change) -> Result<()> {
 impl Directory for Memory {
     async fn search(&self, search: &Search) -> Result<Vec<Entry>> {
         let s = self.state();
-        s.get(&search.base)?;
+        // As the LDAP adapter answers a missing base (noSuchObject, 32): nothing matches.
+        if s.get(&search.base).is_err() {
+            return Ok(Vec::new());
+        }
         Ok(s.entries
             .values()
             .filter(|e| s.within(e, &search.base, search.scope))
@@ -523,6 +526,8 @@ mod tests {
         assert_eq!(m.search(&search("(&(objectClass=person)(uid=AN*))", Scope::Subtree)).await.unwrap().len(), 1);
         assert_eq!(m.search(&search("(|(member=*)(!(objectClass=*)))", Scope::OneLevel)).await.unwrap().len(), 1);
         assert_eq!(m.search(&search("objectClass=*", Scope::Base)).await.unwrap().len(), 1);
+        let missing = Search { base: format!("cn=none,{PEOPLE}"), ..search("objectClass=*", Scope::Base) };
+        assert!(m.search(&missing).await.unwrap().is_empty(), "a missing base: nothing matches, as over LDAP");
         let uac = |v: &str| Entry::new("cn=a").with("userAccountControl", vec![v.into()]);
         let disabled = LdapFilter::Configured(crate::dialect::uac::disabled_filter());
         assert!(matches(&disabled, &uac("514")) && !matches(&disabled, &uac("512")));

@@ -88,6 +88,16 @@ impl Entry {
         Entry { dn: dn.into(), attrs: BTreeMap::new(), bin: BTreeMap::new() }
     }
 
+    /// About the bytes the entry holds on the heap, for caches bounded by size: every
+    /// string's length plus a fixed cost per string and per attribute.
+    pub fn weight(&self) -> usize {
+        const PER_STRING: usize = 32;
+        let text = self.attrs.iter().map(|(k, v)| k.len() + v.iter().map(|s| s.len() + PER_STRING).sum::<usize>());
+        let bin = self.bin.iter().map(|(k, v)| k.len() + v.iter().map(|b| b.len() + PER_STRING).sum::<usize>());
+        let per_attr = (self.attrs.len() + self.bin.len()) * 2 * PER_STRING;
+        self.dn.len() + text.chain(bin).sum::<usize>() + per_attr
+    }
+
     pub fn with(mut self, attr: &str, values: Vec<String>) -> Self {
         self.insert(attr, values);
         self
@@ -122,7 +132,22 @@ impl Entry {
 
     /// All values of `attr` (empty when absent or not text).
     pub fn values(&self, attr: &str) -> &[String] {
-        self.attrs.get(&attr.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+        // Rendering one user looks up dozens of names: lower-case them on the stack, not in
+        // a new String each (attribute names are short; a longer one takes the slow path).
+        let mut buf = [0u8; 64];
+        let key = match buf.get_mut(..attr.len()) {
+            Some(b) => {
+                b.copy_from_slice(attr.as_bytes());
+                b.make_ascii_lowercase();
+                std::str::from_utf8(b).ok()
+            }
+            None => None,
+        };
+        match key {
+            Some(k) => self.attrs.get(k),
+            None => self.attrs.get(&attr.to_ascii_lowercase()),
+        }
+        .map_or(&[], Vec::as_slice)
     }
 
     pub fn first(&self, attr: &str) -> Option<&str> {

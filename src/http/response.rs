@@ -36,6 +36,11 @@ pub enum Error {
     NotImplemented(&'static str),
     #[error("the request took longer than the configured request_timeout_secs")]
     Timeout,
+    #[error("the request body took longer than body_read_timeout_secs to arrive")]
+    BodyTimeout,
+    /// `/readyz`: why goes to the log, not to the unauthenticated caller.
+    #[error("the directory does not answer")]
+    NotReady,
     #[error("the gateway is serving as many requests as it may (server.max_in_flight); retry shortly")]
     Overloaded,
     #[error("internal error: the gateway logged it with this request's X-Request-Id")]
@@ -97,7 +102,8 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, None),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
         Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
-        Error::Timeout => (StatusCode::SERVICE_UNAVAILABLE, None),
+        Error::Timeout | Error::NotReady => (StatusCode::SERVICE_UNAVAILABLE, None),
+        Error::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, None),
         Error::Overloaded => (StatusCode::TOO_MANY_REQUESTS, None),
         Error::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
         Error::BadJson(_) => (StatusCode::BAD_REQUEST, Some(ScimType::InvalidSyntax)),
@@ -109,6 +115,8 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
             P::Uniqueness(_) => (StatusCode::CONFLICT, Some(ScimType::Uniqueness)),
             P::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
             P::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            // Retried by the IdP: a PATCH or PUT again changes nothing more, a create gets 409.
+            P::Unconfirmed(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             P::Directory(d) => match d {
                 DirectoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
                 DirectoryError::AlreadyExists | DirectoryError::NotUnique(_) => {
@@ -127,11 +135,17 @@ fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
     }
 }
 
+/// The status `e` is answered with.
+pub fn status(e: &Error) -> StatusCode {
+    classify(e).0
+}
+
 /// The SCIM error response for `e`. Details name attributes and directory diagnostics,
 /// never a credential or a password: those never enter an error's text.
 pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
     let (status, scim_type) = classify(e);
-    if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+    // Not for /readyz: the probe logged why itself, once per check, not once per call.
+    if status.is_server_error() && !matches!(e, Error::NotImplemented(_) | Error::NotReady) {
         tracing::warn!(error = %e, "request failed");
     }
     let mut body = json!({"schemas": [ERROR_SCHEMA], "status": status.as_u16().to_string(), "detail": e.to_string()});

@@ -1,6 +1,7 @@
 //! Routing of SCIM endpoints below the base path, and the per-request envelope: in-flight
 //! cap, auth, body limit, timeout, request id, the access log line and request metrics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,15 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::auth::Authenticator;
+use super::connection::{Arrival, Surface};
+use super::probe::Readiness;
 use super::response::{self, Body, Error};
+use crate::config::Secret;
 use crate::directory::Directory;
 use crate::metrics::{self, Metrics};
 use crate::provision::{self, Groups, Resources, Users};
 use crate::scim::discovery::{Advertised, Discovery, ResourceType};
+use crate::scim::limits::Limits;
 use crate::scim::list::Query;
 
 /// Everything a request needs, shared by all connections: one per target (the default one
@@ -27,10 +32,12 @@ pub struct App {
     /// The target's name: `default`, or a `[[targets]]` name.
     pub name: String,
     pub base_path: String,
-    /// `https://host` prefix for `meta.location`; from the Host header when `None`.
+    /// `https://host` prefix for `meta.location`; when `None`, see [`root_url`].
     pub public_url: Option<String>,
     pub tls: bool,
     pub max_body: usize,
+    pub body_read_timeout: Duration,
+    pub limits: Limits,
     pub request_timeout: Duration,
     /// One permit per request in flight, `max_in_flight` in all (shared by the targets).
     pub in_flight: Arc<Semaphore>,
@@ -38,6 +45,9 @@ pub struct App {
     pub auth: Authenticator,
     /// For `/readyz`.
     pub directory: Arc<dyn Directory>,
+    pub readiness: Readiness,
+    /// Asked of `/metrics` callers when set.
+    pub metrics_token: Option<Secret>,
     pub metrics: Arc<Metrics>,
     pub users: Users,
     pub groups: Option<Groups>,
@@ -79,28 +89,50 @@ type Result<T> = std::result::Result<T, Error>;
 /// Entry point for every request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let app = app.target_for(req.uri().path());
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let request_id = request_id(req.headers().get("x-request-id"));
     let span = tracing::info_span!("request", id = %request_id, target_name = %app.name, method = %req.method(), path = %req.uri().path(), caller = tracing::field::Empty);
     let started = Instant::now();
     let (method, template) = (req.method().clone(), template(&app.base_path, req.uri().path()));
+    // A write is never cut short: past the timeout the client gets its 503, and the write
+    // runs on to its end (compensation, cache invalidation, audit line included).
+    let write = is_write(&method, &template);
+    let version = req.version();
     let mut resp = async {
+        // The body first, then the in-flight slot: a slot stands for work on the directory
+        // and the CPU, which a client still sending its body is not yet asking for. Taken
+        // before, 260 clients trickling their bodies held all 256 slots and everyone else got
+        // 429. Bodies being read are bounded instead by max_connections, max_body_bytes and
+        // body_read_timeout_secs.
+        let (parts, body) = req.into_parts();
+        let req = match read_body(&app, &parts, body).await {
+            Ok(body) => Request::from_parts(parts, body),
+            Err(e) => return response::error(&e, app.auth.challenge()),
+        };
         // Probes and scrapes stay answerable under overload: they are cheap and bounded.
-        let _permit = match template.as_str() {
+        let permit = match template.as_str() {
             "/healthz" | "/readyz" | "/metrics" => None,
-            _ => match app.in_flight.try_acquire() {
+            _ => match app.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => return response::error(&Error::Overloaded, app.auth.challenge()),
             },
         };
+        let answered = Arc::new(AtomicBool::new(false));
         // Its own task, so that a bug that panics costs one request a 500, not the connection.
+        // The permit goes with it: a write running on after its answer still counts in flight.
         let task = tokio::spawn({
-            let app = app.clone();
-            async move { route(&app, req).await }.in_current_span()
+            let (app, answered) = (app.clone(), answered.clone());
+            provision::ANSWERED
+                .scope(answered.clone(), async move {
+                    let _permit = permit;
+                    let result = route(&app, req).await;
+                    if answered.load(Ordering::Acquire) {
+                        let status =
+                            result.as_ref().map_or_else(|e| response::status(e).as_u16(), |r| r.status().as_u16());
+                        tracing::warn!(status, "write finished after its answer (the client was told 503)");
+                    }
+                    result
+                })
+                .in_current_span()
         });
         let abort = task.abort_handle();
         match tokio::time::timeout(app.request_timeout, task).await {
@@ -111,7 +143,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 response::error(&Error::Internal, app.auth.challenge())
             }
             Err(_) => {
-                abort.abort();
+                match write {
+                    true => answered.store(true, Ordering::Release),
+                    false => abort.abort(),
+                }
                 response::error(&Error::Timeout, app.auth.challenge())
             }
         }
@@ -122,33 +157,62 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
     });
     app.metrics.request(&app.name, &method, template, resp.status().as_u16(), started.elapsed());
+    if resp.status() == StatusCode::REQUEST_TIMEOUT && version < http::Version::HTTP_2 {
+        // The rest of the body may still come: the connection cannot carry another request.
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+/// Whether a request may change the directory (and so must never be cancelled half-way).
+fn is_write(method: &Method, template: &str) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) && !template.ends_with("/.search")
+}
+
+/// The caller's `X-Request-Id` when it is an id (letters, digits, `-_.:`, 1 to 64), else a
+/// new one: it is written into log lines, where a free-form value could forge fields.
+fn request_id(sent: Option<&HeaderValue>) -> String {
+    let valid =
+        |v: &&str| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    sent.and_then(|v| v.to_str().ok()).filter(valid).map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+async fn route(app: &App, req: Request<Bytes>) -> Result<Response<Body>> {
     let path = req.uri().path().to_owned();
-    if req.method() == Method::GET {
+    let surface = req.extensions().get::<Arrival>().map_or(Surface::All, |a| a.surface);
+    if req.method() == Method::GET && surface != Surface::Scim {
         match path.as_str() {
             "/healthz" => return Ok(response::empty(StatusCode::OK)),
             "/readyz" => {
                 // Ready when every target's directory answers.
-                for a in std::iter::once(app).chain(app.targets.iter().map(|t| t.as_ref())) {
-                    a.directory.ping().await.map_err(provision::Error::from)?;
-                }
-                return Ok(response::empty(StatusCode::OK));
+                let all = std::iter::once(app).chain(app.targets.iter().map(|t| t.as_ref()));
+                return match app.readiness.check(all.map(|a| (a.name.as_str(), &a.directory))).await {
+                    true => Ok(response::empty(StatusCode::OK)),
+                    false => Err(Error::NotReady),
+                };
             }
             "/metrics" => {
+                if let Some(token) = &app.metrics_token {
+                    let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    let given = sent.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes())) {
+                        return Err(Error::Unauthorized);
+                    }
+                }
                 app.metrics.in_flight.set((app.max_in_flight - app.in_flight.available_permits()) as i64);
                 return Ok(response::text(metrics::CONTENT_TYPE, app.metrics.encode()));
             }
             _ => {}
         }
     }
-    let Some(rest) = path.strip_prefix(&app.base_path).filter(|r| r.is_empty() || r.starts_with('/')) else {
-        return Err(Error::NoRoute(format!("nothing at {path}; the SCIM base path is {}", app.base_path)));
+    // Unknown paths are answered alike, without naming the base path: the caller may not
+    // have authenticated.
+    let rest = path.strip_prefix(&app.base_path).filter(|r| r.is_empty() || r.starts_with('/'));
+    let Some(rest) = rest.filter(|_| surface != Surface::Probes) else {
+        return Err(Error::NoRoute("no such endpoint".into()));
     };
     if let (Some(oauth), Some(endpoint)) = (&app.auth.oauth, rest.strip_prefix("/oauth/")) {
         if let Some(answer) = super::oauth::route(oauth, endpoint, req).await {
@@ -174,7 +238,13 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     if let Some(first) = segments.first_mut() {
         *first = canonical(first);
     }
-    let query_params = || Query::from_pairs(pairs(&query).iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let query_params = || {
+        let pairs = pairs(&query);
+        if let Some((_, filter)) = pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case("filter")) {
+            app.limits.check_filter(filter)?;
+        }
+        Query::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(Error::from)
+    };
     let ok = |v: Value| response::resource(StatusCode::OK, &v);
 
     match (&method, segments.as_slice()) {
@@ -263,36 +333,55 @@ fn discovered(doc: Option<Value>, id: &str) -> Result<Response<Body>> {
         .ok_or_else(|| Error::NoRoute(format!("no discovery document {id:?}")))
 }
 
-/// Absolute URL of the SCIM root, for `meta.location` and discovery. HTTP/2 carries the
-/// host in the URI's authority, HTTP/1.1 in the Host header.
-fn root_url(app: &App, req: &Request<Incoming>) -> String {
+/// Absolute URL of the SCIM root, for `Location`, `meta.location` and discovery: the
+/// configured `public_url`. Without one, the host the request names (the URI's authority in
+/// HTTP/2, the Host header in HTTP/1.1) only when it is the address the connection arrived
+/// on, else that address: a client cannot make the gateway name a host of its choosing.
+fn root_url(app: &App, req: &Request<Bytes>) -> String {
     let origin = app.public_url.clone().unwrap_or_else(|| {
         let header = || req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-        let host = req.uri().authority().map(|a| a.as_str()).or_else(header).unwrap_or("localhost");
+        let named = req.uri().authority().map(|a| a.as_str()).or_else(header);
+        let host = match (named, req.extensions().get::<Arrival>()) {
+            (Some(h), Some(a)) if names(h, a.local) => h.to_owned(),
+            (_, Some(a)) => a.local.to_string(),
+            (_, None) => "localhost".to_owned(),
+        };
         format!("{}://{host}", if app.tls { "https" } else { "http" })
     });
     format!("{}{}", origin.trim_end_matches('/'), app.base_path)
+}
+
+/// Whether a Host value names `local`: the same address, or `localhost` on a loopback one.
+fn names(host: &str, local: std::net::SocketAddr) -> bool {
+    host.parse::<std::net::SocketAddr>().is_ok_and(|h| h == local)
+        || (local.ip().is_loopback() && host.eq_ignore_ascii_case(&format!("localhost:{}", local.port())))
 }
 
 fn pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-/// The JSON body, refused beyond the configured size before it is read whole.
-async fn body_json(app: &App, req: Request<Incoming>) -> Result<Value> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+/// The body, refused beyond the configured size before it is read whole, and cut off when
+/// it takes longer than `body_read_timeout` to arrive.
+async fn read_body(app: &App, parts: &http::request::Parts, body: Incoming) -> Result<Bytes> {
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > app.max_body) {
         return Err(Error::PayloadTooLarge(app.max_body));
     }
-    let bytes: Bytes = Limited::new(req.into_body(), app.max_body)
-        .collect()
-        .await
-        .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
-            Ok(_) => Error::PayloadTooLarge(app.max_body),
-            Err(e) => Error::BadJson(format!("the body could not be read: {e}")),
-        })?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| Error::BadJson(e.to_string()))
+    let read = Limited::new(body, app.max_body).collect();
+    let collected = tokio::time::timeout(app.body_read_timeout, read).await.map_err(|_| Error::BodyTimeout)?;
+    let collected = collected.map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+        Ok(_) => Error::PayloadTooLarge(app.max_body),
+        Err(e) => Error::BadJson(format!("the body could not be read: {e}")),
+    })?;
+    Ok(collected.to_bytes())
+}
+
+/// The JSON body, within `[limits]`.
+async fn body_json(app: &App, req: Request<Bytes>) -> Result<Value> {
+    let value = serde_json::from_slice(req.body()).map_err(|e| Error::BadJson(e.to_string()))?;
+    app.limits.check_body(&value)?;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ impl Entity {
             found.push(Finding::Error(format!("{kind} object class {c} is not in the directory's schema")));
         }
         let meta = [&self.id_attr, &self.created_attr, &self.modified_attr, &self.version_attr].map(String::as_str);
-        let allocated = self.allocate.iter().map(|(a, ..)| a.as_str());
+        let allocated = self.allocate.iter().map(|a| a.attr.as_str());
         let rules = self.rules.iter().map(|r| r.ldap.as_str());
         let computed = self.computed.iter().map(|c| c.ldap.as_str());
         let used = rules.chain(computed.clone()).chain(allocated.clone()).chain(meta).chain(own.iter().copied());

@@ -5,12 +5,12 @@ use std::ops::Range;
 
 use crate::config::{AttributeRule, Direction, ResourceConfig};
 use crate::dialect::Dialect;
-use crate::directory::LdapFilter;
+use crate::directory::{dn, LdapFilter};
 use crate::scim::discovery::Advertised;
 use crate::scim::schema::Kind;
 
-use super::transform::{self, Piece, Steps, Transform};
-use super::{compile_rule, valid_ldap_name, Computed, Rule, RuleError};
+use super::transform::{self, Characters, Piece, Steps, Transform};
+use super::{compile_rule, valid_ldap_name, Computed, Rule, RuleError, Unique};
 
 #[derive(Debug, Clone)]
 pub struct Entity {
@@ -31,10 +31,20 @@ pub struct Entity {
     pub version_attr: String,
     /// Every attribute a read must ask for (operational ones included).
     pub read_attrs: Vec<String>,
-    /// A number attribute allocated for new entries, with its inclusive range.
-    pub allocate: Option<(String, u32, u32)>,
+    /// A number attribute allocated for new entries.
+    pub allocate: Option<Allocation>,
     /// Refuse attributes no rule stores (see [`Entity::unmapped`]).
     pub strict: bool,
+}
+
+/// `allocate`: numbers from `first` to `last` (inclusive), handed out through the `counter`
+/// entry, which holds the last number handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub attr: String,
+    pub first: u32,
+    pub last: u32,
+    pub counter: String,
 }
 
 impl Entity {
@@ -59,13 +69,25 @@ impl Entity {
             if let Some((_, from)) = taken.into_iter().find(|(l, _)| l.eq_ignore_ascii_case(ldap)) {
                 return Err(err(r.ldap.span())(format!("LDAP attribute {ldap} is already mapped from {from}")));
             }
-            let mut steps = Steps { transforms: Vec::new(), default: r.default.clone() };
+            let mut steps = Steps { default: r.default.clone(), ..Steps::default() };
             for t in &r.transform {
                 steps.transforms.push(Transform::parse(t.get_ref()).map_err(err(t.span()))?);
             }
             if let Some(rep) = &r.replace {
                 let [pattern, with] = rep.get_ref();
                 steps.transforms.push(Transform::replace(pattern, with).map_err(err(rep.span()))?);
+            }
+            if let Some(c) = &r.characters {
+                steps.characters = Some(Characters::new(c.get_ref()).map_err(err(c.span()))?);
+            }
+            if let Some(max) = &r.max_length {
+                if *max.get_ref() == 0 {
+                    return Err(err(max.span())("max_length must be at least 1".into()));
+                }
+                steps.max_length = Some(*max.get_ref());
+            }
+            if let (Some(u), None) = (&r.unique, &r.template) {
+                return Err(err(u.span())("unique needs a template: a value derived from others".into()));
             }
             match (&r.scim, &r.template, &r.constant) {
                 (Some(scim), None, None) => {
@@ -93,13 +115,28 @@ impl Entity {
                     rules.push(rule);
                 }
                 (None, Some(template), None) => {
-                    let compile = |path: &str| compile_rule(path, ldap, schema);
-                    let pieces =
-                        transform::parse_template(template.get_ref(), compile).map_err(err(template.span()))?;
-                    computed.push(Computed { ldap: ldap.clone(), pieces, steps });
+                    let written: Vec<&String> =
+                        rules.iter().map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap)).collect();
+                    let parse = |text: &str| {
+                        let pieces = transform::parse_template(text, |path: &str| compile_rule(path, ldap, schema))?;
+                        match pieces.iter().find_map(|p| match p {
+                            Piece::Attr(a) if !written.iter().any(|w| w.eq_ignore_ascii_case(a)) => Some(a),
+                            _ => None,
+                        }) {
+                            Some(a) => Err(format!("{{ldap:{a}}} needs an earlier rule that writes {a}")),
+                            None => Ok(pieces),
+                        }
+                    };
+                    let pieces = parse(template.get_ref()).map_err(err(template.span()))?;
+                    let unique = match &r.unique {
+                        Some(u) => Some(Unique::compile(u.get_ref(), parse).map_err(err(u.span()))?),
+                        None => None,
+                    };
+                    computed.push(Computed { ldap: ldap.clone(), pieces, steps, unique });
                 }
                 (None, None, Some(constant)) => {
-                    computed.push(Computed { ldap: ldap.clone(), pieces: vec![Piece::Text(constant.clone())], steps });
+                    let pieces = vec![Piece::Text(constant.clone())];
+                    computed.push(Computed { ldap: ldap.clone(), pieces, steps, unique: None });
                 }
                 _ => return Err(err(r.ldap.span())("give exactly one of scim, template and constant".into())),
             }
@@ -139,7 +176,14 @@ impl Entity {
                     message: format!("allocate needs an LDAP attribute and a range [first, last], not {a:?}"),
                 })
             }
-            Some(a) => Some((a.attribute.clone(), a.range[0], a.range[1])),
+            Some(a) => Some(Allocation {
+                attr: a.attribute.clone(),
+                first: a.range[0],
+                last: a.range[1],
+                counter: a.counter.clone().unwrap_or_else(|| {
+                    dn::child(&dn::rdn("cn", &format!("scim-gateway-{}", a.attribute)), cfg.base_dn.as_str())
+                }),
+            }),
             None => None,
         };
         // Written-only attributes are read too: updates compare before they write.
@@ -231,7 +275,7 @@ impl Entity {
     pub fn unmapped(&self, res: &serde_json::Map<String, serde_json::Value>, handled: &[&str]) -> Vec<String> {
         let templated = self.computed.iter().flat_map(|c| &c.pieces).filter_map(|p| match p {
             Piece::Value(rule) => Some(&rule.target),
-            Piece::Text(_) => None,
+            Piece::Text(_) | Piece::Attr(_) => None,
         });
         let targets: Vec<&super::Target> = self.rules.iter().map(|r| &r.target).chain(templated).collect();
         let stored = |schema: Option<&str>, attr: &str| {

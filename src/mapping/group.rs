@@ -57,6 +57,9 @@ impl GroupMapping {
         if let Some(d) = &cfg.deactivation {
             return Err(RuleError { span: d.span(), message: "groups cannot be deactivated".into() });
         }
+        if let Some(u) = cfg.attributes.iter().find_map(|r| r.unique.as_ref()) {
+            return Err(RuleError { span: u.span(), message: "unique candidates are for [users] rules".into() });
+        }
         let spanned = cfg.members.as_ref().ok_or_else(|| RuleError {
             span: cfg.rdn_attribute.span(),
             message: "[groups] needs members = { flavour = \"groupOfNames\", ... }".into(),
@@ -74,7 +77,7 @@ impl GroupMapping {
             return fail("groupOfNames and groupOfUniqueNames need at least one member: set empty_member to a DN");
         }
         if m.flavour == Flavour::PosixGroup
-            && entity.allocate.as_ref().is_none_or(|(a, ..)| !a.eq_ignore_ascii_case("gidNumber"))
+            && entity.allocate.as_ref().is_none_or(|a| !a.attr.eq_ignore_ascii_case("gidNumber"))
         {
             return fail(
                 "posixGroup needs allocate = { attribute = \"gidNumber\", range = [first, last] } in [groups]",
@@ -230,6 +233,20 @@ pub fn member_json(id: &str, kind: &str, location: &str, display: Option<&str>) 
 mod tests {
     use super::*;
     use crate::mapping::tests::example_groups;
+
+    #[test]
+    fn unique_candidates_are_for_users() {
+        let text = include_str!("../../gateway.toml").replace(
+            "[[groups.attribute]]\nscim = \"externalId\"",
+            "[[groups.attribute]]\nldap = \"ou\"\ntemplate = \"{displayName}\"\nunique = { suffixes = 9 }\n\n[[groups.attribute]]\nscim = \"externalId\"",
+        );
+        let cfg = crate::config::Loaded::parse("g.toml", text).map(|l| l.config);
+        let e = match cfg {
+            Ok(c) => GroupMapping::compile(c.groups.as_ref().unwrap()).err().map(|e| e.message),
+            Err(e) => Some(e.to_string()),
+        };
+        assert!(e.as_deref().unwrap_or_default().contains("unique candidates are for [users]"), "{e:?}");
+    }
 
     #[test]
     fn members_and_resources() {

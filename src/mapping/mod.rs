@@ -12,6 +12,7 @@ mod projection;
 mod read;
 pub mod time;
 mod transform;
+mod unique;
 mod user;
 mod values;
 mod write;
@@ -25,10 +26,11 @@ use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use account::check_user;
 pub use check::Finding;
-pub use entity::Entity;
+pub use entity::{Allocation, Entity};
 pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
 use transform::{Piece, Steps};
+pub use unique::{Candidates, Unique};
 pub use user::{UserMapping, Write, LOCK_ATTR, PERMANENT_LOCK};
 pub use write::Values;
 
@@ -102,6 +104,8 @@ pub struct Computed {
     pub ldap: String,
     pub pieces: Vec<Piece>,
     pub steps: Steps,
+    /// No other entry may hold the value: the candidates to try.
+    pub unique: Option<Unique>,
 }
 
 impl Target {
@@ -116,9 +120,12 @@ impl Target {
 impl Target {
     /// Whether the other target stores a part of the same SCIM attribute.
     pub fn same_attr(&self, other: &Target) -> bool {
+        // Called for every pair of rules on every render: compare without lower-cased copies.
         self.attr.eq_ignore_ascii_case(&other.attr)
-            && self.schema.as_deref().map(str::to_ascii_lowercase)
-                == other.schema.as_deref().map(str::to_ascii_lowercase)
+            && match (self.schema.as_deref(), other.schema.as_deref()) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 
     /// `[primary eq true]`: the element marked primary.

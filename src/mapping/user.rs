@@ -136,9 +136,7 @@ impl UserMapping {
 
     pub fn to_write(&self, res: &Map<String, Value>) -> Result<Write> {
         let attrs = self.values(res)?;
-        if !attrs.contains_key(&self.user_name_rule().ldap) {
-            return Err(Error::value("userName is required"));
-        }
+        self.require_name(&attrs, "userName")?;
         let active = match get_ci(res, "active") {
             None | Some(Value::Null) => None,
             Some(v) => Some(as_bool(v).ok_or_else(|| Error::value(format!("active must be a boolean, not {v}")))?),
@@ -180,6 +178,12 @@ impl UserMapping {
             _ => {}
         }
         changes
+    }
+
+    /// Whether `change` enables an account in a way the directory allows only once the
+    /// account has a password (Active Directory's userAccountControl).
+    pub fn enabling_needs_password(&self, change: &Change) -> bool {
+        matches!(self.deactivation, Deactivation::AccountControl) && change.attr().eq_ignore_ascii_case(uac::ATTR)
     }
 
     fn activation(&self, entry: &Entry, active: bool) -> Change {
@@ -265,6 +269,10 @@ mod tests {
     fn bad_values() {
         assert!(write(json!({"name": {"familyName": "x"}})).unwrap_err().to_string().contains("userName is required"));
         assert!(write(json!({"userName": {"a": 1}})).is_err());
+        for bad in ["x\r\ny", "a\u{0}b", "   ", "tab\there"] {
+            let e = write(json!({"userName": bad, "name": {"familyName": "x"}})).unwrap_err().to_string();
+            assert!(e.contains("blank") || e.contains("control characters"), "{bad:?}: {e}");
+        }
         assert!(write(json!({"userName": "a", "active": "maybe"})).is_err());
         let e = write(json!({"userName": "a", "password": 42})).unwrap_err().to_string();
         assert!(!e.contains("42"));

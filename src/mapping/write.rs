@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::transform::render;
+use super::transform::{render, Piece, Steps};
+use super::unique::first;
 use super::values::decode;
 use super::{Computed, Entity, Error, Result, Rule};
 use crate::directory::{dn, Attributes, Binary, Change, Entry};
@@ -16,6 +17,21 @@ use crate::scim::schema::Kind;
 pub type Values = BTreeMap<String, Vec<String>>;
 
 impl Entity {
+    /// The name a resource is known by (`userName`, `displayName`): present, not blank, and
+    /// free of control characters (a `\r\n` or NUL in a name breaks logs, LDIF and DNs).
+    pub fn require_name(&self, values: &Values, scim: &str) -> Result<()> {
+        let rule = self.rule_for(scim).ok_or_else(|| Error::value(format!("{scim} is not mapped")))?;
+        let found = values.get(&rule.ldap).map(Vec::as_slice).unwrap_or_default();
+        match found.first() {
+            None => Err(Error::value(format!("{scim} is required"))),
+            Some(v) if v.trim().is_empty() => Err(Error::value(format!("{scim} must not be blank"))),
+            Some(v) if v.chars().any(char::is_control) => {
+                Err(Error::value(format!("{scim} must not contain control characters")))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The values the rules read from a resource.
     pub fn values(&self, res: &Map<String, Value>) -> Result<Values> {
         let mut values = Values::new();
@@ -33,17 +49,24 @@ impl Entity {
             }
         }
         for c in &self.computed {
-            if let Some(v) = self.computed_value(c, res) {
+            if let Some(v) = self.render_template(&c.pieces, &c.steps, res, &|a| first(&values, a)) {
                 values.insert(c.ldap.clone(), vec![v]);
             }
         }
         Ok(values)
     }
 
-    /// What a template or constant gives for `res`.
-    fn computed_value(&self, c: &Computed, res: &Map<String, Value>) -> Option<String> {
-        let first = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
-        c.steps.apply(render(&c.pieces, first))
+    /// What a template (or constant) gives for `res`, shaped by `steps`; `{ldap:…}` pieces
+    /// take what `written` says the entry holds.
+    pub(super) fn render_template(
+        &self,
+        pieces: &[Piece],
+        steps: &Steps,
+        res: &Map<String, Value>,
+        written: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let value_of = |r: &Rule| self.lookup(res, r).into_iter().find_map(|v| ldap_value(r, v).ok().flatten());
+        steps.apply(render(pieces, value_of, written))
     }
 
     /// The templates and constants a write leaves as the entry has them: those the entry holds
@@ -54,9 +77,11 @@ impl Entity {
             return Vec::new();
         }
         let before = self.patch_base(entry, "");
+        let was = |a: &str| entry.first(a).map(String::from);
         let unchanged = |c: &&Computed| {
             let after = values.get(&c.ldap).and_then(|v| v.first()).map(String::as_str);
-            !entry.values(&c.ldap).is_empty() && self.computed_value(c, &before).as_deref() == after
+            !entry.values(&c.ldap).is_empty()
+                && self.render_template(&c.pieces, &c.steps, &before, &was).as_deref() == after
         };
         self.computed.iter().filter(unchanged).map(|c| c.ldap.as_str()).collect()
     }

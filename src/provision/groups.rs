@@ -1,5 +1,6 @@
-//! `/Groups`: groups and their members. Members are added and removed value by value; the
-//! member list is read only to show it, or to apply a whole replacement as a difference.
+//! `/Groups`: groups and their members. A PATCH's member operations are applied in order to
+//! the member set and written as one change of just the values that differ; the member list
+//! is read only to show it, or when an operation replaces or removes all of it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,14 +10,16 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::body;
+use super::members::net_change;
 use super::members::Members;
 use super::paging::{Lister, Plan};
-use super::store::{StandIn, Store};
+use super::store::Store;
 use super::users::refuse_unmapped;
-use super::{audit, Error, Resources, Result};
+use super::write::{undo_of, Sequence, Step};
+use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
-use crate::directory::{Change, Directory, DirectoryError, Entry};
+use crate::directory::{dn, Change, Directory, DirectoryError, Entry};
 use crate::mapping::{
     member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
 };
@@ -117,24 +120,24 @@ impl Resources for Groups {
         extra.extend(self.store().allocate().await?);
         extra.extend(self.map.members.on_create.iter().cloned());
         let (dn, attrs, binary) = self.map.new_entry(&values, extra)?;
-        let added = self.dir.add(&dn, &attrs, &binary, None).await;
+        self.refuse_stand_in(&dn)?;
+        let add = Sequence::new().then(Step::Add { dn: dn.clone(), attrs, binary, password: None });
+        let (record, added) = add.run(self.dir.as_ref(), &dn).await;
         self.members_changed(Some(&refs)).await;
+        let entry = match &added {
+            Ok(()) => Some(self.store().read(&dn, self.attrs(true)).await),
+            Err(_) => None,
+        };
+        let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        audit("Group", "create", id, &record, added.is_err());
         added.map_err(|e| match e {
-            DirectoryError::AlreadyExists => {
+            Error::Directory(DirectoryError::AlreadyExists) => {
                 Error::Uniqueness(format!("a group named like this already exists ({dn})"))
             }
-            e => e.into(),
+            e => e,
         })?;
-        let entry = self.store().read(&dn, self.attrs(true)).await;
-        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        audit(
-            "Group",
-            "create",
-            id,
-            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())),
-        );
-        let entry = entry?;
-        self.render(&entry, &Projection::default(), root, true).await
+        let entry = entry.expect("read after the add").map_err(unconfirmed)?;
+        self.render(&entry, &Projection::default(), root, true).await.map_err(unconfirmed)
     }
 
     /// PUT: attributes and the whole member list; members change by the difference only.
@@ -149,8 +152,8 @@ impl Resources for Groups {
         let wanted = self.members().values(&refs, true).await?;
         let member_changes = self.difference(&entry, wanted);
         let dn = self.update(&entry, values, member_changes, None).await?;
-        let entry = self.store().read(&dn, self.attrs(true)).await?;
-        self.render(&entry, &Projection::default(), root, true).await
+        let entry = self.store().read(&dn, self.attrs(true)).await.map_err(unconfirmed)?;
+        self.render(&entry, &Projection::default(), root, true).await.map_err(unconfirmed)
     }
 
     async fn patch(
@@ -181,38 +184,39 @@ impl Resources for Groups {
                 _ => touched = None,
             }
         }
-        let mut member_changes = Vec::new();
-        for op in member_ops {
-            member_changes.push(match op {
-                MemberOp::Add(refs) => Change::Add(attr.clone(), self.members().values(&refs, true).await?),
-                MemberOp::Remove(refs) => Change::Delete(attr.clone(), self.members().values(&refs, false).await?),
-                MemberOp::RemoveAll => Change::Delete(attr.clone(), self.map.member_values(&entry).cloned().collect()),
-                MemberOp::Replace(refs) => {
-                    let wanted = self.members().values(&refs, true).await?;
-                    member_changes.extend(self.difference(&entry, wanted));
-                    continue;
-                }
-            });
-        }
+        // Every id the operations name, resolved in batched searches; then the operations
+        // applied in order to the member set, and one change written.
+        let ids: Vec<&str> = member_ops
+            .iter()
+            .flat_map(|op| match op {
+                MemberOp::Add(refs) | MemberOp::Remove(refs) | MemberOp::Replace(refs) => refs.as_slice(),
+                MemberOp::RemoveAll => &[],
+            })
+            .map(|r| r.id.as_str())
+            .collect();
+        let by_id = self.members().by_id(&ids).await?;
+        let current: Option<Vec<String>> = needs_members.then(|| self.map.member_values(&entry).cloned().collect());
+        let (adds, deletes) = net_change(&member_ops, current.as_deref(), &by_id)?;
+        let mut member_changes = vec![Change::Add(attr.clone(), adds), Change::Delete(attr.clone(), deletes)];
         member_changes.retain(|c| !matches!(c, Change::Add(_, v) | Change::Delete(_, v) if v.is_empty()));
         let dn = self.update(&entry, values, member_changes, touched.as_deref()).await?;
         if projection.is_empty() {
             return Ok(None);
         }
         let with_members = projection.wants("members");
-        let entry = self.store().read(&dn, self.attrs(with_members)).await?;
-        self.render(&entry, projection, root, with_members).await.map(Some)
+        let entry = self.store().read(&dn, self.attrs(with_members)).await.map_err(unconfirmed)?;
+        self.render(&entry, projection, root, with_members).await.map(Some).map_err(unconfirmed)
     }
 
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.store().find(id, self.map.read_attrs.clone()).await?;
         self.store().check_version(&entry, if_match)?;
-        let deleted = self.dir.delete(&entry.dn).await;
+        let delete = Sequence::new().then(Step::Delete { dn: entry.dn.clone() });
+        let (record, deleted) = delete.run(self.dir.as_ref(), &entry.dn).await;
         self.members_changed(None).await;
         self.user_cache.forget_groups();
-        deleted?;
-        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), []);
-        Ok(())
+        audit("Group", "delete", entry.first(&self.map.id_attr).unwrap_or(id), &record, deleted.is_err());
+        deleted
     }
 }
 
@@ -229,23 +233,41 @@ impl Groups {
         self.require_display_name(&values)?;
         changes.splice(0..0, self.map.changes(entry, &values));
         let rdn = self.map.renamed(entry, &values)?;
-        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
+        if let Some(rdn) = &rdn {
+            self.refuse_stand_in(&crate::directory::dn::child(rdn, crate::directory::dn::split(&entry.dn).1))?;
+        }
         // A rename or a new display name changes what users' `groups` show; members alone do not.
-        let described = rdn.is_some() || changed.iter().any(|a| !a.eq_ignore_ascii_case(&self.map.members.attr));
+        let described = rdn.is_some() || changes.iter().any(|c| !c.attr().eq_ignore_ascii_case(&self.map.members.attr));
         // A rename changes the DN every member's memberOf holds.
         let touched = touched.filter(|_| rdn.is_none());
-        let written = self.store().write(entry, rdn, changes, self.stand_in()).await;
+        let steps = self.update_steps(entry, rdn, changes);
+        let (record, written) = steps.run(self.dir.as_ref(), &entry.dn).await;
         self.members_changed(touched).await;
         if described {
             self.user_cache.forget_groups();
         }
-        let dn = written?;
-        dedup_ci(&mut changed);
-        if !changed.is_empty() {
-            let id = entry.first(&self.map.id_attr).unwrap_or_default();
-            audit("Group", "update", id, changed.iter().map(String::as_str));
+        audit("Group", "update", entry.first(&self.map.id_attr).unwrap_or_default(), &record, written.is_err());
+        written.map(|()| record.dn)
+    }
+
+    /// [rename] [modify]: the rename first (so the id stays), undone if the modify fails.
+    fn update_steps(&self, entry: &Entry, rdn: Option<String>, mut changes: Vec<Change>) -> Sequence {
+        let mut steps = Sequence::new();
+        let mut dn = entry.dn.clone();
+        if let Some(rdn) = rdn {
+            let back = dn::split(&entry.dn).0.to_owned();
+            steps = steps.then(Step::Rename { dn: dn.clone(), rdn: rdn.clone(), back });
+            dn = dn::child(&rdn, dn::split(&entry.dn).1);
+            // modrdn already replaced the naming value.
+            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
         }
-        Ok(dn)
+        let stand_in = self.map.members.empty_member.clone().map(|s| (self.map.members.attr.clone(), s));
+        for changes in per_modify(changes) {
+            let bytes = |a: &str| entry.bytes(a).iter().map(|b| b.to_vec()).collect();
+            let undo = undo_of(&changes, |a| entry.values(a).to_vec(), bytes);
+            steps = steps.then(Step::Modify { dn: dn.clone(), changes, undo, stand_in: stand_in.clone() });
+        }
+        steps
     }
 
     /// After any group write, whether or not it succeeded: the members' `memberOf` may have
@@ -296,10 +318,18 @@ impl Groups {
     }
 
     fn require_display_name(&self, values: &Values) -> Result<()> {
-        let rule = self.map.rule_for("displayName").expect("checked at compile");
-        match values.contains_key(&rule.ldap) {
-            true => Ok(()),
-            false => Err(scim::Error::value("displayName is required").into()),
+        Ok(self.map.require_name(values, "displayName")?)
+    }
+
+    /// A group may not take the DN of the empty-group stand-in: every "empty" group would
+    /// then list a real member.
+    fn refuse_stand_in(&self, dn: &str) -> Result<()> {
+        match &self.map.members.empty_member {
+            Some(s) if crate::directory::dn::same(dn, s) => Err(scim::Error::value(
+                "this displayName names the entry that stands in for empty groups (empty_member)",
+            )
+            .into()),
+            _ => Ok(()),
         }
     }
 
@@ -317,10 +347,6 @@ impl Groups {
         attrs
     }
 
-    fn stand_in(&self) -> StandIn<'_> {
-        self.map.members.empty_member.as_deref().map(|s| (self.map.members.attr.as_str(), s))
-    }
-
     fn store(&self) -> Store<'_> {
         Store { dir: self.dir.as_ref(), entity: &self.map }
     }
@@ -336,8 +362,71 @@ impl Groups {
     }
 }
 
+/// Member values one modify carries at most. Each value costs the directory its own work
+/// (the memberof overlay rewrites every member's entry: about 8 ms a value on the test
+/// machine), so a change of thousands goes as several modifies, each within
+/// `operation_timeout_secs`, each undone if a later one fails.
+const MEMBER_VALUES_PER_MODIFY: usize = 500;
+
+/// `changes` as the modifies that carry them: one, unless member values exceed
+/// [`MEMBER_VALUES_PER_MODIFY`]; the attributes other than members go with the first.
+fn per_modify(changes: Vec<Change>) -> Vec<Vec<Change>> {
+    let mut modifies: Vec<Vec<Change>> = Vec::new();
+    let (mut current, mut values) = (Vec::new(), 0);
+    for change in changes {
+        let (adds, attr, list) = match change {
+            Change::Add(a, v) if !v.is_empty() => (true, a, v),
+            Change::Delete(a, v) if !v.is_empty() => (false, a, v),
+            other => {
+                current.push(other);
+                continue;
+            }
+        };
+        for chunk in list.chunks(MEMBER_VALUES_PER_MODIFY) {
+            if values + chunk.len() > MEMBER_VALUES_PER_MODIFY {
+                modifies.push(std::mem::take(&mut current));
+                values = 0;
+            }
+            values += chunk.len();
+            current.push(match adds {
+                true => Change::Add(attr.clone(), chunk.to_vec()),
+                false => Change::Delete(attr.clone(), chunk.to_vec()),
+            });
+        }
+    }
+    if !current.is_empty() {
+        modifies.push(current);
+    }
+    modifies
+}
+
 /// Removes case-insensitive duplicates, keeping the first spelling.
 fn dedup_ci(values: &mut Vec<String>) {
     let mut seen = HashSet::new();
     values.retain(|v| seen.insert(v.to_lowercase()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_member_changes_go_as_several_modifies() {
+        let values = |n: usize| (0..n).map(|i| format!("uid=u{i}")).collect::<Vec<_>>();
+        let title = Change::Replace("description".into(), vec!["x".into()]);
+        let small = per_modify(vec![title.clone(), Change::Add("member".into(), values(3))]);
+        assert_eq!(small.len(), 1, "one modify for a usual change");
+        let big = per_modify(vec![
+            title.clone(),
+            Change::Add("member".into(), values(1200)),
+            Change::Delete("member".into(), values(100)),
+        ]);
+        let sizes: Vec<usize> = big
+            .iter()
+            .map(|m| m.iter().map(|c| if let Change::Add(_, v) | Change::Delete(_, v) = c { v.len() } else { 0 }).sum())
+            .collect();
+        assert_eq!(sizes, [500, 500, 300]);
+        assert_eq!(big[0][0], title, "the other attributes go with the first");
+        assert!(per_modify(Vec::new()).is_empty());
+    }
 }

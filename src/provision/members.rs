@@ -6,12 +6,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::store::{modify, Store};
+use super::store::Store;
+use super::write::Step;
 use super::Result;
 use crate::cache::{GroupRef, UserCache};
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, Entry, LdapFilter, Scope};
-use crate::mapping::{member_json, GroupMapping, MemberRef, UserMapping};
+use crate::mapping::{member_json, GroupMapping, MemberOp, MemberRef, UserMapping};
 
 /// Values per search filter: keeps filters well under servers' request size limits.
 const BATCH: usize = 200;
@@ -128,11 +129,75 @@ impl Members<'_> {
         Ok(members)
     }
 
+    /// What a group's reference needs: its id, and its display name when mapped.
+    fn group_attrs(&self) -> Vec<&str> {
+        let display = self.groups.rule_for("displayName").map(|r| r.ldap.as_str());
+        [self.groups.id_attr.as_str()].into_iter().chain(display).collect()
+    }
+
+    /// The groups each of `users` (a list page) belongs to, as [`Self::groups_of`] gives
+    /// them one by one. With `memberOf`, the groups no cache holds are read for the whole page
+    /// in batches, not in a search per user: with the cache off, a page of 100 users cost 100
+    /// group searches. A user whose `memberOf` names a group the batch did not find (spelled
+    /// otherwise than the group's DN, or outside the groups' base) takes the one-user path.
+    pub async fn groups_of_page(&self, users: &[Entry], root: &str) -> Result<Vec<Vec<Value>>> {
+        let mut all = Vec::with_capacity(users.len());
+        if self.groups.members.user_groups != UserGroups::MemberOf {
+            for user in users {
+                all.push(self.groups_of(user, root).await?);
+            }
+            return Ok(all);
+        }
+        let attrs = self.group_attrs();
+        let mut known: HashMap<String, GroupRef> = HashMap::new();
+        let (mut missing, mut asked) = (Vec::new(), HashSet::new());
+        for dn in users.iter().flat_map(|u| u.values("memberOf")) {
+            let key = dn.to_lowercase();
+            if known.contains_key(&key) || asked.contains(&key) {
+                continue;
+            }
+            match self.cache.group(dn).await {
+                Some(g) => {
+                    known.insert(key, GroupRef::clone(&g));
+                }
+                None => {
+                    missing.push(dn.as_str());
+                    asked.insert(key);
+                }
+            }
+        }
+        let ticket = self.cache.ticket();
+        for g in self.lookup(&self.group_store(), self.dn_attr, &missing, &attrs).await? {
+            if let Some(group) = self.group_ref(&g, &attrs) {
+                self.cache.fill_group(ticket, &g.dn, group.clone()).await;
+                known.insert(g.dn.to_lowercase(), group);
+            }
+        }
+        let location = format!("{root}/Groups");
+        for user in users {
+            let refs: Option<Vec<&GroupRef>> =
+                user.values("memberOf").iter().map(|dn| known.get(&dn.to_lowercase())).collect();
+            all.push(match refs {
+                Some(refs) => {
+                    refs.iter().map(|g| member_json(&g.id, "direct", &location, g.display.as_deref())).collect()
+                }
+                None => self.groups_of(user, root).await?,
+            });
+        }
+        Ok(all)
+    }
+
+    /// A group entry read with [`Self::group_attrs`], as a user's `groups` names it.
+    fn group_ref(&self, g: &Entry, attrs: &[&str]) -> Option<GroupRef> {
+        let id = g.first(&self.groups.id_attr)?;
+        Some(GroupRef { id: id.to_owned(), display: attrs.get(1).and_then(|a| g.first(a)).map(str::to_owned) })
+    }
+
     /// The groups `user` belongs to, as SCIM `groups` values.
     pub async fn groups_of(&self, user: &Entry, root: &str) -> Result<Vec<Value>> {
         let id_attr = self.groups.id_attr.as_str();
         let display = self.groups.rule_for("displayName").map(|r| r.ldap.as_str());
-        let attrs: Vec<&str> = [id_attr].into_iter().chain(display).collect();
+        let attrs = self.group_attrs();
         let found = match self.groups.members.user_groups {
             UserGroups::MemberOf => self.member_of(user, &attrs).await?,
             UserGroups::Search => match self.member_value(user) {
@@ -164,11 +229,8 @@ impl Members<'_> {
             }
         }
         let ticket = self.cache.ticket();
-        let display = attrs.get(1).copied();
         for g in self.lookup(&self.group_store(), self.dn_attr, &missing, attrs).await? {
-            if let Some(id) = g.first(&self.groups.id_attr) {
-                let group =
-                    GroupRef { id: id.to_owned(), display: display.and_then(|a| g.first(a)).map(str::to_owned) };
+            if let Some(group) = self.group_ref(&g, attrs) {
                 self.cache.fill_group(ticket, &g.dn, group.clone()).await;
                 found.push(group);
             }
@@ -184,15 +246,134 @@ impl Members<'_> {
         }
     }
 
-    /// Removes a user being deleted from every group that lists it (when configured).
-    pub async fn remove_everywhere(&self, user: &Entry) -> Result<()> {
-        let Some(value) = self.member_value(user) else { return Ok(()) };
+    /// The steps that take a user being deleted out of every group that lists it (each undone,
+    /// should a later step fail, by adding it back).
+    pub async fn removal_everywhere(&self, user: &Entry) -> Result<Vec<Step>> {
+        let Some(value) = self.member_value(user) else { return Ok(Vec::new()) };
         let attr = &self.groups.members.attr;
-        let stand_in = self.groups.members.empty_member.as_deref().map(|s| (attr.as_str(), s));
-        for g in self.lookup(&self.group_store(), attr, &[value], &[&self.groups.id_attr]).await? {
-            let change = Change::Delete(attr.clone(), vec![value.to_owned()]);
-            modify(self.dir, &g.dn, vec![change], stand_in).await?;
+        let stand_in = self.groups.members.empty_member.as_ref().map(|s| (attr.clone(), s.clone()));
+        let groups = self.lookup(&self.group_store(), attr, &[value], &[&self.groups.id_attr]).await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| Step::Modify {
+                dn: g.dn,
+                changes: vec![Change::Delete(attr.clone(), vec![value.to_owned()])],
+                undo: vec![Change::Add(attr.clone(), vec![value.to_owned()])],
+                stand_in: stand_in.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The member values to add and to delete that apply `ops` in order (RFC 7644 §3.5.2: each
+/// operation sees the result of the ones before), as one change. `by_id`: what the member
+/// attribute holds for each id (an id missing there names nothing: refused when added,
+/// skipped when removed). `current`: the group's members, needed (and read) only when an
+/// operation replaces or removes them all; with it the change is minimal, without it adds and
+/// deletes may name values already so, which [`super::store::modify`] tolerates.
+pub fn net_change(
+    ops: &[MemberOp],
+    current: Option<&[String]>,
+    by_id: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let now: &[String] = current.unwrap_or_default();
+    let mut wanted = Wanted::default();
+    for op in ops {
+        if matches!(op, MemberOp::RemoveAll | MemberOp::Replace(_)) {
+            wanted.clear(now);
         }
-        Ok(())
+        match op {
+            MemberOp::Add(refs) | MemberOp::Replace(refs) => {
+                for r in refs {
+                    let v = by_id.get(&r.id).ok_or_else(|| {
+                        super::Error::from(crate::scim::Error::value(format!(
+                            "no user or group with id {:?} can be a member",
+                            r.id
+                        )))
+                    })?;
+                    wanted.set(v, true);
+                }
+            }
+            MemberOp::Remove(refs) => refs.iter().filter_map(|r| by_id.get(&r.id)).for_each(|v| wanted.set(v, false)),
+            MemberOp::RemoveAll => {}
+        }
+    }
+    let had: HashSet<String> = now.iter().map(|v| v.to_lowercase()).collect();
+    let known = current.is_some();
+    let (mut adds, mut deletes) = (Vec::new(), Vec::new());
+    for (v, present) in wanted.order {
+        let has = had.contains(&v.to_lowercase());
+        match present {
+            true if !known || !has => adds.push(v),
+            false if !known || has => deletes.push(v),
+            _ => {}
+        }
+    }
+    Ok((adds, deletes))
+}
+
+/// Member values touched by a PATCH, in first-touched order, with whether each ends up a member.
+#[derive(Default)]
+struct Wanted {
+    order: Vec<(String, bool)>,
+    /// Lower-cased value → position in `order` (DNs compare ignoring case).
+    index: HashMap<String, usize>,
+}
+
+impl Wanted {
+    fn set(&mut self, value: &str, present: bool) {
+        match self.index.get(&value.to_lowercase()) {
+            Some(&i) => self.order[i].1 = present,
+            None => {
+                self.index.insert(value.to_lowercase(), self.order.len());
+                self.order.push((value.to_owned(), present));
+            }
+        }
+    }
+
+    /// No member any more: those the group has (`now`) and those touched so far.
+    fn clear(&mut self, now: &[String]) {
+        now.iter().for_each(|v| self.set(v, false));
+        self.order.iter_mut().for_each(|(_, present)| *present = false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(id: &str) -> MemberRef {
+        MemberRef { id: id.into(), kind: None }
+    }
+
+    fn by_id() -> HashMap<String, String> {
+        ["a", "b", "c"].iter().map(|i| (i.to_string(), format!("uid={i},ou=p"))).collect()
+    }
+
+    #[test]
+    fn operations_apply_in_order() {
+        // add B, then replace with A: only A (the reproduction).
+        let ops = [MemberOp::Add(vec![r("b")]), MemberOp::Replace(vec![r("a")])];
+        let now = vec!["uid=c,ou=p".to_owned()];
+        let (adds, deletes) = net_change(&ops, Some(&now), &by_id()).unwrap();
+        assert_eq!((adds, deletes), (vec!["uid=a,ou=p".to_owned()], vec!["uid=c,ou=p".to_owned()]));
+        // Replace, then add: both; remove all, then add: the added one only.
+        let ops = [MemberOp::Replace(vec![r("a")]), MemberOp::Add(vec![r("b")])];
+        let (adds, deletes) = net_change(&ops, Some(&now), &by_id()).unwrap();
+        assert_eq!(adds, ["uid=a,ou=p", "uid=b,ou=p"]);
+        assert_eq!(deletes, ["uid=c,ou=p"]);
+        let ops = [MemberOp::RemoveAll, MemberOp::Add(vec![r("c")])];
+        assert_eq!(net_change(&ops, Some(&now), &by_id()).unwrap(), (vec![], vec![]), "C stays: no change at all");
+    }
+
+    #[test]
+    fn without_the_member_list_the_last_word_counts() {
+        // 5,000 adds of the same few ids fold into one add; add then remove is a remove.
+        let mut ops: Vec<MemberOp> = (0..5000).map(|i| MemberOp::Add(vec![r(["a", "b"][i % 2])])).collect();
+        ops.push(MemberOp::Remove(vec![r("b"), r("unknown")]));
+        let (adds, deletes) = net_change(&ops, None, &by_id()).unwrap();
+        assert_eq!((adds, deletes), (vec!["uid=a,ou=p".to_owned()], vec!["uid=b,ou=p".to_owned()]));
+        let unknown = net_change(&[MemberOp::Add(vec![r("nope")])], None, &by_id()).unwrap_err();
+        assert!(matches!(unknown, super::super::Error::Scim(_)));
     }
 }

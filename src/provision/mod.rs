@@ -5,17 +5,22 @@ mod admins;
 mod body;
 mod groups;
 mod members;
+mod naming;
 mod paging;
 mod snapshot;
 mod store;
 #[cfg(test)]
 mod tests;
 mod users;
+mod write;
 
 pub use admins::{Admin, Admins, Refusal};
 pub use groups::Groups;
 pub use paging::Lister;
 pub use users::Users;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -61,6 +66,10 @@ pub enum Error {
     Uniqueness(String),
     #[error("the resource changed since it was read (If-Match does not match its version)")]
     PreconditionFailed,
+    /// The write landed (its audit line says so) but reading the result back failed. Not a
+    /// 4xx, which promises the directory unchanged.
+    #[error("the write is done (see the audit log), but reading the result back failed: {0}")]
+    Unconfirmed(String),
     /// The configuration cannot serve this request (e.g. a gidNumber range is used up).
     #[error("{0}")]
     Config(String),
@@ -68,10 +77,40 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The audit trail: one line per write that changed the directory, under the `audit` target.
-/// The request span adds who (the credential's name, `caller`) and the request id. Attributes
-/// are named, never given: no value, and so no password, ever reaches this line.
-fn audit<'a>(resource: &str, action: &str, id: &str, attributes: impl IntoIterator<Item = &'a str>) {
-    let attributes = attributes.into_iter().collect::<Vec<_>>().join(",");
-    tracing::info!(target: "audit", resource, action, id, attributes, "write");
+/// Runs CPU-bound work (a PATCH of a large resource) on tokio's blocking pool rather than
+/// on an async worker, so that probes and other requests keep being served and the request
+/// timeout fires on time: a PATCH computing for 20 s on a worker stalled `/healthz` for 20 s.
+async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        // A panic is the request's (the router answers 500); cancellation only happens when
+        // the runtime shuts down.
+        Err(e) => std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string()))),
+    }
+}
+
+tokio::task_local! {
+    /// Set by the HTTP layer when it has answered a request (503, the timeout) whose write
+    /// goes on: the audit line then says the write completed after the answer.
+    pub static ANSWERED: Arc<AtomicBool>;
+}
+
+/// What a failure after a write landed becomes: see [`Error::Unconfirmed`].
+fn unconfirmed(e: Error) -> Error {
+    Error::Unconfirmed(e.to_string())
+}
+
+/// The audit trail: one line per write that changed the directory, under the `audit` target,
+/// written from what [`write::Sequence::run`] recorded, whether the request succeeded or not.
+/// `outcome`: `written` (all of it), `undone` (part landed, then was put back after a later
+/// step failed: the directory is as before), `partial` (an undo failed too, or a password's
+/// answer never came: the listed attributes are what it holds). `after_answer`: the client
+/// was answered (503) before the write ended. The request span adds who (the credential's
+/// name, `caller`) and the request id. Attributes are named, never given: no value, and so no
+/// password, ever reaches this line.
+fn audit(resource: &str, action: &str, id: &str, record: &write::Record, failed: bool) {
+    let Some(outcome) = record.outcome(failed) else { return };
+    let attributes = record.attributes().join(",");
+    let after_answer = ANSWERED.try_with(|a| a.load(Ordering::Acquire)).unwrap_or(false);
+    tracing::info!(target: "audit", resource, action, id, attributes, outcome, after_answer, "write");
 }

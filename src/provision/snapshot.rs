@@ -15,6 +15,11 @@ use moka::future::Cache;
 
 use crate::config::QueryConfig;
 
+/// A `String`'s own size next to its bytes.
+const PER_ID: usize = 24;
+/// What moka keeps per entry besides key and value.
+const PER_ENTRY: usize = 96;
+
 pub struct Snapshots {
     ids: Cache<String, Arc<Vec<String>>>,
 }
@@ -22,9 +27,13 @@ pub struct Snapshots {
 impl Snapshots {
     pub fn new(cfg: &QueryConfig) -> Snapshots {
         let ids = Cache::builder()
-            .max_capacity(cfg.snapshot_capacity)
-            // Weighed by ids held, so a few huge results cannot crowd out memory.
-            .weigher(|_: &String, ids: &Arc<Vec<String>>| u32::try_from(ids.len()).unwrap_or(u32::MAX).max(1))
+            .max_capacity(cfg.snapshot_max_bytes)
+            // Weighed in bytes, the key (made of the client's filter) included, so neither a
+            // few huge results nor many huge filters can grow memory past the bound.
+            .weigher(|key: &String, ids: &Arc<Vec<String>>| {
+                let bytes = key.len() + ids.iter().map(|id| id.len() + PER_ID).sum::<usize>() + PER_ENTRY;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
             .time_to_live(Duration::from_secs(cfg.snapshot_ttl_secs))
             .build();
         Snapshots { ids }

@@ -2,7 +2,10 @@
 
 use super::{Error, Result};
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry, LdapFilter, Scope, Search};
-use crate::mapping::Entity;
+use crate::mapping::{Allocation, Entity};
+
+/// Reads of the counter a writer may lose to others in a row before giving up (503).
+const ALLOCATE_ATTEMPTS: usize = 50;
 
 /// One entity's entries in the directory.
 pub struct Store<'a> {
@@ -31,54 +34,72 @@ impl Store<'_> {
         found.pop().ok_or_else(|| Error::NotFound(format!("{dn} vanished while being written")))
     }
 
-    /// Makes `entry` hold `changes`, renaming it first to `rdn` when its naming value
-    /// changes (so its id stays), and undoing the rename if the modify fails. Returns the
-    /// entry's DN afterwards.
-    pub async fn write(
-        &self,
-        entry: &Entry,
-        rdn: Option<String>,
-        mut changes: Vec<Change>,
-        stand_in: StandIn<'_>,
-    ) -> Result<String> {
-        let mut dn = entry.dn.clone();
-        if let Some(rdn) = &rdn {
-            self.dir.rename(&dn, rdn).await.map_err(|e| match e {
-                DirectoryError::AlreadyExists => Error::Uniqueness(format!("an entry named {rdn} already exists")),
-                e => e.into(),
-            })?;
-            dn = dn::child(rdn, dn::split(&entry.dn).1);
-            // modrdn already replaced the naming value.
-            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.entity.rdn_attr));
-        }
-        if let Err(e) = modify(self.dir, &dn, changes, stand_in).await {
-            if rdn.is_some() {
-                if let Err(undo) = self.dir.rename(&dn, dn::split(&entry.dn).0).await {
-                    tracing::error!(%dn, error = %undo, "could not undo a rename after a failed modify");
+    /// The allocated number attribute for a new entry, when the entity allocates one.
+    ///
+    /// The counter entry holds the last number handed out. Taking the next is one modify that
+    /// deletes the value read and adds its successor: the directory applies it only while the
+    /// value is still the one read (else "no such value", 16), so of two writers racing, in
+    /// this process or another, one wins and the other reads again. A number is never handed
+    /// out twice, and the range is read only once, to start the counter.
+    pub async fn allocate(&self) -> Result<Option<(String, Vec<String>)>> {
+        let Some(a) = &self.entity.allocate else { return Ok(None) };
+        for _ in 0..ALLOCATE_ATTEMPTS {
+            let Some(last) = self.counter(a).await? else {
+                self.start_counter(a).await?;
+                continue;
+            };
+            let next = match last.checked_add(1) {
+                Some(n) if n < a.first => a.first,
+                Some(n) if n <= a.last => n,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "allocate range [{}, {}] for {} is used up: widen it",
+                        a.first, a.last, a.attr
+                    )))
                 }
+            };
+            let swap = Change::Swap(a.attr.clone(), last.to_string(), next.to_string());
+            match self.dir.modify(&a.counter, &[swap]).await {
+                Ok(()) => return Ok(Some((a.attr.clone(), vec![next.to_string()]))),
+                // Taken by another writer since the read: read again.
+                Err(DirectoryError::Rejected { code: 16, .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
-            return Err(e);
         }
-        Ok(dn)
+        Err(DirectoryError::Unavailable(format!("the {} counter {} is too contended", a.attr, a.counter)).into())
     }
 
-    /// The allocated number attribute for a new entry, when the entity allocates one: the
-    /// highest number in use in the range, plus one.
-    pub async fn allocate(&self) -> Result<Option<(String, Vec<String>)>> {
-        let Some((attr, lo, hi)) = &self.entity.allocate else { return Ok(None) };
+    /// The counter's value; None when there is no counter entry yet.
+    async fn counter(&self, a: &Allocation) -> Result<Option<u32>> {
+        let any = LdapFilter::Configured("objectClass=*".into());
+        let found = self.search(&a.counter, Scope::Base, any, vec![a.attr.clone()]).await?;
+        let Some(entry) = found.first() else { return Ok(None) };
+        match entry.first(&a.attr).and_then(|v| v.trim().parse::<u32>().ok()) {
+            Some(v) => Ok(Some(v)),
+            None => Err(Error::Config(format!("the counter entry {} holds no number in {}", a.counter, a.attr))),
+        }
+    }
+
+    /// Creates the counter at the highest number in use in the range (the one time the range
+    /// is read). Another process creating it first is fine: its counter serves both.
+    async fn start_counter(&self, a: &Allocation) -> Result<()> {
         let filter = self.entity.filter.clone().and(LdapFilter::And(vec![
-            LdapFilter::GreaterOrEqual(attr.clone(), lo.to_string()),
-            LdapFilter::LessOrEqual(attr.clone(), hi.to_string()),
+            LdapFilter::GreaterOrEqual(a.attr.clone(), a.first.to_string()),
+            LdapFilter::LessOrEqual(a.attr.clone(), a.last.to_string()),
         ]));
-        let used = self.search(&self.entity.base_dn, Scope::Subtree, filter, vec![attr.clone()]).await?;
-        let next = match used.iter().filter_map(|e| e.first(attr)?.parse::<u32>().ok()).max() {
-            None => *lo,
-            Some(m) if m < *hi => m + 1,
-            Some(_) => {
-                return Err(Error::Config(format!("allocate range [{lo}, {hi}] for {attr} is used up: widen it")))
-            }
-        };
-        Ok(Some((attr.clone(), vec![next.to_string()])))
+        let used = self.search(&self.entity.base_dn, Scope::Subtree, filter, vec![a.attr.clone()]).await?;
+        let highest = used.iter().filter_map(|e| e.first(&a.attr)?.parse::<u32>().ok()).max();
+        let start = highest.unwrap_or(a.first.saturating_sub(1));
+        let (attr, value) = dn::split(&a.counter).0.split_once('=').unwrap_or(("cn", "counter"));
+        let attrs = vec![
+            ("objectClass".to_owned(), vec!["device".to_owned(), "extensibleObject".to_owned()]),
+            (attr.to_owned(), vec![value.to_owned()]),
+            (a.attr.clone(), vec![start.to_string()]),
+        ];
+        match self.dir.add(&a.counter, &attrs, &Vec::new(), None).await {
+            Ok(()) | Err(DirectoryError::AlreadyExists) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// 412 unless `if_match` is absent, `*`, or the entry's current version.
@@ -115,27 +136,46 @@ pub async fn modify(dir: &dyn Directory, dn: &str, mut changes: Vec<Change>, sta
         Err(e) if value_exists_or_missing(&e) => {}
         other => return other,
     }
+    // Member values one by one first, then everything else in one modify. A failure puts
+    // back the member values that landed, so nothing is left half-written.
     let (values, others): (Vec<Change>, Vec<Change>) =
         changes.into_iter().partition(|c| matches!(c, Change::Add(_, v) | Change::Delete(_, v) if !v.is_empty()));
-    modify_once(dir, dn, &others, stand_in).await?;
-    for change in values {
-        let (adds, attr, list) = match &change {
+    let mut landed = Vec::new();
+    let mut failed = None;
+    'values: for change in values {
+        let (adds, attr, list) = match change {
             Change::Add(a, v) => (true, a, v),
             Change::Delete(a, v) => (false, a, v),
             Change::Replace(..) | Change::Swap(..) | Change::Binary(..) => continue, // partitioned into `others`
         };
         for v in list {
-            let one = match adds {
-                true => Change::Add(attr.clone(), vec![v.clone()]),
-                false => Change::Delete(attr.clone(), vec![v.clone()]),
+            let (one, inverse) = match adds {
+                true => (Change::Add(attr.clone(), vec![v.clone()]), Change::Delete(attr.clone(), vec![v])),
+                false => (Change::Delete(attr.clone(), vec![v.clone()]), Change::Add(attr.clone(), vec![v])),
             };
             match modify_once(dir, dn, &[one], stand_in).await {
-                Err(e) if !value_exists_or_missing(&e) => return Err(e),
-                _ => {}
+                Ok(()) => landed.push(inverse),
+                Err(e) if value_exists_or_missing(&e) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break 'values;
+                }
             }
         }
     }
-    Ok(())
+    if failed.is_none() {
+        failed = modify_once(dir, dn, &others, stand_in).await.err();
+    }
+    let Some(e) = failed else { return Ok(()) };
+    for inverse in landed.into_iter().rev() {
+        match modify_once(dir, dn, &[inverse], stand_in).await {
+            Err(undo) if !value_exists_or_missing(&undo) => {
+                tracing::error!(%dn, error = %undo, "could not put back a member value after a failed modify")
+            }
+            _ => {}
+        }
+    }
+    Err(e)
 }
 
 /// "No such value" (16) or "value exists" (20); Active Directory answers an add of a group's

@@ -8,15 +8,18 @@ use serde_json::{Map, Value};
 
 use super::body;
 use super::members::Members;
+use super::naming::{refused, Naming};
 use super::paging::{Lister, Plan};
 use super::store::Store;
-use super::{audit, Error, Resources, Result};
+use super::write::{undo_of, Sequence, Step};
+use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::{Ticket, UserCache};
 use crate::config::UserGroups;
 use crate::dialect::Dialect;
-use crate::directory::{Attributes, Binary, Directory, DirectoryError, Entry, Scope};
+use crate::directory::{dn, Attributes, Change, Directory, DirectoryError, Entry, Scope};
 use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::limits::Limits;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, USER_SCHEMA};
 
@@ -29,6 +32,8 @@ pub struct Users {
     groups: Option<(GroupMapping, String)>,
     cache: Arc<UserCache>,
     lister: Arc<Lister>,
+    /// `[limits]`: a PATCH may not grow a list past `max_values`.
+    limits: Limits,
 }
 
 impl Users {
@@ -39,8 +44,9 @@ impl Users {
         groups: Option<(GroupMapping, String)>,
         cache: Arc<UserCache>,
         lister: Arc<Lister>,
+        limits: Limits,
     ) -> Self {
-        Users { dir, map, dialect, groups, cache, lister }
+        Users { dir, map, dialect, groups, cache, lister, limits }
     }
 
     pub fn mapping(&self) -> &UserMapping {
@@ -87,9 +93,13 @@ impl Resources for Users {
             attrs: self.attrs_for(&query.projection),
         };
         let (total, entries) = self.lister.page(&self.store(), plan).await?;
+        let groups = match self.members().filter(|_| query.projection.wants("groups")) {
+            Some(m) => m.groups_of_page(&entries, root).await?.into_iter().map(Some).collect(),
+            None => vec![None; entries.len()],
+        };
         let mut resources = Vec::with_capacity(entries.len());
-        for e in &entries {
-            resources.push(self.render(e, &query.projection, root).await?);
+        for (e, groups) in entries.iter().zip(groups) {
+            resources.push(self.render_with(e, &query.projection, root, groups).await?);
         }
         Ok(list_response(resources, total, query.start_index))
     }
@@ -98,28 +108,47 @@ impl Resources for Users {
         let res = body::object(body, "User", USER_SCHEMA)?;
         self.refuse_unmapped(res)?;
         self.map.check_mutability(None, res)?;
-        let w = self.to_write(res).await?;
-        let allocated = self.store().allocate().await?;
-        let (dn, attrs, binary) = self.map.new_user(&w, allocated.into_iter().collect())?;
-        let added = self.add(&dn, &attrs, &binary, &w).await;
+        let mut w = self.to_write(res).await?;
+        let names: Vec<String> = self.map.user_name(&w).into_iter().map(str::to_owned).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         // Also after a conflict: a cached "no such user" is what let the IdP try.
-        let ticket = self.cache.forget(None, &self.map.user_name(&w).into_iter().collect::<Vec<_>>()).await;
+        if let Err(e) = self.ensure_unique(&w, None).await {
+            self.cache.forget(None, &names).await;
+            return Err(e);
+        }
+        let allocated: Attributes = self.store().allocate().await?.into_iter().collect();
+        let mut naming = Naming::create(self.store(), res, &mut w.attrs).await?;
+        // Unique derived values take their first free candidate, and the next one when the
+        // directory refuses the add for it ([`Naming`]); a refused add landed nothing.
+        let (dn, record, added) = loop {
+            let (dn, plan) = self.create_plan(&w, allocated.clone())?;
+            let (record, added) = plan.run(self.dir.as_ref(), &dn).await;
+            match added {
+                Err(Error::Directory(e)) if refused(&e) => {
+                    // The userName itself taken meanwhile is a 409; anything else moves on.
+                    if let Err(taken) = self.ensure_unique(&w, None).await {
+                        self.cache.forget(None, &names).await;
+                        return Err(taken);
+                    }
+                    naming.retry(e, &mut w.attrs).await?;
+                }
+                added => break (dn, record, added),
+            }
+        };
+        let ticket = self.cache.forget(None, &names).await;
+        let entry = match &added {
+            Ok(()) => Some(self.read(&dn).await),
+            Err(_) => None,
+        };
+        let id = entry.as_ref().and_then(|e| e.as_ref().ok()?.first(&self.map.id_attr)).unwrap_or("(not read back)");
+        audit("User", "create", id, &record, added.is_err());
         added?;
-        let entry = self.read(&dn).await;
-        let id = entry.as_ref().ok().and_then(|e| e.first(&self.map.id_attr)).unwrap_or("(not read back)");
-        let password = w.password.as_ref().map(|_| PASSWORD);
-        audit(
-            "User",
-            "create",
-            id,
-            attrs.iter().map(|(a, _)| a.as_str()).chain(binary.iter().map(|(a, _)| a.as_str())).chain(password),
-        );
-        let entry = entry?;
+        let entry = entry.expect("read after the add").map_err(unconfirmed)?;
         if !self.map.named_by_user_name() {
             self.keep_first(&entry, &w).await?;
         }
         self.remember(ticket, &entry).await;
-        self.render(&entry, &Projection::default(), root).await
+        self.render(&entry, &Projection::default(), root).await.map_err(unconfirmed)
     }
 
     /// PUT: the resource replaces every mapped attribute.
@@ -130,7 +159,8 @@ impl Resources for Users {
         self.refuse_unmapped(res)?;
         let before = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.map.check_mutability(Some(&before), res)?;
-        let w = self.to_write(res).await?;
+        let mut w = self.to_write(res).await?;
+        Naming::update(self.store(), &entry, &before, res, &mut w.attrs).await?;
         self.update(entry, w, root).await
     }
 
@@ -148,10 +178,12 @@ impl Resources for Users {
         let mut res = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.show_references(&entry, &mut res, root).await?;
         let before = res.clone();
-        patch::apply(&mut res, &ops, USER_SCHEMA)?;
+        let limits = self.limits.clone();
+        let res = super::off_worker(move || limits.apply_patch(&mut res, &ops, USER_SCHEMA).map(|()| res)).await?;
         self.refuse_unmapped(&res)?;
         self.map.check_mutability(Some(&before), &res)?;
-        let w = self.to_write(&res).await?;
+        let mut w = self.to_write(&res).await?;
+        Naming::update(self.store(), &entry, &before, &res, &mut w.attrs).await?;
         let mut updated = self.update(entry, w, root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
@@ -159,18 +191,23 @@ impl Resources for Users {
         Ok(Some(updated))
     }
 
+    /// Out of every group first (when the directory does not do it itself), then the entry:
+    /// a failure half-way leaves the entry, which the IdP's retry finds and finishes.
     async fn delete(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let entry = self.find(id).await?;
         self.store().check_version(&entry, if_match)?;
-        let deleted = self.dir.delete(&entry.dn).await;
+        let mut plan = Sequence::new();
+        if let Some(m) = self.members().filter(|m| m.groups.members.remove_deleted_users) {
+            for step in m.removal_everywhere(&entry).await? {
+                plan = plan.then(step);
+            }
+        }
+        let plan = plan.then(Step::Delete { dn: entry.dn.clone() });
+        let (record, deleted) = plan.run(self.dir.as_ref(), &entry.dn).await;
         let id = entry.first(&self.map.id_attr).unwrap_or(id);
         self.cache.forget(Some(id), &self.map.entry_user_name(&entry).into_iter().collect::<Vec<_>>()).await;
-        deleted?;
-        audit("User", "delete", id, []);
-        match self.members() {
-            Some(m) if m.groups.members.remove_deleted_users => m.remove_everywhere(&entry).await,
-            _ => Ok(()),
-        }
+        audit("User", "delete", id, &record, deleted.is_err());
+        deleted
     }
 }
 
@@ -189,13 +226,10 @@ impl Users {
         };
         let names: Vec<&str> = self.map.entry_user_name(&entry).into_iter().chain(self.map.user_name(&w)).collect();
         let ticket = self.cache.forget(Some(&id), &names).await;
-        let (dn, changed) = written?;
-        if !changed.is_empty() {
-            audit("User", "update", &id, changed.iter().map(String::as_str));
-        }
-        let entry = self.read(&dn).await?;
+        let dn = written?;
+        let entry = self.read(&dn).await.map_err(unconfirmed)?;
         self.remember(ticket, &entry).await;
-        self.render(&entry, &Projection::default(), root).await
+        self.render(&entry, &Projection::default(), root).await.map_err(unconfirmed)
     }
 
     /// What `res` asks the directory to hold, with references (a manager's id) resolved to DNs.
@@ -253,28 +287,59 @@ impl Users {
     }
 
     /// A rename when the naming value changes (so the id stays), then one modify of the
-    /// changed attributes, then the password. Returns the DN and the names of what changed.
-    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<(String, Vec<String>)> {
+    /// changed attributes, then the password: each undone if a later one fails, and the
+    /// password, which cannot be undone, last. Audited from what landed. Returns the DN.
+    async fn write(&self, entry: &Entry, w: &Write, id: &str) -> Result<String> {
         let old_name = self.map.entry_user_name(entry);
         if !old_name.is_some_and(|o| self.map.user_name(w).is_some_and(|n| n.eq_ignore_ascii_case(o))) {
             self.ensure_unique(w, Some(id)).await?;
         }
-        let changes = self.map.user_changes(entry, w);
-        let mut changed: Vec<String> = changes.iter().map(|c| c.attr().to_owned()).collect();
-        let rdn = self.map.renamed(entry, &w.attrs)?;
-        // The password first: AD enables an account only once it has one.
-        if let Some(password) = &w.password {
-            self.dir.set_password(&entry.dn, password).await?;
-            changed.push(PASSWORD.into());
-        }
-        let dn = self.store().write(entry, rdn, changes, None).await?;
-        Ok((dn, changed))
+        let plan = self.update_plan(entry, w)?;
+        let (record, written) = plan.run(self.dir.as_ref(), &entry.dn).await;
+        audit("User", "update", id, &record, written.is_err());
+        written.map(|()| record.dn)
     }
 
-    /// Adds the entry with its password, or leaves no entry behind.
-    async fn add(&self, dn: &str, attrs: &Attributes, binary: &Binary, w: &Write) -> Result<()> {
-        self.ensure_unique(w, None).await?;
-        self.dir.add(dn, attrs, binary, w.password.as_deref()).await.map_err(|e| self.conflict(e, w))
+    /// The steps of an update: [rename] [modify] [password] [enable]. Active Directory enables
+    /// an account only once it has a password, so when both come in one request the enabling
+    /// follows the password (if it then fails, the password stays: the audit line says so).
+    fn update_plan(&self, entry: &Entry, w: &Write) -> Result<Sequence> {
+        let mut changes = self.map.user_changes(entry, w);
+        let rdn = self.map.renamed(entry, &w.attrs)?;
+        let mut plan = Sequence::new();
+        let mut dn = entry.dn.clone();
+        if let Some(rdn) = rdn {
+            let back = dn::split(&entry.dn).0.to_owned();
+            plan = plan.then(Step::Rename { dn: dn.clone(), rdn: rdn.clone(), back });
+            dn = dn::child(&rdn, dn::split(&entry.dn).1);
+            // modrdn already replaced the naming value.
+            changes.retain(|c| !c.attr().eq_ignore_ascii_case(&self.map.rdn_attr));
+        }
+        let (after_password, changes): (Vec<Change>, Vec<Change>) = changes
+            .into_iter()
+            .partition(|c| w.password.is_some() && w.active == Some(true) && self.map.enabling_needs_password(c));
+        if !changes.is_empty() {
+            let bytes = |a: &str| entry.bytes(a).iter().map(|b| b.to_vec()).collect();
+            let undo = undo_of(&changes, |a| entry.values(a).to_vec(), bytes);
+            plan = plan.then(Step::Modify { dn: dn.clone(), changes, undo, stand_in: None });
+        }
+        if let Some(password) = &w.password {
+            plan = plan.then(Step::Password { dn: dn.clone(), password: password.clone() });
+        }
+        if !after_password.is_empty() {
+            // Irreversible by position: the password before it cannot be taken back.
+            plan = plan.then(Step::Enable { dn, changes: after_password });
+        }
+        Ok(plan)
+    }
+
+    /// The DN of a new user for `w` and the steps that add it (with its password, which the
+    /// directory adapter sets in the same unit or leaves no entry). One unit, so that a retry
+    /// with another candidate name can wrap it.
+    fn create_plan(&self, w: &Write, allocated: Attributes) -> Result<(String, Sequence)> {
+        let (dn, attrs, binary) = self.map.new_user(w, allocated)?;
+        let add = Step::Add { dn: dn.clone(), attrs, binary, password: w.password.clone() };
+        Ok((dn, Sequence::new().then(add)))
     }
 
     /// Two creates of one userName can both pass [`Self::ensure_unique`]. Named by the
@@ -295,9 +360,11 @@ impl Users {
         if !holders.iter().any(earlier) {
             return Ok(());
         }
-        self.dir.delete(&entry.dn).await?;
+        let plan = Sequence::new().then(Step::Delete { dn: entry.dn.clone() });
+        let (record, deleted) = plan.run(self.dir.as_ref(), &entry.dn).await;
         self.cache.forget(id, &[name]).await;
-        audit("User", "delete", id.unwrap_or_default(), []);
+        audit("User", "delete", id.unwrap_or_default(), &record, deleted.is_err());
+        deleted?;
         Err(Error::Uniqueness(format!("userName {name:?} was taken by a concurrent create")))
     }
 
@@ -347,28 +414,28 @@ impl Users {
         Ok(())
     }
 
-    fn conflict(&self, e: DirectoryError, w: &Write) -> Error {
-        match e {
-            DirectoryError::AlreadyExists => Error::Uniqueness(format!(
-                "an entry named {} already exists",
-                self.map.rdn(&w.attrs).unwrap_or_default()
-            )),
-            e => e.into(),
-        }
+    async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
+        let groups = match self.members().filter(|_| projection.wants("groups")) {
+            Some(m) => Some(m.groups_of(entry, root).await?),
+            None => None,
+        };
+        self.render_with(entry, projection, root, groups).await
     }
 
-    async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {
+    /// [`Self::render`] with the user's `groups` already read (`None`: not shown).
+    async fn render_with(
+        &self,
+        entry: &Entry,
+        projection: &Projection,
+        root: &str,
+        groups: Option<Vec<Value>>,
+    ) -> Result<Value> {
         let mut v = self.map.to_resource(entry, &format!("{root}/Users"));
         if let Value::Object(obj) = &mut v {
             self.show_references(entry, obj, root).await?;
         }
-        if let (Some(m), Value::Object(obj)) = (self.members(), &mut v) {
-            if projection.wants("groups") {
-                let groups = m.groups_of(entry, root).await?;
-                if !groups.is_empty() {
-                    obj.insert("groups".into(), Value::Array(groups));
-                }
-            }
+        if let (Some(groups), Value::Object(obj)) = (groups.filter(|g| !g.is_empty()), &mut v) {
+            obj.insert("groups".into(), Value::Array(groups));
         }
         if let Value::Object(obj) = &mut v {
             projection.apply(obj);
@@ -430,9 +497,6 @@ fn older(a: &str, b: &str) -> bool {
         _ => a < b,
     }
 }
-
-/// How a password change shows in the audit line: by name, as every attribute does.
-const PASSWORD: &str = "password";
 
 /// `userName eq "x"`: the lookup Okta and Entra ID make before creating a user.
 fn exact_user_name(filter: &Filter) -> Option<&str> {

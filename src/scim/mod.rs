@@ -6,6 +6,7 @@ pub mod error;
 pub mod eval;
 pub mod filter;
 pub mod json;
+pub mod limits;
 pub mod list;
 pub mod patch;
 pub mod schema;

@@ -4,6 +4,9 @@
 //! lets the mapping write back only what changed: every PATCH form Okta and Entra send
 //! (with or without `path`, value filters, capitalised ops) takes the same road.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use serde_json::{Map, Value};
 
 use super::filter::{parse_path, AttrPath, CompareOp, Filter, PatchPath};
@@ -198,8 +201,9 @@ fn apply_attr(target: &mut Map<String, Value>, op: Op, name: &str, def: Option<&
     match (op, value) {
         (Op::Remove, Some(Value::Array(gone))) if multi => {
             // Entra: remove the listed values (matched by their `value` sub-attribute).
+            let gone_index = Index::of(gone);
             if let Some(Value::Array(items)) = get_ci_mut(target, name) {
-                items.retain(|i| !gone.iter().any(|g| same_value(i, g)));
+                items.retain(|i| gone_index.find(gone, i).is_none());
             }
             drop_if_empty(target, name);
         }
@@ -207,11 +211,16 @@ fn apply_attr(target: &mut Map<String, Value>, op: Op, name: &str, def: Option<&
             remove_ci(target, name);
         }
         (Op::Add, Some(v)) if multi => {
-            let new = as_list(v);
             let items = list_ci(target, name);
+            let mut index = Index::of(items);
+            let new = match v {
+                Value::Array(a) => a.as_slice(),
+                one => std::slice::from_ref(one),
+            };
             for n in new {
-                if !items.iter().any(|i| same_value(i, &n)) {
-                    items.push(n);
+                if index.find(items, n).is_none() {
+                    index.insert(n, items.len());
+                    items.push(n.clone());
                 }
             }
         }
@@ -351,10 +360,77 @@ fn as_list(v: &Value) -> Vec<Value> {
 
 /// Two multi-valued elements are the same when their `value`s are (or, lacking one, they are equal).
 fn same_value(a: &Value, b: &Value) -> bool {
-    let value_of = |v: &Value| v.as_object().and_then(|o| get_ci(o, "value")).cloned();
+    fn value_of(v: &Value) -> Option<&Value> {
+        v.as_object().and_then(|o| get_ci(o, "value"))
+    }
     match (value_of(a), value_of(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
+    }
+}
+
+/// The positions of a list's elements by the hash of what [`same_value`] compares, so that
+/// adding or removing n values from a list of m costs O(n + m), not O(n × m): an `add` of
+/// 30,000 emails compared every pair and took 48 CPU-seconds.
+struct Index(HashMap<u64, Vec<usize>>);
+
+impl Index {
+    fn of(items: &[Value]) -> Index {
+        let mut index = Index(HashMap::with_capacity(items.len()));
+        for (i, item) in items.iter().enumerate() {
+            index.insert(item, i);
+        }
+        index
+    }
+
+    fn insert(&mut self, item: &Value, position: usize) {
+        self.0.entry(identity_hash(item)).or_default().push(position);
+    }
+
+    /// The position in `items` (the list the index was built from) of an element the same as `v`.
+    fn find(&self, items: &[Value], v: &Value) -> Option<usize> {
+        let positions = self.0.get(&identity_hash(v))?;
+        positions.iter().copied().find(|&p| items.get(p).is_some_and(|i| same_value(i, v)))
+    }
+}
+
+/// A hash consistent with [`same_value`]: of the `value` sub-attribute when there is one,
+/// else of the whole element (tagged apart, as `same_value` never matches the two kinds).
+fn identity_hash(v: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    match v.as_object().and_then(|o| get_ci(o, "value")) {
+        Some(x) => {
+            1u8.hash(&mut h);
+            hash_json(x, &mut h);
+        }
+        None => {
+            0u8.hash(&mut h);
+            hash_json(v, &mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Hashes JSON as `==` compares it: object members in any order.
+fn hash_json(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n.to_string()).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(a) => {
+            (4u8, a.len()).hash(h);
+            a.iter().for_each(|x| hash_json(x, h));
+        }
+        Value::Object(o) => {
+            let members = o.iter().map(|(k, x)| {
+                let mut one = DefaultHasher::new();
+                k.hash(&mut one);
+                hash_json(x, &mut one);
+                one.finish()
+            });
+            (5u8, o.len(), members.fold(0u64, u64::wrapping_add)).hash(h);
+        }
     }
 }
 
@@ -475,6 +551,22 @@ mod tests {
         assert_eq!(r["emails"], json!([{"value": "b"}]));
         let r = patch(r, json!([{"op": "Remove", "path": "emails", "value": [{"value": "b"}]}])).unwrap();
         assert!(r.get("emails").is_none());
+    }
+
+    #[test]
+    fn multi_valued_add_and_remove_are_linear_and_dedup() {
+        let many: Vec<Value> = (0..30_000).map(|i| json!({"value": format!("u{i}@x"), "type": "work"})).collect();
+        let mut twice = many.clone();
+        twice.extend(many.iter().cloned());
+        let r = patch(json!({}), json!([{"op": "add", "path": "emails", "value": twice}])).unwrap();
+        assert_eq!(r["emails"].as_array().unwrap().len(), 30_000);
+        let r = patch(r, json!([{"op": "add", "path": "emails", "value": {"value": "u7@x"}}])).unwrap();
+        assert_eq!(r["emails"].as_array().unwrap().len(), 30_000, "same value, other fields: not added");
+        let gone: Vec<Value> = (0..29_999).map(|i| json!({"value": format!("u{i}@x")})).collect();
+        let r = patch(r, json!([{"op": "remove", "path": "emails", "value": gone}])).unwrap();
+        assert_eq!(r["emails"], json!([{"value": "u29999@x", "type": "work"}]));
+        let r = patch(json!({"emails": ["a", {"value": "a"}]}), json!([{"op": "add", "path": "emails", "value": ["a", {"value": "a"}, {"a": 1, "b": 2}, {"b": 2, "a": 1}]}])).unwrap();
+        assert_eq!(r["emails"], json!(["a", {"value": "a"}, {"a": 1, "b": 2}]));
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub fn config_text(slapd: &Slapd, edit: impl Fn(String) -> String) -> String {
     edit(text)
 }
 
+/// A shipped preset (`presets/{name}`) pointed at a directory, with the test token.
+pub fn preset(name: &str, ldap_url: &str, bind_password: &str) -> String {
+    let text = std::fs::read_to_string(format!("{}/presets/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    text.replace("${SCIM_GATEWAY_LDAP_URL}", ldap_url)
+        .replace("${SCIM_GATEWAY_TOKEN}", TOKEN)
+        .replace("${SCIM_GATEWAY_BIND_PASSWORD}", bind_password)
+}
+
 impl TestGateway {
     pub async fn start(slapd: &Slapd) -> TestGateway {
         Self::start_with(slapd, |t| t).await

@@ -60,51 +60,98 @@ impl Slapd {
         seed: Option<&std::path::Path>,
         client_ca: Option<&std::path::Path>,
     ) -> Slapd {
-        const ADMIN_PASSWORD: &str = "admin-secret";
-        const SERVICE_PASSWORD: &str = "service-secret";
         let mut failures = String::new();
         for _ in 0..3 {
-            // A fresh directory each try: the script seeds the database with slapadd.
-            let dir = tempfile::Builder::new().prefix("slapd-").tempdir().expect("create temp dir");
             let port = free_port();
             let ldaps_port = tls.map(|_| free_port());
-            let mut cmd = Command::new(script());
-            if let (Some((cert, key)), Some(p)) = (tls, ldaps_port) {
-                cmd.env("SLAPD_TLS_CERT", cert).env("SLAPD_TLS_KEY", key).env("SLAPD_LDAPS_PORT", p.to_string());
+            let started = Self::run_start(port, |cmd| {
+                if let (Some((cert, key)), Some(p)) = (tls, ldaps_port) {
+                    cmd.env("SLAPD_TLS_CERT", cert).env("SLAPD_TLS_KEY", key).env("SLAPD_LDAPS_PORT", p.to_string());
+                }
+                if let Some(ca) = client_ca {
+                    cmd.env("SLAPD_TLS_CLIENT_CA", ca);
+                }
+                cmd.envs(seed.map(|p| ("SLAPD_SEED", p)));
+            });
+            match started {
+                Ok(mut slapd) => {
+                    slapd.ldaps_url = ldaps_port.map(|p| format!("ldaps://127.0.0.1:{p}"));
+                    return slapd;
+                }
+                Err(e) => failures += &e,
             }
-            if let Some(ca) = client_ca {
-                cmd.env("SLAPD_TLS_CLIENT_CA", ca);
+        }
+        panic!("scripts/slapd start failed 3 times:\n{failures}");
+    }
+
+    /// Two OpenLDAP providers replicating to each other (syncprov + syncrepl, multiprovider):
+    /// the second starts as a copy of the first's database, so both hold the same seed with the
+    /// same entryUUIDs. Writes to either reach the other (see tests/replicated.rs).
+    pub fn start_providers() -> [Slapd; 2] {
+        let mut failures = String::new();
+        for _ in 0..3 {
+            let ports = [free_port(), free_port()];
+            let peer = |i: usize| format!("ldap://127.0.0.1:{}/", ports[1 - i]);
+            let first = match Self::run_start(ports[0], |cmd| {
+                cmd.env("SLAPD_SERVER_ID", "1").env("SLAPD_PEERS", peer(0));
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    failures += &e;
+                    continue;
+                }
+            };
+            match Self::run_start(ports[1], |cmd| {
+                cmd.env("SLAPD_SERVER_ID", "2").env("SLAPD_PEERS", peer(1)).env("SLAPD_CLONE_FROM", first.dir.path());
+            }) {
+                Ok(second) => return [first, second],
+                Err(e) => failures += &e,
             }
-            let out = cmd
-                .arg("start")
-                .arg(dir.path())
-                .arg(port.to_string())
-                .env("SLAPD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-                .env("SLAPD_SERVICE_PASSWORD", SERVICE_PASSWORD)
-                .env_remove("SLAPD_SEED")
-                .envs(seed.map(|p| ("SLAPD_SEED", p)))
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
-            if out.status.success() {
-                return Slapd {
-                    url: format!("ldap://127.0.0.1:{port}"),
-                    base_dn: "dc=example,dc=test".into(),
-                    admin_dn: "cn=admin,dc=example,dc=test".into(),
-                    admin_password: ADMIN_PASSWORD.into(),
-                    service_dn: "cn=scim-gateway,ou=services,dc=example,dc=test".into(),
-                    service_password: SERVICE_PASSWORD.into(),
-                    ldaps_url: ldaps_port.map(|p| format!("ldaps://127.0.0.1:{p}")),
-                    dir,
-                };
-            }
-            failures += &format!(
+        }
+        panic!("scripts/slapd start of two providers failed 3 times:\n{failures}");
+    }
+
+    /// `scripts/slapd start` on `port` in a fresh directory, with the test passwords and what
+    /// `configure` adds; the script's output on failure (the port may have been taken meanwhile).
+    fn run_start(port: u16, configure: impl FnOnce(&mut Command)) -> Result<Slapd, String> {
+        const ADMIN_PASSWORD: &str = "admin-secret";
+        const SERVICE_PASSWORD: &str = "service-secret";
+        // A fresh directory each try: the script seeds the database with slapadd.
+        let dir = tempfile::Builder::new().prefix("slapd-").tempdir().expect("create temp dir");
+        let mut cmd = Command::new(script());
+        cmd.arg("start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .env("SLAPD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLAPD_SERVICE_PASSWORD", SERVICE_PASSWORD)
+            .env_remove("SLAPD_SEED");
+        configure(&mut cmd);
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
+        if !out.status.success() {
+            return Err(format!(
                 "--- port {port}: {}\n{}{}",
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            );
+            ));
         }
-        panic!("scripts/slapd start failed 3 times:\n{failures}");
+        Ok(Slapd {
+            url: format!("ldap://127.0.0.1:{port}"),
+            base_dn: "dc=example,dc=test".into(),
+            admin_dn: "cn=admin,dc=example,dc=test".into(),
+            admin_password: ADMIN_PASSWORD.into(),
+            service_dn: "cn=scim-gateway,ou=services,dc=example,dc=test".into(),
+            service_password: SERVICE_PASSWORD.into(),
+            ldaps_url: None,
+            dir,
+        })
+    }
+
+    /// slapd's process id, from its pidfile (benchmarks read its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        let pidfile = self.dir.path().join("slapd.pid");
+        let text = std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("read {}: {e}", pidfile.display()));
+        text.trim().parse().unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
     }
 
     /// Kills slapd with SIGKILL, as a crash would; the database stays for [`Slapd::restart`].
@@ -134,6 +181,15 @@ impl Slapd {
         ldap3::drive!(conn);
         ldap.simple_bind(dn, password).await.and_then(|r| r.success()).unwrap_or_else(|e| panic!("bind as {dn}: {e}"));
         ldap
+    }
+
+    /// Whether `dn` can bind with `password` (a fresh connection, closed after).
+    pub async fn can_bind(&self, dn: &str, password: &str) -> bool {
+        let Ok((conn, mut ldap)) = LdapConnAsync::new(&self.url).await else { return false };
+        ldap3::drive!(conn);
+        let ok = ldap.simple_bind(dn, password).await.is_ok_and(|r| r.rc == 0);
+        let _ = ldap.unbind().await;
+        ok
     }
 
     /// A connection bound as the rootdn (no ACLs, no size limit).
@@ -179,7 +235,9 @@ impl Drop for Slapd {
     }
 }
 
+pub mod docker;
 pub mod ds389;
+pub mod fault;
 pub mod gateway;
 pub mod metrics;
 pub mod oauth;

@@ -16,11 +16,32 @@ impl GatewayProcess {
     /// Starts `scim-gateway serve` with `config` (its listen port from `SCIM_GATEWAY_PORT`)
     /// and returns once the port accepts connections.
     pub fn spawn(config: &str) -> GatewayProcess {
+        Self::spawn_under(config, &[])
+    }
+
+    /// The same, with its open-file limit (soft and hard) set to `nofile` by `prlimit`.
+    pub fn spawn_with_file_limit(config: &str, nofile: Option<u64>) -> GatewayProcess {
+        let wrapper = nofile.map(|n| vec!["prlimit".to_owned(), format!("--nofile={n}:{n}")]);
+        Self::spawn_under(config, &wrapper.unwrap_or_default())
+    }
+
+    /// The same, run by `wrapper` (a command and its arguments, e.g. valgrind's or prlimit's)
+    /// when not empty; such a start may be slow, so it is given a minute.
+    pub fn spawn_under(config: &str, wrapper: &[String]) -> GatewayProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_scim-gateway"))
+        let binary = env!("CARGO_BIN_EXE_scim-gateway");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["serve", "-c"])
             .arg(&path)
             .env("SCIM_GATEWAY_PORT", port.to_string())
@@ -29,10 +50,11 @@ impl GatewayProcess {
             .spawn()
             .expect("start scim-gateway");
         let mut process = GatewayProcess { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let wait = Duration::from_secs(if wrapper.is_empty() { 10 } else { 60 });
+        let deadline = Instant::now() + wait;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(process.child.try_wait().unwrap().is_none(), "scim-gateway exited at start");
-            assert!(Instant::now() < deadline, "scim-gateway did not listen on {port} within 10 s");
+            assert!(Instant::now() < deadline, "scim-gateway did not listen on {port} within {wait:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
         process

@@ -24,6 +24,10 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
     match r.rc {
         4 => DirectoryError::SizeLimit,
         32 => DirectoryError::NoSuchEntry,
+        // Samba refuses a duplicate sAMAccountName with entryAlreadyExists too, and names it:
+        // "samldb: samAccountName 'x' already in use!", or "sAMAccountName 'x' is already in use
+        // (implied by userPrincipalName)". The DN is free then.
+        68 if text.to_ascii_lowercase().contains("samaccountname") => DirectoryError::NotUnique(text),
         68 => DirectoryError::AlreadyExists,
         50 => DirectoryError::AccessDenied(text),
         // confidentialityRequired: 389-ds takes passwords only over TLS. A setting to fix, not a retry.
@@ -69,6 +73,8 @@ mod tests {
             DirectoryError::Rejected { .. }
         ));
         assert!(matches!(from_result(result(68, "")), DirectoryError::AlreadyExists));
+        let sam = "00002071: samldb: samAccountName 'sam' already in use!";
+        assert!(matches!(from_result(result(68, sam)), DirectoryError::NotUnique(_)));
         let upn = "0000202F: samldb: userPrincipalName 'u1@example.test' is already in use";
         assert!(matches!(from_result(result(19, upn)), DirectoryError::NotUnique(_)));
         let policy = "0000052D: Constraint violation - check_password_restrictions: the password is too short.";

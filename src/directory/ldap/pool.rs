@@ -133,13 +133,13 @@ impl Pool {
     /// Opens and binds a connection to the first server not backing off.
     async fn connect(&self) -> Result<Ldap> {
         let mut why = Vec::new();
-        for server in &self.servers {
+        for (position, server) in self.servers.iter().enumerate() {
             if let Some(waiting) = server.waiting() {
                 why.push(waiting);
                 continue;
             }
             let opened = self.open(&server.url).await;
-            self.metrics.ldap_connect(&server.url, opened.is_ok());
+            self.metrics.ldap_connect(position + 1, opened.is_ok());
             match opened {
                 Ok(ldap) => {
                     server.succeeded();

@@ -9,8 +9,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -57,7 +57,7 @@ pub struct CodeBody {
 struct Refused(&'static str, String);
 
 /// GET: checks the request and shows the sign-in page.
-pub fn page(oauth: &OAuth, req: &Request<Incoming>) -> Response<Body> {
+pub fn page(oauth: &OAuth, req: &Request<Bytes>) -> Response<Body> {
     let query: Vec<(String, String)> =
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     let request = match check(oauth, &query) {
@@ -149,7 +149,7 @@ fn check(oauth: &OAuth, query: &[(String, String)]) -> Result<Result<AuthRequest
 }
 
 /// POST: signs the person in and sends the browser back with a code.
-pub async fn sign_in(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Result<Response<Body>, Error> {
+pub async fn sign_in(oauth: &OAuth, req: Request<Bytes>, peer: &str) -> Result<Response<Body>, Error> {
     let cookie = cookie(&req);
     let pairs = match form(req).await {
         Ok(p) => p,
@@ -217,7 +217,7 @@ pub async fn sign_in(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Resul
     Ok(r)
 }
 
-fn cookie(req: &Request<Incoming>) -> Option<String> {
+fn cookie(req: &Request<Bytes>) -> Option<String> {
     req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
         |c| {
             let (name, value) = c.trim().split_once('=')?;

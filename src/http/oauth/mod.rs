@@ -10,14 +10,12 @@ mod page;
 mod store;
 mod token;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
 use super::response::{Body, Error};
@@ -32,10 +30,6 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 const LOGIN_TICKET: Duration = Duration::from_secs(600);
 /// Client secrets checked at once (argon2 takes memory and CPU by design).
 const HASHING_AT_ONCE: usize = 4;
-
-/// The client address, set on every request by the server (for rate limits and audit lines).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// What an access token carries besides the standard claims.
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,8 +138,11 @@ impl OAuth {
 }
 
 /// Requests below `{base_path}/oauth/`. `None` when `endpoint` is not an OAuth endpoint.
-pub async fn route(oauth: &OAuth, endpoint: &str, req: Request<Incoming>) -> Option<Result<Response<Body>, Error>> {
-    let peer = req.extensions().get::<Peer>().map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string());
+pub async fn route(oauth: &OAuth, endpoint: &str, req: Request<Bytes>) -> Option<Result<Response<Body>, Error>> {
+    let peer = req
+        .extensions()
+        .get::<super::connection::Arrival>()
+        .map_or_else(|| "unknown".to_owned(), |a| a.peer.ip().to_string());
     Some(match (req.method(), endpoint) {
         (&Method::GET, "authorize") => Ok(authorize::page(oauth, &req)),
         (&Method::POST, "authorize") => authorize::sign_in(oauth, req, &peer).await,
@@ -164,15 +161,18 @@ fn audit(action: &str, client: &str, subject: &str, peer: &str, outcome: &str) {
 
 /// The pairs of a form body (`application/x-www-form-urlencoded`), read up to a bound.
 /// A repeated parameter makes the request invalid (RFC 6749 §3.1).
-async fn form(req: Request<Incoming>) -> Result<Vec<(String, String)>, &'static str> {
+async fn form(req: Request<Bytes>) -> Result<Vec<(String, String)>, &'static str> {
     let form_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| {
         t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
     });
     if !form_type {
         return Err("the body must be application/x-www-form-urlencoded");
     }
-    let body = Limited::new(req.into_body(), MAX_FORM_BYTES).collect().await.map_err(|_| "the body is too large")?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body.to_bytes()).into_owned().collect();
+    let body = req.into_body();
+    if body.len() > MAX_FORM_BYTES {
+        return Err("the body is too large");
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {

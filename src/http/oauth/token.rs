@@ -4,8 +4,8 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -63,14 +63,14 @@ impl Failure {
     }
 }
 
-pub async fn token(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Response<Body> {
+pub async fn token(oauth: &OAuth, req: Request<Bytes>, peer: &str) -> Response<Body> {
     match grant(oauth, req, peer).await {
         Ok(body) => no_store(StatusCode::OK, "application/json", body.to_string().into_bytes()),
         Err(f) => f.response(),
     }
 }
 
-async fn grant(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Result<serde_json::Value, Failure> {
+async fn grant(oauth: &OAuth, req: Request<Bytes>, peer: &str) -> Result<serde_json::Value, Failure> {
     let (client, pairs) = authenticated(oauth, req, peer).await?;
     let grant_type = param(&pairs, "grant_type").unwrap_or_default();
     let id = client.client_id.as_str();
@@ -209,7 +209,7 @@ async fn refresh(
 /// The client, authenticated by Basic or by the body, and the form's pairs.
 async fn authenticated<'a>(
     oauth: &'a OAuth,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     peer: &str,
 ) -> Result<(&'a OAuthClient, Vec<(String, String)>), Failure> {
     let basic = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(basic_credentials);
@@ -259,7 +259,7 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
 
 /// RFC 7009: revokes a refresh token's whole family, or one access token (on this replica).
 /// Unknown or invalid tokens get 200 too, as the RFC says.
-pub async fn revoke(oauth: &OAuth, req: Request<Incoming>, peer: &str) -> Response<Body> {
+pub async fn revoke(oauth: &OAuth, req: Request<Bytes>, peer: &str) -> Response<Body> {
     let (client, pairs) = match authenticated(oauth, req, peer).await {
         Ok(c) => c,
         Err(f) => return f.response(),

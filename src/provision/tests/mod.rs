@@ -54,7 +54,15 @@ fn site_over(dir: Memory, edit: impl Fn(String) -> String) -> Site {
     let dn_attr = cfg.directory.dn_attribute();
     let groups =
         Groups::new(dir.clone(), groups_map.clone(), users_map.clone(), dn_attr.clone(), cache.clone(), lister.clone());
-    let users = Users::new(dir.clone(), users_map, cfg.directory.dialect, Some((groups_map, dn_attr)), cache, lister);
+    let users = Users::new(
+        dir.clone(),
+        users_map,
+        cfg.directory.dialect,
+        Some((groups_map, dn_attr)),
+        cache,
+        lister,
+        cfg.limits.limits(),
+    );
     Site { dir, users, groups }
 }
 

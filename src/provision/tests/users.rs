@@ -1,5 +1,5 @@
 //! Users: create, replace, patch and delete outcomes, uniqueness, keep_first, rename undo,
-//! allocation and the cache's forgetting on writes.
+//! allocation (through the counter entry) and the cache's forgetting on writes.
 
 use serde_json::json;
 
@@ -94,7 +94,12 @@ async fn allocation_takes_the_next_number_and_stops_at_the_end_of_the_range() {
     assert_eq!(s.user("b@example.com").first("uidNumber"), Some("10001"));
     let e = s.users.create(&okta_user("c@example.com"), ROOT).await.unwrap_err();
     assert!(matches!(&e, Error::Config(m) if m.contains("used up")), "{e}");
-    assert_eq!(s.entries(PEOPLE).len(), 2);
+    // The counter entry (created on first use, beside the users) holds the last number handed
+    // out; no third user was written.
+    let counter = format!("cn=scim-gateway-uidNumber,{PEOPLE}");
+    assert_eq!(s.dir.entry(&counter).expect("counter").first("uidNumber"), Some("10001"));
+    let users: Vec<String> = s.dir.dns(PEOPLE).into_iter().filter(|dn| *dn != counter).collect();
+    assert_eq!(users, [s.user("a@example.com").dn, s.user("b@example.com").dn]);
 }
 
 #[tokio::test]
