@@ -8,6 +8,9 @@ use serde::{Deserialize, Deserializer};
 
 use toml::Spanned;
 
+mod oauth;
+pub use oauth::{Grant, JwtIssuer, LoginLimit, OAuthClient, OAuthConfig};
+
 use crate::dialect::Dialect;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +84,9 @@ impl Loaded {
     /// The checks of one target's credentials, directory and base path.
     fn check_site(&self, site: &Site) -> Result<(), ConfigError> {
         let (within, auth, directory, base) = (&site.within, site.auth, site.directory, site.base_path);
-        if auth.bearer.is_empty() && auth.basic.is_empty() {
+        if auth.bearer.is_empty() && auth.basic.is_empty() && auth.oauth.is_none() && auth.jwt.is_empty() {
             return Err(self.file_error(&format!(
-                "{within}[auth] needs at least one [[auth.bearer]] or [[auth.basic]] credential"
+                "{within}[auth] needs at least one [[auth.bearer]], [[auth.basic]], [auth.oauth] or [[auth.jwt]]"
             )));
         }
         let urls = &directory.url;
@@ -367,6 +370,11 @@ pub struct AuthConfig {
     pub bearer: Vec<BearerToken>,
     #[serde(default)]
     pub basic: Vec<BasicCredential>,
+    /// The gateway as an OAuth 2.0 authorization server (`[auth.oauth]`).
+    pub oauth: Option<OAuthConfig>,
+    /// Outside authorization servers whose JWTs are accepted (`[[auth.jwt]]`).
+    #[serde(default)]
+    pub jwt: Vec<JwtIssuer>,
 }
 
 /// A bearer token; `name` identifies the caller in logs, the value never appears.

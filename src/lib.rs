@@ -120,6 +120,17 @@ impl Gateway {
         let dn_attr = site.directory.dn_attribute();
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
+        let admins = site.auth.oauth.as_ref().map(|o| {
+            let group = o.admin_group.as_ref().map(config::Text::as_str);
+            provision::Admins::new(
+                directory.clone(),
+                users.clone(),
+                &o.login_attribute,
+                group,
+                &o.admin_group_attribute,
+            )
+        });
+        let admins = admins.transpose().map_err(file_error)?;
         let limits = cfg.limits.limits();
         Ok(http::App {
             name: site.name.to_owned(),
@@ -132,7 +143,7 @@ impl Gateway {
             request_timeout: cfg.server.request_timeout(),
             in_flight: in_flight.permits.clone(),
             max_in_flight: in_flight.max,
-            auth: http::Authenticator::new(site.auth).map_err(file_error)?,
+            auth: http::Authenticator::with_oauth(site.auth, site.base_path.get_ref(), admins).map_err(file_error)?,
             advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
                 .into_iter()
                 .flatten()

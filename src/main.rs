@@ -1,4 +1,4 @@
-//! `scim-gateway serve` (default) and `scim-gateway check`.
+//! `scim-gateway serve` (default), `check`, `explain` and `hash-secret`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -56,6 +56,9 @@ enum Command {
         #[arg(long, default_value = scim_gateway::config::DEFAULT_TARGET)]
         target: String,
     },
+    /// Read a client secret from standard input (one line) and print the argon2id PHC
+    /// string to put in [[auth.oauth.client]] secret_hash. Needs no configuration file.
+    HashSecret,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if matches!(cli.command, Some(Command::HashSecret)) {
+        return hash_secret();
+    }
     let loaded = Loaded::read(&cli.config).map_err(|e| e.to_string())?;
     let gateway = Gateway::new(&loaded).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -103,6 +109,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Explain { .. } => Err("explain needs METHOD PATH [--body FILE], or --dn DN".into()),
+        Command::HashSecret => hash_secret(),
         Command::Check { offline: true } => {
             println!("{}: configuration valid (offline: the directory was not contacted)", loaded.path);
             Ok(())
@@ -156,6 +163,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             gateway.serve(&loaded, &reloader, listener, shutdown).await.map_err(|e| e.to_string())
         }
     }
+}
+
+/// The secret comes on standard input, never as an argument: arguments show in `ps`.
+fn hash_secret() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the secret from standard input: {e}"))?;
+    let secret = line.trim_end_matches(['\r', '\n']);
+    if secret.len() < 16 {
+        return Err("give a secret of at least 16 characters on standard input".into());
+    }
+    println!("{}", scim_gateway::http::oauth::hash_secret(secret));
+    Ok(())
 }
 
 /// SIGHUP re-reads gateway.toml and the inbound TLS certificate; a file with a mistake is

@@ -232,4 +232,11 @@ pub trait Directory: Send + Sync {
     async fn subschema(&self) -> Result<schema::Subschema>;
     /// Proves the directory answers with the service account's credentials.
     async fn ping(&self) -> Result<()>;
+    /// Whether `password` is `dn`'s: a simple bind as `dn` on a connection of its own, never
+    /// a pooled one (a pooled connection must stay bound as the service account). An empty
+    /// password is `false` without asking: LDAP would take it as an anonymous bind.
+    async fn authenticate(&self, dn: &str, password: &str) -> Result<bool> {
+        let _ = (dn, password);
+        Err(DirectoryError::Unsupported("this directory cannot check a person's password".into()))
+    }
 }

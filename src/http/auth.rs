@@ -1,16 +1,23 @@
-//! Bearer and Basic credentials. Secrets are kept only as SHA-256 digests and compared in
-//! constant time, so neither their content nor their length leaks through timing.
+//! Bearer and Basic credentials. Static secrets are kept only as SHA-256 digests and compared
+//! in constant time, so neither their content nor their length leaks through timing. Bearer
+//! JWTs (the gateway's own OAuth tokens, outside issuers') are checked by [`oauth::Tokens`].
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::oauth::{self, OAuth, Tokens};
+use super::response::Error;
 use crate::config::AuthConfig;
+use crate::provision::Admins;
 
 pub struct Authenticator {
     bearer: Vec<(String, [u8; 32])>,
     /// Digest of `username:password`.
     basic: Vec<(String, [u8; 32])>,
+    tokens: Tokens,
+    /// The target's authorization server, with `[auth.oauth]`.
+    pub oauth: Option<OAuth>,
 }
 
 fn digest(s: &[u8]) -> [u8; 32] {
@@ -19,6 +26,12 @@ fn digest(s: &[u8]) -> [u8; 32] {
 
 impl Authenticator {
     pub fn new(cfg: &AuthConfig) -> Result<Self, String> {
+        Self::with_oauth(cfg, "", None)
+    }
+
+    /// With `[auth.oauth]` and `[[auth.jwt]]`: `admins` decides who may authorize (see [`oauth::build`]).
+    pub fn with_oauth(cfg: &AuthConfig, base_path: &str, admins: Option<Admins>) -> Result<Self, String> {
+        let (tokens, oauth) = oauth::build(cfg, base_path, admins)?;
         let bearer = cfg.bearer.iter().map(|b| Ok((b.name.clone(), digest(b.secret()?.expose().as_bytes()))));
         let basic = cfg.basic.iter().map(|b| {
             let pair = format!("{}:{}", b.username.as_str(), b.secret()?.expose());
@@ -27,11 +40,18 @@ impl Authenticator {
         Ok(Authenticator {
             bearer: bearer.collect::<Result<_, String>>()?,
             basic: basic.collect::<Result<_, String>>()?,
+            tokens,
+            oauth,
         })
     }
 
     pub fn has_bearer(&self) -> bool {
         !self.bearer.is_empty()
+    }
+
+    /// Whether OAuth 2.0 access tokens (the gateway's own or an outside issuer's) are accepted.
+    pub fn has_oauth(&self) -> bool {
+        !self.tokens.is_empty()
     }
 
     pub fn has_basic(&self) -> bool {
@@ -40,15 +60,33 @@ impl Authenticator {
 
     /// The `WWW-Authenticate` challenge for a 401.
     pub fn challenge(&self) -> &'static str {
-        if self.bearer.is_empty() {
+        if self.bearer.is_empty() && self.tokens.is_empty() {
             "Basic realm=\"scim-gateway\""
         } else {
             "Bearer realm=\"scim-gateway\""
         }
     }
 
-    /// The name of the credential in an `Authorization` header, if it is a valid one.
-    pub fn authenticate(&self, header: Option<&str>) -> Option<&str> {
+    /// The caller named by an `Authorization` header: a static credential's name, or
+    /// whom a valid access token was issued to. A JWT that fails its checks is
+    /// [`Error::InvalidToken`] (RFC 6750 `invalid_token`), anything else [`Error::Unauthorized`].
+    pub async fn caller(&self, header: Option<&str>) -> Result<String, Error> {
+        if let Some(name) = self.authenticate(header) {
+            return Ok(name.to_owned());
+        }
+        let bearer = header.and_then(|h| h.trim().split_once(' ')).filter(|(s, _)| s.eq_ignore_ascii_case("bearer"));
+        match bearer {
+            Some((_, token)) => match self.tokens.verify(token.trim()).await {
+                Some(Ok(caller)) => Ok(caller),
+                Some(Err(why)) => Err(Error::InvalidToken(why)),
+                None => Err(Error::Unauthorized),
+            },
+            None => Err(Error::Unauthorized),
+        }
+    }
+
+    /// The name of the static credential in an `Authorization` header, if it is a valid one.
+    fn authenticate(&self, header: Option<&str>) -> Option<&str> {
         let (scheme, value) = header?.trim().split_once(' ')?;
         let (table, presented) = if scheme.eq_ignore_ascii_case("bearer") {
             (&self.bearer, digest(value.trim().as_bytes()))

@@ -33,6 +33,8 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct Arrival {
     /// The address the connection was accepted on (what a valid `Host` names).
     pub local: SocketAddr,
+    /// The client's address (OAuth's sign-in limit per address).
+    pub peer: SocketAddr,
     pub surface: Surface,
 }
 

@@ -229,7 +229,8 @@ impl Accept {
         let Some((id, conn)) = self.registry.admit() else { return };
         let _ = stream.set_nodelay(true);
         let Ok(local) = stream.local_addr() else { return self.registry.leave(id, Ended::Closed) };
-        let context = (Arrival { local, surface: self.surface }, self.deadlines);
+        let Ok(peer) = stream.peer_addr() else { return self.registry.leave(id, Ended::Closed) };
+        let context = (Arrival { local, peer, surface: self.surface }, self.deadlines);
         let apps = self.apps.clone();
         let (builder, registry, tls) = (self.builder.clone(), self.registry.clone(), self.tls.clone());
         let stopping = self.stopping.clone();

@@ -4,6 +4,7 @@
 mod auth;
 mod connection;
 mod listener;
+pub mod oauth;
 mod probe;
 pub mod response;
 mod router;

@@ -22,6 +22,9 @@ const RETRY_AFTER_OVERLOADED: &str = "1";
 pub enum Error {
     #[error("authentication required: a valid bearer token or Basic credential")]
     Unauthorized,
+    /// A bearer JWT that failed its checks (RFC 6750 §3.1 `invalid_token`).
+    #[error("the access token is not accepted: {0}")]
+    InvalidToken(&'static str),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -94,7 +97,7 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 fn classify(e: &Error) -> (StatusCode, Option<ScimType>) {
     use provision::Error as P;
     match e {
-        Error::Unauthorized => (StatusCode::UNAUTHORIZED, None),
+        Error::Unauthorized | Error::InvalidToken(_) => (StatusCode::UNAUTHORIZED, None),
         Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
         Error::NoRoute(_) => (StatusCode::NOT_FOUND, None),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, None),
@@ -153,7 +156,14 @@ pub fn error(e: &Error, challenge: &'static str) -> Response<Body> {
     let headers = r.headers_mut();
     match status {
         StatusCode::UNAUTHORIZED => {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            let value = match e {
+                Error::InvalidToken(why) => HeaderValue::from_str(&format!(
+                    "Bearer realm=\"scim-gateway\", error=\"invalid_token\", error_description=\"{why}\""
+                ))
+                .unwrap_or(HeaderValue::from_static(challenge)),
+                _ => HeaderValue::from_static(challenge),
+            };
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         StatusCode::SERVICE_UNAVAILABLE => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE));

@@ -71,7 +71,7 @@ impl App {
     }
 
     fn discovery(&self, root: &str) -> Discovery {
-        Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic())
+        Discovery::new(root, &self.advertised, self.auth.has_bearer(), self.auth.has_basic(), self.auth.has_oauth())
     }
 
     /// The service behind `/Users` or `/Groups`.
@@ -214,8 +214,15 @@ async fn route(app: &App, req: Request<Bytes>) -> Result<Response<Body>> {
     let Some(rest) = rest.filter(|_| surface != Surface::Probes) else {
         return Err(Error::NoRoute("no such endpoint".into()));
     };
+    if let (Some(oauth), Some(endpoint)) = (&app.auth.oauth, rest.strip_prefix("/oauth/")) {
+        if let Some(answer) = super::oauth::route(oauth, endpoint, req).await {
+            return answer;
+        }
+        return Err(Error::NoRoute(format!("no OAuth endpoint at {rest}")));
+    }
     let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let caller = app.auth.authenticate(header(header::AUTHORIZATION)).ok_or(Error::Unauthorized)?;
+    let caller = app.auth.caller(header(header::AUTHORIZATION)).await?;
+    let caller = caller.as_str();
     tracing::Span::current().record("caller", caller);
 
     let root = root_url(app, &req);
@@ -315,6 +322,7 @@ fn template(base_path: &str, path: &str) -> String {
     match rest.split('/').filter(|s| !s.is_empty()).map(canonical).collect::<Vec<_>>().as_slice() {
         [r] if ENDPOINTS.contains(r) => format!("/{r}"),
         [r, ".search"] if ENDPOINTS.contains(r) => format!("/{r}/.search"),
+        ["oauth", e @ ("authorize" | "token" | "revoke")] => format!("/oauth/{e}"),
         [r, _] if ENDPOINTS.contains(r) => format!("/{r}/{{id}}"),
         _ => "unmatched".to_owned(),
     }
@@ -389,6 +397,7 @@ mod tests {
         assert_eq!(t("/scim/v2/Groups/x"), "/Groups/{id}");
         assert_eq!(t("/readyz"), "/readyz");
         assert_eq!(t("/scim/v2/users/x"), "/Users/{id}", "endpoint names ignore case");
+        assert_eq!(t("/scim/v2/oauth/token"), "/oauth/token");
         for unknown in ["/scim/v2/Users/a/b", "/scim/v2/Nope", "/scim/v2x/Users", "/x", "/scim/v2"] {
             assert_eq!(t(unknown), "unmatched", "{unknown}");
         }

@@ -1,6 +1,7 @@
 //! The operations an identity provider performs, each as a sequence of directory
 //! operations: the only layer that calls both the mapping and the directory.
 
+mod admins;
 mod body;
 mod groups;
 mod members;
@@ -13,6 +14,7 @@ mod tests;
 mod users;
 mod write;
 
+pub use admins::{Admin, Admins, Refusal};
 pub use groups::Groups;
 pub use paging::Lister;
 pub use users::Users;

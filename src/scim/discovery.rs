@@ -48,15 +48,21 @@ pub struct Discovery {
 
 impl Discovery {
     /// `base` is the absolute URL of the SCIM root; `served` what each resource type maps.
-    pub fn new(base: &str, served: &[(ResourceType, Vec<Advertised>)], bearer: bool, basic: bool) -> Self {
+    /// `bearer`, `basic` and `oauth` say which authentication schemes are configured.
+    pub fn new(base: &str, served: &[(ResourceType, Vec<Advertised>)], bearer: bool, basic: bool, oauth: bool) -> Self {
         let mut schemes = Vec::new();
+        if oauth {
+            schemes.push(json!({"type": "oauth2", "name": "OAuth 2.0",
+                "description": "Access tokens (JWT) from the gateway's authorization server or a configured issuer (Authorization: Bearer)",
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6749", "primary": !bearer}));
+        }
         if bearer {
             schemes.push(json!({"type": "oauthbearertoken", "name": "OAuth Bearer Token",
                 "description": "Authentication with a bearer token (Authorization: Bearer)", "primary": true}));
         }
         if basic {
             schemes.push(json!({"type": "httpbasic", "name": "HTTP Basic",
-                "description": "Authentication with a username and password", "primary": !bearer}));
+                "description": "Authentication with a username and password", "primary": !bearer && !oauth}));
         }
         let service_provider_config = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
@@ -208,7 +214,7 @@ mod tests {
             adv(None, "id", None),
             adv(Some("urn:example:acme:2.0:User"), "costCenter", None),
         ];
-        let d = Discovery::new("http://h/scim/v2", &[(USER, mapped.to_vec())], true, false);
+        let d = Discovery::new("http://h/scim/v2", &[(USER, mapped.to_vec())], true, false, false);
         let user = d.schema(USER_SCHEMA).unwrap();
         let names: Vec<&str> =
             user["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();

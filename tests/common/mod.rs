@@ -240,6 +240,7 @@ pub mod ds389;
 pub mod fault;
 pub mod gateway;
 pub mod metrics;
+pub mod oauth;
 pub mod process;
 pub mod samba;
 

@@ -276,6 +276,17 @@ impl Directory for LdapDirectory {
         Ok(Subschema::parse(entry.values("attributeTypes"), entry.values("objectClasses")))
     }
 
+    async fn authenticate(&self, dn: &str, password: &str) -> Result<bool> {
+        if password.is_empty() || dn.is_empty() {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let result = self.pool.check_password(dn, password).await;
+        let outcome = result.as_ref().err().map_or("ok", DirectoryError::kind);
+        self.metrics.ldap_operation("user_bind", outcome, started.elapsed());
+        result
+    }
+
     async fn ping(&self) -> Result<()> {
         self.run("ping", true, |mut ldap| async move {
             ldap.search("", ldap3::Scope::Base, "(objectClass=*)", vec!["1.1"]).await?.success().map(drop)

@@ -155,9 +155,41 @@ impl Pool {
         Err(DirectoryError::Unavailable(why.join("; ")))
     }
 
-    async fn open(&self, url: &str) -> Result<Ldap> {
-        let (conn, mut ldap) = LdapConnAsync::with_settings(self.settings.clone(), url).await.map_err(from_ldap)?;
+    /// Binds as `dn` with `password` on a new connection to the first server that answers,
+    /// then closes it: `false` for wrong credentials (result 49), an error when no server answers.
+    pub async fn check_password(&self, dn: &str, password: &str) -> Result<bool> {
+        let mut why = Vec::new();
+        for server in &self.servers {
+            if let Some(waiting) = server.waiting() {
+                why.push(waiting);
+                continue;
+            }
+            let mut ldap = match self.connect_to(&server.url).await {
+                Ok(ldap) => ldap,
+                Err(e) => {
+                    why.push(format!("{}: {e}", server.url));
+                    continue;
+                }
+            };
+            let bound = ldap.with_timeout(self.timeout).simple_bind(dn, password).await;
+            let _ = ldap.unbind().await;
+            return match bound.map_err(from_ldap)? {
+                r if r.rc == 0 => Ok(true),
+                r if r.rc == 49 => Ok(false),
+                r => Err(super::error::from_result(r)),
+            };
+        }
+        Err(DirectoryError::Unavailable(why.join("; ")))
+    }
+
+    async fn connect_to(&self, url: &str) -> Result<Ldap> {
+        let (conn, ldap) = LdapConnAsync::with_settings(self.settings.clone(), url).await.map_err(from_ldap)?;
         ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    async fn open(&self, url: &str) -> Result<Ldap> {
+        let mut ldap = self.connect_to(url).await?;
         let bound = ldap.with_timeout(self.timeout).simple_bind(&self.bind_dn, self.bind_password.expose()).await;
         match bound.map_err(from_ldap)?.success() {
             Ok(_) => Ok(ldap),
