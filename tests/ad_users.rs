@@ -483,20 +483,7 @@ async fn racing_processes_get_distinct_account_names() {
     let samba = Samba::shared();
     let ou = samba.ou("naming-race").await;
     let processes: Vec<GatewayProcess> = (0..PROCESSES).map(|_| GatewayProcess::spawn(&samba.preset(&ou))).collect();
-    let clients: Vec<std::sync::Arc<TestGateway>> = processes.iter().map(|p| std::sync::Arc::new(p.client())).collect();
-    let started = std::time::Instant::now();
-    let contenders: Vec<_> = (0..PROCESSES * PER_PROCESS)
-        .map(|i| {
-            let body = okta_user(&format!("adracer@d{i}.test"), None);
-            let client = clients[i % PROCESSES].clone();
-            tokio::spawn(async move { client.post("/Users", &body).await })
-        })
-        .collect();
-    for contender in contenders {
-        let answer = contender.await.expect("request task");
-        assert_eq!(answer.status, 201, "{:#}", answer.body);
-    }
-    let elapsed = started.elapsed();
+    let elapsed = common::process::race_creates(&processes, "adracer", PER_PROCESS).await;
     let entries = samba.search(&ou, "(objectClass=user)", &["sAMAccountName"]).await;
     let names: std::collections::BTreeSet<String> =
         entries.iter().map(|e| e.attrs["sAMAccountName"][0].to_lowercase()).collect();

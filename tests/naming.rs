@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use common::gateway::{okta_user, q, TestGateway, PEOPLE, TOKEN};
 use common::process::GatewayProcess;
@@ -126,21 +125,8 @@ const PER_PROCESS: usize = 12;
 async fn racing_processes_pick_distinct_logins() {
     let slapd = Slapd::start();
     let processes: Vec<GatewayProcess> = (0..PROCESSES).map(|_| GatewayProcess::spawn(&posix_preset(&slapd))).collect();
-    let clients: Vec<Arc<TestGateway>> = processes.iter().map(|p| Arc::new(p.client())).collect();
-    let started = std::time::Instant::now();
-    // Every user has the local part "racer": all at once, spawned before any is awaited.
-    let contenders: Vec<_> = (0..PROCESSES * PER_PROCESS)
-        .map(|i| {
-            let body = okta_user(&format!("racer@d{i}.test"), None);
-            let client = clients[i % PROCESSES].clone();
-            tokio::spawn(async move { client.post("/Users", &body).await })
-        })
-        .collect();
-    for contender in contenders {
-        let answer = contender.await.expect("request task");
-        assert_eq!(answer.status, 201, "{:#}", answer.body);
-    }
-    let elapsed = started.elapsed();
+    // Every user has the local part "racer": all at once.
+    let elapsed = common::process::race_creates(&processes, "racer", PER_PROCESS).await;
     let entries = slapd.search(PEOPLE, "(description=racer@*)").await;
     let uids: BTreeSet<String> = entries.iter().map(|e| e.attrs["uid"][0].clone()).collect();
     assert_eq!(entries.len(), PROCESSES * PER_PROCESS);

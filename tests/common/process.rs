@@ -109,3 +109,23 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Creates `per_process` users through each of `processes`, named `{local}@d{i}.test` so that
+/// every derived name has the same base, all at once (each request spawned before any is
+/// awaited); every answer must be `201`. Returns how long they took.
+pub async fn race_creates(processes: &[GatewayProcess], local: &str, per_process: usize) -> Duration {
+    let clients: Vec<std::sync::Arc<TestGateway>> = processes.iter().map(|p| std::sync::Arc::new(p.client())).collect();
+    let started = Instant::now();
+    let contenders: Vec<_> = (0..clients.len() * per_process)
+        .map(|i| {
+            let body = super::gateway::okta_user(&format!("{local}@d{i}.test"), None);
+            let client = clients[i % clients.len()].clone();
+            tokio::spawn(async move { client.post("/Users", &body).await })
+        })
+        .collect();
+    for contender in contenders {
+        let answer = contender.await.expect("request task");
+        assert_eq!(answer.status, 201, "{:#}", answer.body);
+    }
+    started.elapsed()
+}
