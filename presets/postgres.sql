@@ -12,6 +12,7 @@ CREATE TABLE users (
     email        text,
     title        text,
     department   text,
+    employee_number text,
     active       boolean     NOT NULL DEFAULT true,
     -- An argon2id PHC string written by the gateway; the application checks logins with it.
     password_hash text,

@@ -160,7 +160,7 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
 /// The candidates each unique rule would try for a new user, as LDIF comments (the write
 /// below shows the one taken).
 fn candidates(app: &App, body: &Value) -> String {
-    let map = app.users.mapping();
+    let map = &app.user_mapping;
     let Some(res) = body.as_object() else { return String::new() };
     let Ok(w) = map.to_write(res) else { return String::new() };
     let mut out = String::new();
@@ -177,8 +177,9 @@ fn candidates(app: &App, body: &Value) -> String {
 /// The SCIM resource the entry at `dn` maps to, user or group.
 pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
     let root = root(app);
-    let mut kinds = vec![("Users", app.users.mapping() as &Entity)];
-    kinds.extend(app.groups.as_ref().map(|g| ("Groups", g.mapping() as &Entity)));
+    let directory = app.backend.directory().ok_or("--dn names LDAP entries; this target keeps its users in tables")?;
+    let mut kinds = vec![("Users", &*app.user_mapping as &Entity)];
+    kinds.extend(app.group_mapping.as_ref().map(|g| ("Groups", &**g as &Entity)));
     for (endpoint, entity) in kinds {
         let search = Search {
             base: dn.into(),
@@ -186,7 +187,7 @@ pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
             filter: entity.filter.clone(),
             attrs: vec![entity.id_attr.clone()],
         };
-        let found = app.directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
+        let found = directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
         if let Some(id) = found.first().and_then(|e| e.first(&entity.id_attr)) {
             let service = app.resources(endpoint).expect("configured");
             return service.get(id, &Projection::default(), &root).await.map_err(|e| e.to_string());
@@ -218,4 +219,10 @@ pub fn read_body(source: &str) -> std::result::Result<Value, String> {
         std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?
     };
     serde_json::from_str(&text).map_err(|e| format!("{source}: not JSON: {e}"))
+}
+
+/// `explain` for a target whose users live in tables: see [`crate::directory::postgres`].
+pub async fn tables(app: &App, method: &str, path: &str, body: Option<Value>) -> std::result::Result<(), String> {
+    let _ = (app, method, path, body);
+    Err("explain of a PostgreSQL target is not built yet".into())
 }

@@ -21,9 +21,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cache::UserCache;
+use config::ResourceConfig;
 use config::{ConfigError, Loaded, Site};
+use directory::postgres::{sql::Columns, PgStore, Table, Tables};
 use directory::{ldap::LdapDirectory, Directory};
-use mapping::{GroupMapping, UserMapping};
+use http::Backend;
+use mapping::{Entity, GroupMapping, UserMapping};
 use metrics::Metrics;
 use scim::discovery::{GROUP, USER};
 
@@ -40,12 +43,13 @@ impl Gateway {
     pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
         let mut found = Vec::new();
         for (i, app) in self.apps().enumerate() {
-            let schema = app.directory.subschema().await?;
+            let Some(directory) = app.backend.directory() else { continue };
+            let schema = directory.subschema().await?;
             // Findings about the default target read as before; the others name theirs.
             let within = |f: mapping::Finding| if i == 0 { f } else { f.within(&app.name) };
-            found.extend(app.users.mapping().check_schema(&schema).into_iter().map(within));
-            if let Some(g) = &app.groups {
-                found.extend(g.mapping().check_schema(&schema).into_iter().map(within));
+            found.extend(app.user_mapping.check_schema(&schema).into_iter().map(within));
+            if let Some(g) = &app.group_mapping {
+                found.extend(g.check_schema(&schema).into_iter().map(within));
             }
         }
         Ok(found)
@@ -92,11 +96,7 @@ impl Gateway {
         let tls = cfg.server.tls.as_ref().map(http::Certificates::load).transpose().map_err(file_error)?;
         let mut apps = Vec::new();
         for site in cfg.sites() {
-            let directory = match instead(&site) {
-                Some(d) => d,
-                None => Arc::new(LdapDirectory::new(site.directory, metrics.clone()).map_err(file_error)?),
-            };
-            apps.push(Self::app(loaded, &site, directory, &in_flight, &metrics)?);
+            apps.push(Self::app(loaded, &site, instead(&site), &in_flight, &metrics)?);
         }
         let mut apps = apps.into_iter();
         let mut app = apps.next().expect("the default target");
@@ -104,11 +104,12 @@ impl Gateway {
         Ok(Gateway { app: Arc::new(app), tls: tls.map(Arc::new) })
     }
 
-    /// The app of one target; the server settings and the in-flight cap are shared.
+    /// The app of one target (over `instead` when given, else the store its `[directory]`
+    /// names); the server settings and the in-flight cap are shared.
     fn app(
         loaded: &Loaded,
         site: &Site,
-        directory: Arc<dyn Directory>,
+        instead: Option<Arc<dyn Directory>>,
         in_flight: &InFlight,
         metrics: &Arc<Metrics>,
     ) -> Result<http::App, ConfigError> {
@@ -117,9 +118,60 @@ impl Gateway {
         let at = |e: mapping::RuleError| loaded.error_at(e.span, e.message);
         let users = UserMapping::compile(site.users).map_err(at)?;
         let groups = site.groups.map(GroupMapping::compile).transpose().map_err(at)?;
-        let dn_attr = site.directory.dn_attribute();
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
-        let lister = Arc::new(provision::Lister::new(&cfg.query, metrics.clone()));
+        let limits = cfg.limits.limits();
+        let services = match instead {
+            None if site.directory.is_postgres() => Self::tables(loaded, site, (&users, &groups), cache, &limits)?,
+            instead => {
+                let directory = match instead {
+                    Some(d) => d,
+                    None => Arc::new(LdapDirectory::new(site.directory, metrics.clone()).map_err(file_error)?),
+                };
+                Self::ldap(loaded, site, directory, (&users, &groups), cache, &limits, metrics)?
+            }
+        };
+        Ok(http::App {
+            name: site.name.to_owned(),
+            base_path: site.base_path.get_ref().clone(),
+            public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
+            tls: cfg.server.tls.is_some(),
+            max_body: cfg.server.max_body_bytes,
+            body_read_timeout: cfg.server.body_read_timeout(),
+            limits,
+            request_timeout: cfg.server.request_timeout(),
+            in_flight: in_flight.permits.clone(),
+            max_in_flight: in_flight.max,
+            auth: http::Authenticator::with_oauth(site.auth, site.base_path.get_ref(), services.admins)
+                .map_err(file_error)?,
+            advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
+                .into_iter()
+                .flatten()
+                .collect(),
+            users: services.users,
+            groups: services.groups,
+            user_mapping: users,
+            group_mapping: groups,
+            backend: services.backend,
+            readiness: http::Readiness::default(),
+            metrics_token: cfg.server.metrics_token().map_err(file_error)?,
+            metrics: metrics.clone(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// `/Users` and `/Groups` over an LDAP directory.
+    fn ldap(
+        loaded: &Loaded,
+        site: &Site,
+        directory: Arc<dyn Directory>,
+        (users, groups): (&UserMapping, &Option<GroupMapping>),
+        cache: Arc<UserCache>,
+        limits: &scim::limits::Limits,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Services, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        let dn_attr = site.directory.dn_attribute();
+        let lister = Arc::new(provision::Lister::new(&loaded.config.query, metrics.clone()));
         let admins = site.auth.oauth.as_ref().map(|o| {
             let group = o.admin_group.as_ref().map(config::Text::as_str);
             provision::Admins::new(
@@ -131,47 +183,80 @@ impl Gateway {
             )
         });
         let admins = admins.transpose().map_err(file_error)?;
-        let limits = cfg.limits.limits();
-        Ok(http::App {
-            name: site.name.to_owned(),
-            base_path: site.base_path.get_ref().clone(),
-            public_url: cfg.server.public_url.as_ref().map(|u| u.as_str().to_owned()),
-            tls: cfg.server.tls.is_some(),
-            max_body: cfg.server.max_body_bytes,
-            body_read_timeout: cfg.server.body_read_timeout(),
-            limits: limits.clone(),
-            request_timeout: cfg.server.request_timeout(),
-            in_flight: in_flight.permits.clone(),
-            max_in_flight: in_flight.max,
-            auth: http::Authenticator::with_oauth(site.auth, site.base_path.get_ref(), admins).map_err(file_error)?,
-            advertised: [Some((USER, users.advertised())), groups.as_ref().map(|g| (GROUP, g.advertised()))]
-                .into_iter()
-                .flatten()
-                .collect(),
-            groups: groups.clone().map(|g| {
-                provision::Groups::new(
-                    directory.clone(),
-                    g,
-                    users.clone(),
-                    dn_attr.clone(),
-                    cache.clone(),
-                    lister.clone(),
-                )
-            }),
-            users: provision::Users::new(
+        let group_service = groups.clone().map(|g| {
+            let service = provision::Groups::new(
                 directory.clone(),
-                users,
-                site.directory.dialect,
-                groups.map(|g| (g, dn_attr)),
-                cache,
-                lister,
-                limits,
-            ),
-            directory,
-            readiness: http::Readiness::default(),
-            metrics_token: cfg.server.metrics_token().map_err(file_error)?,
-            metrics: metrics.clone(),
-            targets: Vec::new(),
+                g,
+                users.clone(),
+                dn_attr.clone(),
+                cache.clone(),
+                lister.clone(),
+            );
+            Arc::new(service) as Arc<dyn provision::Resources>
+        });
+        let user_service = provision::Users::new(
+            directory.clone(),
+            users.clone(),
+            site.directory.dialect,
+            groups.clone().map(|g| (g, dn_attr)),
+            cache,
+            lister,
+            limits.clone(),
+        );
+        Ok(Services {
+            users: Arc::new(user_service),
+            groups: group_service,
+            admins,
+            backend: Backend::Directory(directory),
+        })
+    }
+
+    /// `/Users` and `/Groups` over the tables of a PostgreSQL target.
+    fn tables(
+        loaded: &Loaded,
+        site: &Site,
+        (users, groups): (&UserMapping, &Option<GroupMapping>),
+        cache: Arc<UserCache>,
+        limits: &scim::limits::Limits,
+    ) -> Result<Services, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
+        if site.auth.oauth.is_some() {
+            return Err(file_error(format!(
+                "{}[auth.oauth] logs people in against an LDAP directory; a kind = \"postgres\" target uses bearer, basic or jwt",
+                site.within
+            )));
+        }
+        let tables = Tables {
+            users: table(site.users, users),
+            groups: site.groups.zip(groups.as_ref()).map(|(cfg, g)| table(cfg, g)),
+            membership: site.groups.and_then(|g| g.membership.as_ref()).map(|m| m.get_ref().clone()),
+        };
+        let store: Arc<dyn directory::records::Records> =
+            Arc::new(PgStore::new(site.directory, tables).map_err(file_error)?);
+        let query = &loaded.config.query;
+        let keys = Arc::new(provision::Keys::new(query));
+        let max = query.max_candidates.max(1);
+        let password = site.users.password.as_ref().map(|p| p.get_ref().clone());
+        let group_service = groups.clone().map(|g| {
+            let service =
+                provision::TableGroups::new(store.clone(), g, users.clone(), keys.clone(), limits.clone(), max);
+            Arc::new(service) as Arc<dyn provision::Resources>
+        });
+        let user_service = provision::TableUsers::new(
+            store.clone(),
+            users.clone(),
+            groups.clone(),
+            password,
+            cache,
+            keys,
+            limits.clone(),
+            max,
+        );
+        Ok(Services {
+            users: Arc::new(user_service),
+            groups: group_service,
+            admins: None,
+            backend: Backend::Records(store),
         })
     }
 
@@ -205,6 +290,32 @@ impl Gateway {
         };
         http::serve(reloader.live.clone(), listeners, tls, limits, shutdown).await;
         Ok(())
+    }
+}
+
+/// The services of one target and what they run on.
+struct Services {
+    users: Arc<dyn provision::Resources>,
+    groups: Option<Arc<dyn provision::Resources>>,
+    admins: Option<provision::Admins>,
+    backend: Backend,
+}
+
+/// A table as the PostgreSQL store reads it: every column the rules read, the id and meta
+/// columns, timestamps as generalized time (what the mapping's `meta` reads).
+fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
+    let mut columns = vec![entity.id_attr.clone()];
+    for c in &entity.read_attrs {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    Table {
+        name: cfg.table.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default(),
+        id: entity.id_attr.clone(),
+        columns,
+        modified: Some(entity.modified_attr.clone()),
+        text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()] },
     }
 }
 
