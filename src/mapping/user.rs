@@ -56,7 +56,7 @@ impl UserMapping {
         })?;
         entity.read_attrs.push(match deactivation.get_ref() {
             Deactivation::Attribute { attribute, .. } => {
-                if !super::valid_ldap_name(attribute)
+                if !super::valid_store_name(attribute)
                     || entity.rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(attribute))
                 {
                     return Err(RuleError {
