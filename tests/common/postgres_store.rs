@@ -13,6 +13,11 @@ use super::scenario::{sorted, Store, StoredGroup, StoredUser};
 /// `verify-full` against `ca_file`), with the test token; `edit` may change more. The preset's
 /// `[directory]`'s `url`, `password` and `sslmode` lines are replaced whole: a preset without them fails here.
 pub fn config(pg: &Postgres, ca_file: Option<&std::path::Path>, edit: impl Fn(String) -> String) -> String {
+    config_for(pg.port, ca_file, edit)
+}
+
+/// [`config`] for a server on `port` (which need not be running: pure tests compile it).
+pub fn config_for(port: u16, ca_file: Option<&std::path::Path>, edit: impl Fn(String) -> String) -> String {
     let path = format!("{}/presets/postgres.toml", env!("CARGO_MANIFEST_DIR"));
     let preset = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     // 127.0.0.1 for plain TCP; localhost for TLS, a name the test CA's certificate carries.
@@ -29,7 +34,7 @@ pub fn config(pg: &Postgres, ca_file: Option<&std::path::Path>, edit: impl Fn(St
             match key {
                 Some("url") => {
                     replaced[0] = true;
-                    format!("url = \"postgres://{APP_ROLE}@{host}:{}/{DATABASE}\"", pg.port)
+                    format!("url = \"postgres://{APP_ROLE}@{host}:{port}/{DATABASE}\"")
                 }
                 Some("password") => {
                     replaced[1] = true;

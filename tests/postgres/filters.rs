@@ -1,4 +1,6 @@
-//! No SQL injection, and filters answered right. Generated filters with hostile values (quotes,
+//! No SQL injection, and filters answered right. Pure first: every SQL condition the gateway
+//! builds from a generated SCIM filter has the same text whatever the values (hostile or
+//! placeholders), and each value is a parameter, never text. Then end to end: generated filters with hostile values (quotes,
 //! `'; DROP TABLE`, backslashes, `%` and `_` in sw/co/ew, NUL, long unicode) go through a
 //! running gateway to PostgreSQL; each answer must be exactly the users the gateway's own
 //! SCIM evaluation (`scim::eval`, no SQL) selects from the full list, and the tables must be
@@ -18,7 +20,10 @@ use serde_json::{json, Map, Value};
 use crate::common::filter_gen;
 use crate::common::gateway::{okta_user, q, TestGateway};
 use crate::common::postgres::Postgres;
-use crate::common::postgres_store::config;
+use crate::common::postgres_store::{config, config_for};
+use scim_gateway::config::Loaded;
+use scim_gateway::directory::postgres::sql::{Columns, Sql};
+use scim_gateway::mapping::UserMapping;
 
 /// Values an attacker would try against SQL, and what LIKE and string literals treat specially.
 const HOSTILE: &[&str] = &[
@@ -92,6 +97,47 @@ fn trap_users() -> Vec<Value> {
             u
         })
         .collect()
+}
+
+/// The preset's user mapping, compiled as the gateway compiles it.
+fn users() -> UserMapping {
+    let loaded = Loaded::parse("postgres.toml", config_for(5432, None, |t| t)).expect("the preset loads");
+    UserMapping::compile(&loaded.config.users).expect("the preset's user mapping compiles")
+}
+
+/// The SQL condition (text and parameters) the gateway runs for the SCIM filter `filter`.
+fn condition(mapping: &UserMapping, filter: &str) -> Sql {
+    let neutral = mapping.ldap_filter(&parse_filter(filter).unwrap()).unwrap().filter;
+    let columns = Columns { times: vec!["created_at".into(), "updated_at".into()] };
+    let mut sql = Sql::default();
+    sql.text = columns.condition("u", &neutral, &mut sql);
+    sql
+}
+
+/// `value` as the LIKE pattern that matches it literally.
+fn like_literal(value: &str) -> String {
+    value.chars().flat_map(|c| if matches!(c, '\\' | '%' | '_') { vec!['\\', c] } else { vec![c] }).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn values_never_change_the_sql(t in filter_gen::template(PATHS.len(), OPS.len()), values in vec(filter_gen::hostile_value(HOSTILE), 4)) {
+        let mapping = users();
+        let hostile = condition(&mapping, &t.render(PATHS, OPS, &|k| values[k].clone()));
+        let benign = condition(&mapping, &t.render(PATHS, OPS, &|k| format!("v{k}")));
+        prop_assert_eq!(&hostile.text, &benign.text, "the statement's text depends on a value");
+        prop_assert_eq!(hostile.params.len(), benign.params.len());
+        // Where placeholder `vK` went, value K went: whole, or LIKE-escaped inside a pattern.
+        for (got, slot) in hostile.params.iter().zip(&benign.params) {
+            let want = match slot.strip_prefix('v').and_then(|k| k.parse::<usize>().ok()) {
+                Some(k) => values[k].clone(),
+                None => (0..4).fold(slot.clone(), |p, k| p.replace(&format!("v{k}"), &like_literal(&values[k]))),
+            };
+            prop_assert_eq!(got, &want, "{}", hostile.text);
+        }
+    }
 }
 
 /// One PostgreSQL, one gateway and the seeded users for every case (they only read), on a
