@@ -100,11 +100,13 @@ impl Loaded {
         let secrets = secrets
             .chain(auth.basic.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.basic]] {}: {e}", b.name))))
             .map(|s| s.map(|_| ()))
-            .chain(std::iter::once(match directory.is_postgres() {
-                true => directory.database_password().map(|_| ()),
-                false => directory.bind_password().map(|_| ()),
-            }
-            .map_err(|e| format!("{within}[directory] {e}"))));
+            .chain(std::iter::once(
+                match directory.is_postgres() {
+                    true => directory.database_password().map(|_| ()),
+                    false => directory.bind_password().map(|_| ()),
+                }
+                .map_err(|e| format!("{within}[directory] {e}")),
+            ));
         for s in secrets {
             s.map(|_| ()).map_err(|e| self.file_error(&e))?;
         }

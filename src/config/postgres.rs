@@ -38,9 +38,9 @@ impl<'de> Deserialize<'de> for SslMode {
             "disable" => Ok(SslMode::Disable),
             "require" => Ok(SslMode::Require),
             "verify-full" => Ok(SslMode::VerifyFull),
-            other => Err(serde::de::Error::custom(format!(
-                "sslmode {other:?}: expected disable, require or verify-full"
-            ))),
+            other => {
+                Err(serde::de::Error::custom(format!("sslmode {other:?}: expected disable, require or verify-full")))
+            }
         }
     }
 }
@@ -197,8 +197,11 @@ impl ResourceConfig {
 
     /// The keys only a SQL table has, refused on an LDAP target.
     pub(super) fn check_not_table(&self, section: &str) -> Result<(), String> {
-        let sql_only =
-            [("table", self.table.is_some()), ("membership", self.membership.is_some()), ("password", self.password.is_some())];
+        let sql_only = [
+            ("table", self.table.is_some()),
+            ("membership", self.membership.is_some()),
+            ("password", self.password.is_some()),
+        ];
         match sql_only.iter().find(|(_, set)| *set) {
             Some((key, _)) => Err(format!("[{section}] {key} is for kind = \"postgres\" targets")),
             None => Ok(()),
@@ -206,9 +209,10 @@ impl ResourceConfig {
     }
 }
 
-/// The meta columns' defaults of a table: `id`, `created_at`, `updated_at` (also the version,
-/// so an ETag changes with every update the gateway makes).
-pub(super) const META_COLUMNS: [&str; 4] = ["id", "created_at", "updated_at", "updated_at"];
+/// The meta columns' defaults of a table: `id`, `created_at`, `updated_at`, and as the
+/// version PostgreSQL's `xmin` (the transaction that last wrote the row), so an ETag changes
+/// with every write, whoever makes it.
+pub(super) const META_COLUMNS: [&str; 4] = ["id", "created_at", "updated_at", "xmin"];
 
 /// A spanned empty string: the default of LDAP-only keys a table leaves out.
 pub(super) fn empty() -> Spanned<String> {
@@ -249,7 +253,7 @@ mod tests {
         assert!(site.directory.is_postgres());
         assert_eq!(site.directory.sslmode, SslMode::VerifyFull);
         assert_eq!(site.users.id_attribute.as_deref(), Some("id"));
-        assert_eq!(site.users.version_attribute.as_deref(), Some("updated_at"));
+        assert_eq!(site.users.version_attribute.as_deref(), Some("xmin"));
         let users = crate::mapping::UserMapping::compile(site.users).unwrap();
         assert_eq!(users.rule_for("userName").unwrap().ldap, "user_name");
         crate::mapping::GroupMapping::compile(site.groups.unwrap()).unwrap();

@@ -11,6 +11,8 @@ pub mod ldap;
 pub mod ldif;
 #[cfg(test)]
 pub mod memory;
+pub mod postgres;
+pub mod records;
 pub mod schema;
 
 use std::collections::BTreeMap;
