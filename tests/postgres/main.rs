@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cli;
 mod faults;
 mod filters;
 mod flows;
