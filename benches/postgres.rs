@@ -106,7 +106,8 @@ impl Raw {
             );
             let page = format!("SELECT {COLUMNS} FROM users ORDER BY id OFFSET $1::int8 LIMIT {PAGE}");
             let mut prepared = Vec::new();
-            for sql in [by_name.as_str(), by_id.as_str(), insert.as_str(), page.as_str(), "SELECT count(*) FROM users"] {
+            for sql in [by_name.as_str(), by_id.as_str(), insert.as_str(), page.as_str(), "SELECT count(*) FROM users"]
+            {
                 prepared.push(client.prepare(sql).await.expect("prepare"));
             }
             conns.push((client, prepared.try_into().unwrap()));
@@ -162,7 +163,8 @@ async fn run(plan: Plan) {
         let h = http.clone();
         let gw = pids
             .costed(measure(plan.reads, concurrency, move |i| {
-                let (h, path) = (h.clone(), format!("/Users?filter={}", q(&format!(r#"userName eq "user{}""#, spread(i)))));
+                let (h, path) =
+                    (h.clone(), format!("/Users?filter={}", q(&format!(r#"userName eq "user{}""#, spread(i)))));
                 async move {
                     h.send(Method::GET, &path, None, 200).await;
                 }

@@ -58,7 +58,8 @@ async fn explain_prints_sql_and_parameters_and_changes_nothing() {
     gw.stop().await;
     let before = pg.snapshot().await;
 
-    let (ok, out) = run(&["explain", "POST", "/Users"], &text, Some(&okta_user("jdoe@example.com", Some("S3cret-pw!"))));
+    let (ok, out) =
+        run(&["explain", "POST", "/Users"], &text, Some(&okta_user("jdoe@example.com", Some("S3cret-pw!"))));
     assert!(ok, "{out}");
     assert!(out.contains("INSERT INTO \"users\""), "{out}");
     assert!(out.contains("$1"), "placeholders, not values, in the SQL: {out}");
