@@ -304,6 +304,7 @@ struct Services {
 /// A table as the PostgreSQL store reads it: every column the rules read, the id and meta
 /// columns, timestamps as generalized time (what the mapping's `meta` reads).
 fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
+    let members = cfg.membership.as_ref().map(|m| (m.get_ref().clone(), entity.id_attr.clone()));
     let mut columns = vec![entity.id_attr.clone()];
     for c in &entity.read_attrs {
         if !columns.contains(c) {
@@ -315,7 +316,7 @@ fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
         id: entity.id_attr.clone(),
         columns,
         modified: Some(entity.modified_attr.clone()),
-        text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()] },
+        text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()], members },
     }
 }
 

@@ -63,7 +63,7 @@ impl GroupMapping {
         if cfg.table.is_some() {
             // Membership lives in its own table (config checked it); nothing LDAP-shaped.
             let members = Members {
-                attr: String::new(),
+                attr: crate::directory::postgres::sql::MEMBERS.into(),
                 by_value_of: None,
                 empty_member: None,
                 user_groups: UserGroups::Search,

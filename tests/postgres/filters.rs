@@ -108,7 +108,7 @@ fn users() -> UserMapping {
 /// The SQL condition (text and parameters) the gateway runs for the SCIM filter `filter`.
 fn condition(mapping: &UserMapping, filter: &str) -> Sql {
     let neutral = mapping.ldap_filter(&parse_filter(filter).unwrap()).unwrap().filter;
-    let columns = Columns { times: vec!["created_at".into(), "updated_at".into()] };
+    let columns = Columns { times: vec!["created_at".into(), "updated_at".into()], members: None };
     let mut sql = Sql::default();
     sql.text = columns.condition("u", &neutral, &mut sql);
     sql

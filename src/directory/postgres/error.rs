@@ -33,8 +33,10 @@ pub fn db_error(e: tokio_postgres::Error) -> DirectoryError {
         "23" => DirectoryError::Rejected { code: CONSTRAINT, text: db.message().to_owned() },
         "22" => DirectoryError::Rejected { code: INVALID_SYNTAX, text: db.message().to_owned() },
         // Connection, resources, operator intervention (shutdown, statement_timeout),
-        // serialization failures and deadlocks: retry later.
-        "08" | "53" | "57" | "40" => DirectoryError::Unavailable(db.message().to_owned()),
+        // serialization failures and deadlocks; and a connection the server refuses (password,
+        // pg_hba.conf, TLS required, database missing), which the operator fixes without a
+        // gateway restart: retry later, `/readyz` failing meanwhile, as an LDAP bind failure does.
+        "08" | "53" | "57" | "40" | "28" | "3D" => DirectoryError::Unavailable(db.message().to_owned()),
         _ => DirectoryError::Other { code: 80, text: format!("{} ({})", db.message(), code.code()) },
     }
 }

@@ -142,7 +142,7 @@ impl Records for PgStore {
     async fn find(&self, kind: Kind, filter: &LdapFilter, max: usize) -> Result<Option<Vec<Entry>>> {
         let t = self.table(kind)?;
         let mut sql = Sql::default();
-        let cond = t.text.condition("r", filter, &mut sql);
+        let cond = t.text.condition("r", &sql::without_nul(filter), &mut sql);
         sql.text = format!("SELECT {} FROM {} r WHERE {cond} LIMIT {}", select_list(t), table(&t.name), max + 1);
         let rows = self.with(async |c| c.query(&sql.text, &params(&sql)).await).await?;
         Ok((rows.len() <= max).then(|| rows.iter().map(|r| entry(t, r)).collect()))
@@ -334,7 +334,7 @@ impl Records for PgStore {
 /// The count and the page statement of `q` on `t`.
 fn page_sql(t: &Table, q: &PageQuery) -> (Sql, Sql) {
     let mut list = Sql::default();
-    let cond = t.text.condition("r", &q.filter, &mut list);
+    let cond = t.text.condition("r", &sql::without_nul(&q.filter), &mut list);
     let count =
         Sql { text: format!("SELECT count(*) FROM {} r WHERE {cond}", table(&t.name)), params: list.params.clone() };
     let id = format!("r.{}", ident(&t.id));
@@ -421,7 +421,7 @@ mod tests {
             id: "id".into(),
             columns: vec!["id".into(), "user_name".into(), "created_at".into(), "xmin".into()],
             modified: Some("updated_at".into()),
-            text: Columns { times: vec!["created_at".into()] },
+            text: Columns { times: vec!["created_at".into()], members: None },
         }
     }
 

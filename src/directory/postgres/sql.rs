@@ -5,7 +5,12 @@
 //! and keep its meaning: equality and substrings ignore case, a missing value never matches,
 //! `not` of a missing value does.
 
+use crate::config::MembershipTable;
 use crate::directory::LdapFilter;
+
+/// The name a group's member condition uses in a [`LdapFilter`] (`mapping` writes member
+/// conditions on the member attribute): not a SQL identifier, so no column can be taken for it.
+pub const MEMBERS: &str = "@members";
 
 /// A statement's text and its parameters, in order (`$1` is `params[0]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +48,8 @@ pub fn table(name: &str) -> String {
 pub struct Columns {
     /// The timestamp columns (created, modified).
     pub times: Vec<String>,
+    /// Groups: the membership table and the groups' id column, for conditions on members.
+    pub members: Option<(MembershipTable, String)>,
 }
 
 impl Columns {
@@ -67,6 +74,7 @@ impl Columns {
         };
         let lower = |c: &str| format!("lower({})", self.text(row, c));
         match f {
+            LdapFilter::Present(c) | LdapFilter::Equal(c, _) if c == MEMBERS => self.member(row, f, sql),
             LdapFilter::And(items) => join(items, " AND ", "TRUE", sql),
             LdapFilter::Or(items) => join(items, " OR ", "FALSE", sql),
             LdapFilter::Not(inner) => format!("(NOT {})", self.condition(row, inner, sql)),
@@ -91,6 +99,39 @@ impl Columns {
             // in a table's mapping produces them, and matching nothing is the safe answer.
             LdapFilter::EqualBytes(..) | LdapFilter::Configured(_) => "FALSE".to_owned(),
         }
+    }
+}
+
+impl Columns {
+    /// `members pr` / `members eq "id"`: a row in the membership table, found through its
+    /// primary key's group column; the user id compared as text, so an id that cannot be one
+    /// matches nothing instead of failing.
+    fn member(&self, row: &str, f: &LdapFilter, sql: &mut Sql) -> String {
+        let Some((m, id)) = &self.members else { return "FALSE".into() };
+        let (g, u) = (ident(&m.group_column), ident(&m.user_column));
+        let user = match f {
+            LdapFilter::Equal(_, v) => format!(" AND lower(m.{u}::text) = lower({})", sql.param(v)),
+            _ => String::new(),
+        };
+        format!("EXISTS (SELECT 1 FROM {} m WHERE m.{g} = {row}.{}{user})", table(&m.table), ident(id))
+    }
+}
+
+/// `f` with every comparison whose value holds NUL made false: PostgreSQL text cannot hold
+/// NUL, so no row can match it, and sending it would be refused as an encoding error.
+pub fn without_nul(f: &LdapFilter) -> LdapFilter {
+    let nul = |v: &str| v.contains('\0');
+    match f {
+        LdapFilter::And(items) => LdapFilter::And(items.iter().map(without_nul).collect()),
+        LdapFilter::Or(items) => LdapFilter::Or(items.iter().map(without_nul).collect()),
+        LdapFilter::Not(inner) => LdapFilter::Not(Box::new(without_nul(inner))),
+        LdapFilter::Equal(_, v) | LdapFilter::GreaterOrEqual(_, v) | LdapFilter::LessOrEqual(_, v) if nul(v) => {
+            LdapFilter::none()
+        }
+        LdapFilter::Substring { initial, any, last, .. } if initial.iter().chain(any).chain(last).any(|v| nul(v)) => {
+            LdapFilter::none()
+        }
+        f => f.clone(),
     }
 }
 
@@ -141,7 +182,29 @@ mod tests {
     use super::*;
 
     fn cols() -> Columns {
-        Columns { times: vec!["created_at".into()] }
+        Columns { times: vec!["created_at".into()], members: None }
+    }
+
+    #[test]
+    fn nul_matches_nothing_and_is_never_sent() {
+        let f = LdapFilter::Or(vec![LdapFilter::eq("a", "x\0"), LdapFilter::Not(Box::new(LdapFilter::eq("b", "\0")))]);
+        let s = render(&without_nul(&f));
+        assert_eq!(s.text, "(FALSE OR (NOT FALSE))");
+        assert!(s.params.is_empty());
+    }
+
+    #[test]
+    fn member_conditions_read_the_membership_table() {
+        let m = MembershipTable {
+            table: "memberships".into(),
+            group_column: "group_id".into(),
+            user_column: "user_id".into(),
+        };
+        let cols = Columns { times: vec![], members: Some((m, "id".into())) };
+        let mut sql = Sql::default();
+        let text = cols.condition("r", &LdapFilter::eq(MEMBERS, "u1' OR 1=1"), &mut sql);
+        assert_eq!(text, "EXISTS (SELECT 1 FROM \"memberships\" m WHERE m.\"group_id\" = r.\"id\" AND lower(m.\"user_id\"::text) = lower($1::text))");
+        assert_eq!(sql.params, ["u1' OR 1=1"]);
     }
 
     fn render(f: &LdapFilter) -> Sql {

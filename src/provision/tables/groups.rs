@@ -54,13 +54,12 @@ impl Resources for TableGroups {
     }
 
     async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
-        if query.filter.as_ref().is_some_and(|f| self.map.mentions_members(f)) {
-            return Err(
-                scim::Error::filter("filters on members are not supported by table targets: read the group").into()
-            );
-        }
         let translated = match &query.filter {
-            Some(f) => self.map.ldap_filter(f, &Default::default())?,
+            // A member is named by its id, which is what the membership table holds.
+            Some(f) => {
+                let ids = self.map.member_ids(f).into_iter().map(|id| (id.clone(), id)).collect();
+                self.map.ldap_filter(f, &ids)?
+            }
             None => Translated { filter: self.map.filter.clone(), exact: true },
         };
         let resource = |e: &Entry| match self.map.to_resource(e, "", None) {
