@@ -107,12 +107,12 @@ async fn tls_to_the_database_with_a_private_ca() {
     assert_eq!(pg.count("users").await, 1);
     gw.stop().await;
 
-    // Plain TCP to a server that only takes TLS: the server refuses the session (pg_hba), a
-    // configuration error rather than an outage (500, not 503); not ready either way.
+    // Plain TCP to a server that only takes TLS: the server refuses the session (pg_hba);
+    // unavailable, and not ready.
     let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
-    timely(&gw, "GET", "/Users", None).await.assert_error(500, None);
+    assert_unavailable(&timely(&gw, "GET", "/Users", None).await, "plain TCP to a TLS-only server");
     let refused = timely(&gw, "POST", "/Users", Some(&okta_user("plain@example.com", None))).await;
-    refused.assert_error(500, None);
+    assert_unavailable(&refused, "plain TCP to a TLS-only server");
     assert!(!refused.body.to_string().contains("service-secret"), "no secret in the answer");
     eventually("/readyz 503", Duration::from_secs(5), async || readyz(&gw).await == 503).await;
     assert_eq!(pg.count("users").await, 1);
