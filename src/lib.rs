@@ -43,10 +43,25 @@ impl Gateway {
     pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
         let mut found = Vec::new();
         for (i, app) in self.apps().enumerate() {
-            let Some(directory) = app.backend.directory() else { continue };
-            let schema = directory.subschema().await?;
             // Findings about the default target read as before; the others name theirs.
             let within = |f: mapping::Finding| if i == 0 { f } else { f.within(&app.name) };
+            let directory = match &app.backend {
+                Backend::Directory(d) => d,
+                Backend::Records(store) => {
+                    for catalog in store.catalog().await? {
+                        let checked = match catalog.kind {
+                            Some(directory::records::Kind::Users) => app.user_mapping.check_columns(&catalog),
+                            Some(directory::records::Kind::Groups) => {
+                                app.group_mapping.as_ref().map(|g| g.check_columns(&catalog)).unwrap_or_default()
+                            }
+                            None => mapping::check_membership(&catalog),
+                        };
+                        found.extend(checked.into_iter().map(within));
+                    }
+                    continue;
+                }
+            };
+            let schema = directory.subschema().await?;
             found.extend(app.user_mapping.check_schema(&schema).into_iter().map(within));
             if let Some(g) = &app.group_mapping {
                 found.extend(g.check_schema(&schema).into_iter().map(within));
@@ -316,6 +331,7 @@ fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
         id: entity.id_attr.clone(),
         columns,
         modified: Some(entity.modified_attr.clone()),
+        password: cfg.password.as_ref().map(|p| p.get_ref().column.clone()),
         text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()], members },
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use self::error::{db_error, pool_error};
 use self::sql::{ident, table, typed, Columns, Sql};
-use super::records::{Key, Kind, MemberChange, Page, PageQuery, Records, Set};
+use super::records::{Catalog, Column, Key, Kind, MemberChange, Page, PageQuery, Records, Set};
 use super::{DirectoryError, Entry, LdapFilter, Result};
 use crate::config::{DirectoryConfig, MembershipTable};
 
@@ -29,6 +29,8 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Set to now() by every update, when configured.
     pub modified: Option<String>,
+    /// Where a password's hash goes (users), for `check`.
+    pub password: Option<String>,
     pub text: Columns,
 }
 
@@ -329,6 +331,43 @@ impl Records for PgStore {
     async fn ping(&self) -> Result<()> {
         self.with(async |c| c.simple_query("SELECT 1").await.map(|_| ())).await
     }
+
+    async fn catalog(&self) -> Result<Vec<Catalog>> {
+        let mut wanted = vec![(
+            Some(Kind::Users),
+            self.tables.users.name.clone(),
+            self.tables.users.password.iter().cloned().collect(),
+        )];
+        if let Some(g) = &self.tables.groups {
+            wanted.push((Some(Kind::Groups), g.name.clone(), Vec::new()));
+        }
+        if let Some(m) = &self.tables.membership {
+            wanted.push((None, m.table.clone(), vec![m.group_column.clone(), m.user_column.clone()]));
+        }
+        let mut found = Vec::new();
+        for (kind, table, extra) in wanted {
+            let (schema, name) = table.split_once('.').unwrap_or(("", &table));
+            let rows = self
+                .with(async |c| {
+                    c.query(
+                        "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
+                         column_default IS NOT NULL OR is_identity = 'YES' OR is_generated <> 'NEVER' \
+                         FROM information_schema.columns \
+                         WHERE table_schema = COALESCE(NULLIF($1::text, ''), current_schema()) AND table_name = $2::text \
+                         ORDER BY ordinal_position",
+                        &[&schema, &name],
+                    )
+                    .await
+                })
+                .await?;
+            let columns = rows
+                .iter()
+                .map(|r| Column { name: r.get(0), data_type: r.get(1), nullable: r.get(2), has_default: r.get(3) })
+                .collect();
+            found.push(Catalog { kind, table: table.clone(), columns, extra });
+        }
+        Ok(found)
+    }
 }
 
 /// The count and the page statement of `q` on `t`.
@@ -421,6 +460,7 @@ mod tests {
             id: "id".into(),
             columns: vec!["id".into(), "user_name".into(), "created_at".into(), "xmin".into()],
             modified: Some("updated_at".into()),
+            password: None,
             text: Columns { times: vec!["created_at".into()], members: None },
         }
     }
