@@ -90,6 +90,14 @@ pub struct Catalog {
     pub extra: Vec<String>,
 }
 
+/// A write as [`Records::describe`] shows it (`explain`).
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    Create { kind: Kind, values: &'a Set, members: &'a [String] },
+    Update { kind: Kind, id: &'a str, set: &'a Set, members: &'a MemberChange },
+    Delete { kind: Kind, id: &'a str },
+}
+
 /// Users and groups kept as records. Implementations are shared across requests.
 #[async_trait::async_trait]
 pub trait Records: Send + Sync {
@@ -112,4 +120,7 @@ pub trait Records: Send + Sync {
     async fn ping(&self) -> Result<()>;
     /// What the database's catalog says about every table the store uses.
     async fn catalog(&self) -> Result<Vec<Catalog>>;
+    /// The statements `write` would run and their parameters, as text, without running
+    /// them; a password's value is never shown.
+    fn describe(&self, write: &Write<'_>) -> Result<String>;
 }
