@@ -43,10 +43,25 @@ impl Gateway {
     pub async fn check_schema(&self) -> Result<Vec<mapping::Finding>, directory::DirectoryError> {
         let mut found = Vec::new();
         for (i, app) in self.apps().enumerate() {
-            let Some(directory) = app.backend.directory() else { continue };
-            let schema = directory.subschema().await?;
             // Findings about the default target read as before; the others name theirs.
             let within = |f: mapping::Finding| if i == 0 { f } else { f.within(&app.name) };
+            let directory = match &app.backend {
+                Backend::Directory(d) => d,
+                Backend::Records(store) => {
+                    for catalog in store.catalog().await? {
+                        let checked = match catalog.kind {
+                            Some(directory::records::Kind::Users) => app.user_mapping.check_columns(&catalog),
+                            Some(directory::records::Kind::Groups) => {
+                                app.group_mapping.as_ref().map(|g| g.check_columns(&catalog)).unwrap_or_default()
+                            }
+                            None => mapping::check_membership(&catalog),
+                        };
+                        found.extend(checked.into_iter().map(within));
+                    }
+                    continue;
+                }
+            };
+            let schema = directory.subschema().await?;
             found.extend(app.user_mapping.check_schema(&schema).into_iter().map(within));
             if let Some(g) = &app.group_mapping {
                 found.extend(g.check_schema(&schema).into_iter().map(within));
@@ -77,19 +92,19 @@ impl Gateway {
         Self::assemble(loaded, metrics, InFlight::new(loaded), |_| None)
     }
 
-    /// The same, with the directory of the target `site` replaced (`explain` records instead
-    /// of writing).
-    pub fn with_directory(loaded: &Loaded, site: &str, directory: Arc<dyn Directory>) -> Result<Gateway, ConfigError> {
+    /// The same, with the directory or record store of the target `site` replaced
+    /// (`explain` records instead of writing).
+    pub fn with_backend(loaded: &Loaded, site: &str, backend: Backend) -> Result<Gateway, ConfigError> {
         let metrics = Arc::new(Metrics::new(loaded.config.directory.pool_size.max(1)));
-        Self::assemble(loaded, metrics, InFlight::new(loaded), |s| (s.name == site).then(|| directory.clone()))
+        Self::assemble(loaded, metrics, InFlight::new(loaded), |s| (s.name == site).then(|| backend.clone()))
     }
 
-    /// Every target's app, each over `instead`'s directory or an LDAP one of its own.
+    /// Every target's app, each over `instead`'s store or one of its own.
     fn assemble(
         loaded: &Loaded,
         metrics: Arc<Metrics>,
         in_flight: InFlight,
-        instead: impl Fn(&Site) -> Option<Arc<dyn Directory>>,
+        instead: impl Fn(&Site) -> Option<Backend>,
     ) -> Result<Gateway, ConfigError> {
         let cfg = &loaded.config;
         let file_error = |message: String| ConfigError::File { path: loaded.path.clone(), message };
@@ -109,7 +124,7 @@ impl Gateway {
     fn app(
         loaded: &Loaded,
         site: &Site,
-        instead: Option<Arc<dyn Directory>>,
+        instead: Option<Backend>,
         in_flight: &InFlight,
         metrics: &Arc<Metrics>,
     ) -> Result<http::App, ConfigError> {
@@ -120,15 +135,23 @@ impl Gateway {
         let groups = site.groups.map(GroupMapping::compile).transpose().map_err(at)?;
         let cache = Arc::new(UserCache::new(site.cache, metrics.clone()));
         let limits = cfg.limits.limits();
-        let services = match instead {
-            None if site.directory.is_postgres() => Self::tables(loaded, site, (&users, &groups), cache, &limits)?,
-            instead => {
-                let directory = match instead {
-                    Some(d) => d,
-                    None => Arc::new(LdapDirectory::new(site.directory, metrics.clone()).map_err(file_error)?),
+        let backend = match instead {
+            Some(b) => b,
+            None if site.directory.is_postgres() => {
+                let tables = Tables {
+                    users: table(site.users, &users),
+                    groups: site.groups.zip(groups.as_ref()).map(|(cfg, g)| table(cfg, g)),
+                    membership: site.groups.and_then(|g| g.membership.as_ref()).map(|m| m.get_ref().clone()),
                 };
-                Self::ldap(loaded, site, directory, (&users, &groups), cache, &limits, metrics)?
+                Backend::Records(Arc::new(PgStore::new(site.directory, tables).map_err(file_error)?))
             }
+            None => {
+                Backend::Directory(Arc::new(LdapDirectory::new(site.directory, metrics.clone()).map_err(file_error)?))
+            }
+        };
+        let services = match backend {
+            Backend::Records(store) => Self::tables(loaded, site, store, (&users, &groups), cache, &limits)?,
+            Backend::Directory(d) => Self::ldap(loaded, site, d, (&users, &groups), cache, &limits, metrics)?,
         };
         Ok(http::App {
             name: site.name.to_owned(),
@@ -215,6 +238,7 @@ impl Gateway {
     fn tables(
         loaded: &Loaded,
         site: &Site,
+        store: Arc<dyn directory::records::Records>,
         (users, groups): (&UserMapping, &Option<GroupMapping>),
         cache: Arc<UserCache>,
         limits: &scim::limits::Limits,
@@ -226,13 +250,6 @@ impl Gateway {
                 site.within
             )));
         }
-        let tables = Tables {
-            users: table(site.users, users),
-            groups: site.groups.zip(groups.as_ref()).map(|(cfg, g)| table(cfg, g)),
-            membership: site.groups.and_then(|g| g.membership.as_ref()).map(|m| m.get_ref().clone()),
-        };
-        let store: Arc<dyn directory::records::Records> =
-            Arc::new(PgStore::new(site.directory, tables).map_err(file_error)?);
         let query = &loaded.config.query;
         let keys = Arc::new(provision::Keys::new(query));
         let max = query.max_candidates.max(1);
@@ -316,6 +333,7 @@ fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
         id: entity.id_attr.clone(),
         columns,
         modified: Some(entity.modified_attr.clone()),
+        password: cfg.password.as_ref().map(|p| p.get_ref().column.clone()),
         text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()], members },
     }
 }

@@ -100,11 +100,23 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Explain { method: Some(method), path: Some(path), body, dn: None, target } => {
             let body = body.as_deref().map(explain::read_body).transpose()?;
             let app = gateway.app_named(&target)?;
-            let Some(directory) = app.backend.directory() else {
-                return explain::tables(app, &method, &path, body).await;
+            let directory = match &app.backend {
+                scim_gateway::http::Backend::Directory(d) => d,
+                scim_gateway::http::Backend::Records(store) => {
+                    let recorder = Arc::new(explain::TableRecorder::new(store.clone()));
+                    let backend = scim_gateway::http::Backend::Records(recorder.clone());
+                    let dry = Gateway::with_backend(&loaded, &target, backend).map_err(|e| e.to_string())?;
+                    explain::request(dry.app_named(&target)?, &method, &path, body).await?;
+                    match recorder.statements() {
+                        text if text.is_empty() => println!("-- no change to the tables"),
+                        text => print!("{text}"),
+                    }
+                    return Ok(());
+                }
             };
             let recorder = Arc::new(explain::Recorder::new(directory.clone()));
-            let dry = Gateway::with_directory(&loaded, &target, recorder.clone()).map_err(|e| e.to_string())?;
+            let dry = Gateway::with_backend(&loaded, &target, scim_gateway::http::Backend::Directory(recorder.clone()))
+                .map_err(|e| e.to_string())?;
             explain::request(dry.app_named(&target)?, &method, &path, body).await?;
             match recorder.ldif() {
                 ldif if ldif.is_empty() => println!("# no change to the directory"),

@@ -111,6 +111,12 @@ impl Entry {
         }
     }
 
+    /// Drops every value of `attr`.
+    pub fn remove(&mut self, attr: &str) {
+        self.attrs.remove(&attr.to_ascii_lowercase());
+        self.bin.remove(&attr.to_ascii_lowercase());
+    }
+
     pub fn insert_binary(&mut self, attr: &str, values: Vec<Vec<u8>>) {
         if !values.is_empty() {
             self.bin.insert(attr.to_ascii_lowercase(), values);

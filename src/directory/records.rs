@@ -68,6 +68,36 @@ impl MemberChange {
     }
 }
 
+/// A column as the database's catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+    /// A default, an identity or a generated column: an insert may leave it out.
+    pub has_default: bool,
+}
+
+/// One table's columns, for `check`. `kind` is `None` for the membership table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    pub kind: Option<Kind>,
+    pub table: String,
+    /// Empty when the table does not exist (or the gateway's user may not see it).
+    pub columns: Vec<Column>,
+    /// Columns the store itself writes besides the mapping's (the password column, the
+    /// membership table's two).
+    pub extra: Vec<String>,
+}
+
+/// A write as [`Records::describe`] shows it (`explain`).
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    Create { kind: Kind, values: &'a Set, members: &'a [String] },
+    Update { kind: Kind, id: &'a str, set: &'a Set, members: &'a MemberChange },
+    Delete { kind: Kind, id: &'a str },
+}
+
 /// Users and groups kept as records. Implementations are shared across requests.
 #[async_trait::async_trait]
 pub trait Records: Send + Sync {
@@ -88,4 +118,9 @@ pub trait Records: Send + Sync {
     async fn groups_of(&self, user_ids: &[String]) -> Result<Vec<(String, Entry)>>;
     /// Proves the store answers.
     async fn ping(&self) -> Result<()>;
+    /// What the database's catalog says about every table the store uses.
+    async fn catalog(&self) -> Result<Vec<Catalog>>;
+    /// The statements `write` would run and their parameters, as text, without running
+    /// them; a password's value is never shown.
+    fn describe(&self, write: &Write<'_>) -> Result<String>;
 }

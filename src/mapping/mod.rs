@@ -4,6 +4,7 @@
 
 mod account;
 mod check;
+mod columns;
 mod custom;
 mod entity;
 mod filter;
@@ -26,6 +27,7 @@ use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use account::check_user;
 pub use check::Finding;
+pub use columns::check_membership;
 pub use entity::{Allocation, Entity};
 pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};

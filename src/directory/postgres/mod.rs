@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use self::error::{db_error, pool_error};
 use self::sql::{ident, table, typed, Columns, Sql};
-use super::records::{Key, Kind, MemberChange, Page, PageQuery, Records, Set};
+use super::records::{Catalog, Column, Key, Kind, MemberChange, Page, PageQuery, Records, Set, Write};
 use super::{DirectoryError, Entry, LdapFilter, Result};
 use crate::config::{DirectoryConfig, MembershipTable};
 
@@ -29,6 +29,8 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Set to now() by every update, when configured.
     pub modified: Option<String>,
+    /// Where a password's hash goes (users), for `check`.
+    pub password: Option<String>,
     pub text: Columns,
 }
 
@@ -66,6 +68,65 @@ impl PgStore {
     fn membership(&self) -> Result<(&Table, &MembershipTable)> {
         let groups = self.table(Kind::Groups)?;
         Ok((groups, self.tables.membership.as_ref().ok_or_else(|| unsupported("no membership table"))?))
+    }
+
+    /// The membership table, unless there is nothing to change in it.
+    fn membership_for(&self, nothing: bool) -> Result<Option<&MembershipTable>> {
+        match nothing {
+            true => Ok(None),
+            false => self.membership().map(|(_, m)| Some(m)),
+        }
+    }
+
+    /// The statements of a delete, in order: the member rows (whether or not the schema
+    /// cascades), then the row, whose count says whether it existed.
+    fn delete_sqls(&self, kind: Kind, id: &str) -> Result<Vec<Sql>> {
+        let t = self.table(kind)?;
+        let mut out = Vec::new();
+        if let Some(m) = &self.tables.membership {
+            let column = if kind == Kind::Users { &m.user_column } else { &m.group_column };
+            let mut s = Sql::default();
+            let key = typed(&m.table, column, id, &mut s);
+            s.text = format!("DELETE FROM {} WHERE {} = {key}", table(&m.table), ident(column));
+            out.push(s);
+        }
+        let mut sql = Sql::default();
+        let key = typed(&t.name, &t.id, id, &mut sql);
+        sql.text = format!("DELETE FROM {} AS r WHERE r.{} = {key}", table(&t.name), ident(&t.id));
+        out.push(sql);
+        Ok(out)
+    }
+
+    /// The statements a create runs, in one transaction (`explain`): the INSERT, then the
+    /// members of a group, whose id the database generates (`new_id` stands for it).
+    fn create_sqls(&self, kind: Kind, values: &Set, members: &[String], new_id: &str) -> Result<Vec<Sql>> {
+        let mut out = vec![insert_sql(self.table(kind)?, values)];
+        if let Some(m) = self.membership_for(members.is_empty())? {
+            out.extend(member_sqls(m, new_id, &MemberChange { add: members.to_vec(), ..MemberChange::default() }));
+        }
+        Ok(out)
+    }
+
+    /// The statements an update runs, in one transaction (`explain`).
+    fn update_sqls(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Vec<Sql>> {
+        let mut out = vec![update_sql(self.table(kind)?, id, set)];
+        if let Some(m) = self.membership_for(members.is_empty())? {
+            out.extend(member_sqls(m, id, members));
+        }
+        Ok(out)
+    }
+
+    /// A parameter as `explain` prints it: a row's JSON with the password column's value
+    /// (a hash of the password) replaced.
+    fn shown(&self, param: &str) -> String {
+        let Some(column) = self.tables.users.password.as_deref() else { return format!("{param:?}") };
+        match serde_json::from_str::<Value>(param) {
+            Ok(Value::Object(mut row)) if row.contains_key(column) => {
+                row.insert(column.to_owned(), Value::String("(a password hash, not shown)".into()));
+                Value::Object(row).to_string()
+            }
+            _ => format!("{param:?}"),
+        }
     }
 
     /// Runs `work` on a pooled connection within the deadline.
@@ -176,32 +237,16 @@ impl Records for PgStore {
 
     async fn create(&self, kind: Kind, values: &Set, members: &[String]) -> Result<Entry> {
         let t = self.table(kind)?;
-        let mut sql = Sql::default();
-        sql.text = match values.is_empty() {
-            true => format!("INSERT INTO {} AS r DEFAULT VALUES RETURNING {}", table(&t.name), select_list(t)),
-            false => {
-                let cols: Vec<String> = values.iter().map(|(c, _)| ident(c)).collect();
-                let from: Vec<String> = values.iter().map(|(c, _)| format!("x.{}", ident(c))).collect();
-                let p = sql.param(&record(values));
-                format!(
-                    "INSERT INTO {0} AS r ({1}) SELECT {2} FROM json_populate_record(NULL::{0}, {p}::json) x RETURNING {3}",
-                    table(&t.name),
-                    cols.join(", "),
-                    from.join(", "),
-                    select_list(t)
-                )
-            }
-        };
-        let membership = match members.is_empty() {
-            true => None,
-            false => Some(self.membership()?.1),
-        };
+        let insert = insert_sql(t, values);
+        let membership = self.membership_for(members.is_empty())?;
+        let add = MemberChange { add: members.to_vec(), ..MemberChange::default() };
         self.with(async |c| {
             let tx = c.transaction().await?;
-            let row = tx.query_one(&sql.text, &params(&sql)).await?;
-            let created = entry(t, &row);
+            let created = entry(t, &tx.query_one(&insert.text, &params(&insert)).await?);
             if let Some(m) = membership {
-                add_members(&tx, m, &created.dn, members).await?;
+                for s in member_sqls(m, &created.dn, &add) {
+                    tx.execute(&s.text, &params(&s)).await?;
+                }
             }
             tx.commit().await?;
             Ok(created)
@@ -211,42 +256,20 @@ impl Records for PgStore {
 
     async fn update(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Entry> {
         let t = self.table(kind)?;
-        let mut sql = Sql::default();
-        let key = typed(&t.name, &t.id, id, &mut sql);
-        let mut cols: Vec<String> = set.iter().map(|(c, _)| ident(c)).collect();
-        let mut from: Vec<String> = set.iter().map(|(c, _)| format!("x.{}", ident(c))).collect();
-        if let Some(m) = t.modified.as_ref().filter(|m| !set.iter().any(|(c, _)| c == *m)) {
-            cols.push(ident(m));
-            from.push("now()".into());
-        }
-        if cols.is_empty() {
-            // Nothing but members: the row is still written, so its version moves.
-            cols.push(ident(&t.id));
-            from.push(format!("x.{}", ident(&t.id)));
-        }
-        let p = sql.param(&record(set));
-        sql.text = format!(
-            "UPDATE {0} AS r SET ({1}) = (SELECT {2} FROM json_populate_record(r, {p}::json) x) WHERE r.{3} = {key} RETURNING {4}",
-            table(&t.name),
-            cols.join(", "),
-            from.join(", "),
-            ident(&t.id),
-            select_list(t)
-        );
-        let membership = match members.is_empty() {
-            true => None,
-            false => Some(self.membership()?.1),
+        let update = update_sql(t, id, set);
+        let changes = match self.membership_for(members.is_empty())? {
+            Some(m) => member_sqls(m, id, members),
+            None => Vec::new(),
         };
         let updated = self
             .with(async |c| {
                 let tx = c.transaction().await?;
-                let Some(row) = tx.query_opt(&sql.text, &params(&sql)).await? else { return Ok(None) };
-                let updated = entry(t, &row);
-                if let Some(m) = membership {
-                    change_members(&tx, m, &updated.dn, members).await?;
+                let Some(row) = tx.query_opt(&update.text, &params(&update)).await? else { return Ok(None) };
+                for s in &changes {
+                    tx.execute(&s.text, &params(s)).await?;
                 }
                 tx.commit().await?;
-                Ok(Some(updated))
+                Ok(Some(entry(t, &row)))
             })
             .await
             .map_err(missing_when_invalid)?;
@@ -254,25 +277,14 @@ impl Records for PgStore {
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<()> {
-        let t = self.table(kind)?;
-        let mut sql = Sql::default();
-        let key = typed(&t.name, &t.id, id, &mut sql);
-        sql.text = format!("DELETE FROM {} AS r WHERE r.{} = {key}", table(&t.name), ident(&t.id));
-        // The member rows go in the same transaction, whether or not the schema cascades.
-        let member_rows = self.tables.membership.as_ref().map(|m| {
-            let column = if kind == Kind::Users { &m.user_column } else { &m.group_column };
-            let mut s = Sql::default();
-            let key = typed(&m.table, column, id, &mut s);
-            s.text = format!("DELETE FROM {} WHERE {} = {key}", table(&m.table), ident(column));
-            s
-        });
+        let statements = self.delete_sqls(kind, id)?;
         let deleted = self
             .with(async |c| {
                 let tx = c.transaction().await?;
-                if let Some(m) = &member_rows {
-                    tx.execute(&m.text, &params(m)).await?;
+                let mut n = 0;
+                for s in &statements {
+                    n = tx.execute(&s.text, &params(s)).await?;
                 }
-                let n = tx.execute(&sql.text, &params(&sql)).await?;
                 tx.commit().await?;
                 Ok(n)
             })
@@ -329,6 +341,63 @@ impl Records for PgStore {
     async fn ping(&self) -> Result<()> {
         self.with(async |c| c.simple_query("SELECT 1").await.map(|_| ())).await
     }
+
+    fn describe(&self, write: &Write<'_>) -> Result<String> {
+        let statements = match *write {
+            Write::Create { kind, values, members } => {
+                self.create_sqls(kind, values, members, "(the id the database generates)")?
+            }
+            Write::Update { kind, id, set, members } => self.update_sqls(kind, id, set, members)?,
+            Write::Delete { kind, id } => self.delete_sqls(kind, id)?,
+        };
+        let mut out = String::from("BEGIN;\n");
+        for s in statements {
+            out.push_str(&s.text);
+            out.push_str(";\n");
+            for (i, p) in s.params.iter().enumerate() {
+                out.push_str(&format!("--   ${} = {}\n", i + 1, self.shown(p)));
+            }
+        }
+        out.push_str("COMMIT;\n");
+        Ok(out)
+    }
+
+    async fn catalog(&self) -> Result<Vec<Catalog>> {
+        let mut wanted = vec![(
+            Some(Kind::Users),
+            self.tables.users.name.clone(),
+            self.tables.users.password.iter().cloned().collect(),
+        )];
+        if let Some(g) = &self.tables.groups {
+            wanted.push((Some(Kind::Groups), g.name.clone(), Vec::new()));
+        }
+        if let Some(m) = &self.tables.membership {
+            wanted.push((None, m.table.clone(), vec![m.group_column.clone(), m.user_column.clone()]));
+        }
+        let mut found = Vec::new();
+        for (kind, table, extra) in wanted {
+            let (schema, name) = table.split_once('.').unwrap_or(("", &table));
+            let rows = self
+                .with(async |c| {
+                    c.query(
+                        "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
+                         column_default IS NOT NULL OR is_identity = 'YES' OR is_generated <> 'NEVER' \
+                         FROM information_schema.columns \
+                         WHERE table_schema = COALESCE(NULLIF($1::text, ''), current_schema()) AND table_name = $2::text \
+                         ORDER BY ordinal_position",
+                        &[&schema, &name],
+                    )
+                    .await
+                })
+                .await?;
+            let columns = rows
+                .iter()
+                .map(|r| Column { name: r.get(0), data_type: r.get(1), nullable: r.get(2), has_default: r.get(3) })
+                .collect();
+            found.push(Catalog { kind, table: table.clone(), columns, extra });
+        }
+        Ok(found)
+    }
 }
 
 /// The count and the page statement of `q` on `t`.
@@ -370,44 +439,86 @@ fn pairs(m: &MembershipTable, group: &str, users: &[String]) -> String {
     Value::Array(rows).to_string()
 }
 
-async fn add_members(
-    tx: &tokio_postgres::Transaction<'_>,
-    m: &MembershipTable,
-    group: &str,
-    users: &[String],
-) -> std::result::Result<(), tokio_postgres::Error> {
-    if users.is_empty() {
-        return Ok(());
-    }
-    let (g, u) = (ident(&m.group_column), ident(&m.user_column));
-    let text = format!(
-        "INSERT INTO {0} ({g}, {u}) SELECT DISTINCT x.{g}, x.{u} FROM json_populate_recordset(NULL::{0}, $1::text::json) x ON CONFLICT DO NOTHING",
-        table(&m.table)
-    );
-    tx.execute(&text, &[&pairs(m, group, users)]).await.map(|_| ())
+/// `INSERT … RETURNING` the row, the values read by the server with each column's type.
+fn insert_sql(t: &Table, values: &Set) -> Sql {
+    let mut sql = Sql::default();
+    sql.text = match values.is_empty() {
+        true => format!("INSERT INTO {} AS r DEFAULT VALUES RETURNING {}", table(&t.name), select_list(t)),
+        false => {
+            let cols: Vec<String> = values.iter().map(|(c, _)| ident(c)).collect();
+            let from: Vec<String> = values.iter().map(|(c, _)| format!("x.{}", ident(c))).collect();
+            let p = sql.param(&record(values));
+            format!(
+                "INSERT INTO {0} AS r ({1}) SELECT {2} FROM json_populate_record(NULL::{0}, {p}::json) x RETURNING {3}",
+                table(&t.name),
+                cols.join(", "),
+                from.join(", "),
+                select_list(t)
+            )
+        }
+    };
+    sql
 }
 
-async fn change_members(
-    tx: &tokio_postgres::Transaction<'_>,
-    m: &MembershipTable,
-    group: &str,
-    change: &MemberChange,
-) -> std::result::Result<(), tokio_postgres::Error> {
+/// `UPDATE … RETURNING` the row: the columns in `set`, the modified column to now(); the
+/// row's other columns as they are (the JSON is applied over the row itself).
+fn update_sql(t: &Table, id: &str, set: &Set) -> Sql {
+    let mut sql = Sql::default();
+    let key = typed(&t.name, &t.id, id, &mut sql);
+    let mut cols: Vec<String> = set.iter().map(|(c, _)| ident(c)).collect();
+    let mut from: Vec<String> = set.iter().map(|(c, _)| format!("x.{}", ident(c))).collect();
+    if let Some(m) = t.modified.as_ref().filter(|m| !set.iter().any(|(c, _)| c == *m)) {
+        cols.push(ident(m));
+        from.push("now()".into());
+    }
+    if cols.is_empty() {
+        // Nothing but members: the row is still written, so its version moves.
+        cols.push(ident(&t.id));
+        from.push(format!("x.{}", ident(&t.id)));
+    }
+    let p = sql.param(&record(set));
+    sql.text = format!(
+        "UPDATE {0} AS r SET ({1}) = (SELECT {2} FROM json_populate_record(r, {p}::json) x) WHERE r.{3} = {key} RETURNING {4}",
+        table(&t.name),
+        cols.join(", "),
+        from.join(", "),
+        ident(&t.id),
+        select_list(t)
+    );
+    sql
+}
+
+/// The statements that change a group's member rows, in order: all out (a replacement),
+/// the removed out, the added in (a member already there stays, once).
+fn member_sqls(m: &MembershipTable, group: &str, change: &MemberChange) -> Vec<Sql> {
     let (g, u) = (ident(&m.group_column), ident(&m.user_column));
+    let mut out = Vec::new();
     if change.replace {
         let mut s = Sql::default();
         let key = typed(&m.table, &m.group_column, group, &mut s);
         s.text = format!("DELETE FROM {} WHERE {g} = {key}", table(&m.table));
-        tx.execute(&s.text, &params(&s)).await?;
+        out.push(s);
     }
-    if !change.remove.is_empty() {
-        let text = format!(
+    let mut rows = |text: String, users: &[String]| {
+        if !users.is_empty() {
+            out.push(Sql { text, params: vec![pairs(m, group, users)] });
+        }
+    };
+    rows(
+        format!(
             "DELETE FROM {0} d USING json_populate_recordset(NULL::{0}, $1::text::json) x WHERE d.{g} = x.{g} AND d.{u} = x.{u}",
             table(&m.table)
-        );
-        tx.execute(&text, &[&pairs(m, group, &change.remove)]).await?;
-    }
-    add_members(tx, m, group, &change.add).await
+        ),
+        &change.remove,
+    );
+    rows(
+        format!(
+            "INSERT INTO {0} ({g}, {u}) SELECT DISTINCT x.{g}, x.{u} FROM json_populate_recordset(NULL::{0}, $1::text::json) x ON CONFLICT DO NOTHING",
+            table(&m.table)
+        ),
+        &change.add,
+    );
+    out
 }
 
 #[cfg(test)]
@@ -421,6 +532,7 @@ mod tests {
             id: "id".into(),
             columns: vec!["id".into(), "user_name".into(), "created_at".into(), "xmin".into()],
             modified: Some("updated_at".into()),
+            password: None,
             text: Columns { times: vec!["created_at".into()], members: None },
         }
     }
