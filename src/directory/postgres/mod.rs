@@ -407,7 +407,10 @@ fn page_sql(t: &Table, q: &PageQuery) -> (Sql, Sql) {
     let count =
         Sql { text: format!("SELECT count(*) FROM {} r WHERE {cond}", table(&t.name)), params: list.params.clone() };
     let id = format!("r.{}", ident(&t.id));
-    let order = q.order.as_ref().map(|o| (format!("lower({})", t.text.text("r", &o.column)), o.descending));
+    // Code point order, whatever the database's collation: the same as the gateway's own
+    // sort, and the same on every server a page may be read from.
+    let order =
+        q.order.as_ref().map(|o| (format!("(lower({}) COLLATE \"C\")", t.text.text("r", &o.column)), o.descending));
     let mut conds = vec![cond];
     if let Some(after) = &q.after {
         let key = typed(&t.name, &t.id, &after.id, &mut list);
@@ -551,7 +554,7 @@ mod tests {
         assert!(count.text.starts_with("SELECT count(*) FROM \"users\" r WHERE COALESCE("), "{}", count.text);
         assert!(list.text.ends_with("LIMIT 100 OFFSET 0"), "keyset, not OFFSET: {}", list.text);
         assert!(
-            list.text.contains("ORDER BY lower(r.\"user_name\"::text) ASC NULLS LAST, r.\"id\" ASC"),
+            list.text.contains("ORDER BY (lower(r.\"user_name\"::text) COLLATE \"C\") ASC NULLS LAST, r.\"id\" ASC"),
             "{}",
             list.text
         );
