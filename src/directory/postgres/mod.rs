@@ -31,6 +31,8 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Set to now() by every update, when configured.
     pub modified: Option<String>,
+    /// What the ETag is made of (`xmin` by default).
+    pub version: String,
     /// Where a password's hash goes (users), for `check`.
     pub password: Option<String>,
     pub text: Columns,
@@ -110,8 +112,15 @@ impl PgStore {
     }
 
     /// The statements an update runs, in one transaction (`explain`).
-    fn update_sqls(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Vec<Sql>> {
-        let mut out = vec![update_sql(self.table(kind)?, id, set)];
+    fn update_sqls(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Vec<Sql>> {
+        let mut out = vec![update_sql(self.table(kind)?, id, version, set)];
         if let Some(m) = self.membership_for(members.is_empty())? {
             out.extend(member_sqls(m, id, members));
         }
@@ -243,9 +252,16 @@ impl Records for PgStore {
         .await
     }
 
-    async fn update(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Entry> {
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Entry> {
         let t = self.table(kind)?;
-        let update = update_sql(t, id, set);
+        let update = update_sql(t, id, version, set);
         let changes = match self.membership_for(members.is_empty())? {
             Some(m) => member_sqls(m, id, members),
             None => Vec::new(),
@@ -336,7 +352,7 @@ impl Records for PgStore {
             Write::Create { kind, values, members } => {
                 self.create_sqls(kind, values, members, "(the id the database generates)")?
             }
-            Write::Update { kind, id, set, members } => self.update_sqls(kind, id, set, members)?,
+            Write::Update { kind, id, version, set, members } => self.update_sqls(kind, id, version, set, members)?,
             Write::Delete { kind, id } => self.delete_sqls(kind, id)?,
         };
         let mut out = String::from("BEGIN;\n");
