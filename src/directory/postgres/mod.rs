@@ -330,7 +330,7 @@ impl Records for PgStore {
         let p = sql.param(&Value::Array(ids).to_string());
         sql.text = format!(
             "SELECT {0}, m.{1}::text FROM {2} r JOIN {3} m ON m.{4} = r.{5} \
-             WHERE m.{1} IN (SELECT x.{1} FROM json_populate_recordset(NULL::{3}, {p}::json) x) ORDER BY r.{5}",
+             WHERE m.{1} = ANY(ARRAY(SELECT x.{1} FROM json_populate_recordset(NULL::{3}, {p}::json) x)) ORDER BY r.{5}",
             select_list(g),
             ident(&m.user_column),
             table(&g.name),
