@@ -277,9 +277,16 @@ impl Records for TableRecorder {
         let id = "00000000-0000-0000-0000-000000000000";
         Ok(row_after(Entry::new(id).with("id", vec![id.into()]), values))
     }
-    async fn update(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Entry> {
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Entry> {
         let before = self.inner.get(kind, id).await?;
-        self.describe(RecordWrite::Update { kind, id, set, members })?;
+        self.describe(RecordWrite::Update { kind, id, version, set, members })?;
         Ok(row_after(before, set))
     }
     async fn delete(&self, kind: Kind, id: &str) -> Result<()> {

@@ -333,6 +333,7 @@ fn table(cfg: &ResourceConfig, entity: &Entity) -> Table {
         id: entity.id_attr.clone(),
         columns,
         modified: Some(entity.modified_attr.clone()),
+        version: entity.version_attr.clone(),
         password: cfg.password.as_ref().map(|p| p.get_ref().column.clone()),
         text: Columns { times: vec![entity.created_attr.clone(), entity.modified_attr.clone()], members },
     }

@@ -94,7 +94,7 @@ pub struct Catalog {
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {
     Create { kind: Kind, values: &'a Set, members: &'a [String] },
-    Update { kind: Kind, id: &'a str, set: &'a Set, members: &'a MemberChange },
+    Update { kind: Kind, id: &'a str, version: Option<&'a str>, set: &'a Set, members: &'a MemberChange },
     Delete { kind: Kind, id: &'a str },
 }
 
@@ -110,7 +110,17 @@ pub trait Records: Send + Sync {
     /// Inserts a record (and, for a group, its members) in one transaction; returns it as stored.
     async fn create(&self, kind: Kind, values: &Set, members: &[String]) -> Result<Entry>;
     /// Sets columns and changes members in one transaction; returns the record as stored.
-    async fn update(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Entry>;
+    /// With `version`, only while the record still has that version (If-Match, decided in
+    /// the same statement): otherwise nothing is written and the answer is
+    /// [`super::DirectoryError::NoSuchEntry`], which the caller tells apart by reading again.
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Entry>;
     async fn delete(&self, kind: Kind, id: &str) -> Result<()>;
     /// The users in a group, as records (at most `max`).
     async fn members(&self, group_id: &str, max: usize) -> Result<Vec<Entry>>;

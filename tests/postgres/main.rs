@@ -10,4 +10,5 @@ mod cli;
 mod faults;
 mod filters;
 mod flows;
+mod if_match;
 mod writes;

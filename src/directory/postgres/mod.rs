@@ -31,6 +31,8 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Set to now() by every update, when configured.
     pub modified: Option<String>,
+    /// What the ETag is made of (`xmin` by default).
+    pub version: String,
     /// Where a password's hash goes (users), for `check`.
     pub password: Option<String>,
     pub text: Columns,
@@ -110,8 +112,15 @@ impl PgStore {
     }
 
     /// The statements an update runs, in one transaction (`explain`).
-    fn update_sqls(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Vec<Sql>> {
-        let mut out = vec![update_sql(self.table(kind)?, id, set)];
+    fn update_sqls(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Vec<Sql>> {
+        let mut out = vec![update_sql(self.table(kind)?, id, version, set)];
         if let Some(m) = self.membership_for(members.is_empty())? {
             out.extend(member_sqls(m, id, members));
         }
@@ -243,9 +252,16 @@ impl Records for PgStore {
         .await
     }
 
-    async fn update(&self, kind: Kind, id: &str, set: &Set, members: &MemberChange) -> Result<Entry> {
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Entry> {
         let t = self.table(kind)?;
-        let update = update_sql(t, id, set);
+        let update = update_sql(t, id, version, set);
         let changes = match self.membership_for(members.is_empty())? {
             Some(m) => member_sqls(m, id, members),
             None => Vec::new(),
@@ -314,7 +330,7 @@ impl Records for PgStore {
         let p = sql.param(&Value::Array(ids).to_string());
         sql.text = format!(
             "SELECT {0}, m.{1}::text FROM {2} r JOIN {3} m ON m.{4} = r.{5} \
-             WHERE m.{1} IN (SELECT x.{1} FROM json_populate_recordset(NULL::{3}, {p}::json) x) ORDER BY r.{5}",
+             WHERE m.{1} = ANY(ARRAY(SELECT x.{1} FROM json_populate_recordset(NULL::{3}, {p}::json) x)) ORDER BY r.{5}",
             select_list(g),
             ident(&m.user_column),
             table(&g.name),
@@ -336,7 +352,7 @@ impl Records for PgStore {
             Write::Create { kind, values, members } => {
                 self.create_sqls(kind, values, members, "(the id the database generates)")?
             }
-            Write::Update { kind, id, set, members } => self.update_sqls(kind, id, set, members)?,
+            Write::Update { kind, id, version, set, members } => self.update_sqls(kind, id, version, set, members)?,
             Write::Delete { kind, id } => self.delete_sqls(kind, id)?,
         };
         let mut out = String::from("BEGIN;\n");

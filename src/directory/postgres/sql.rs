@@ -63,7 +63,8 @@ impl Columns {
     }
 
     /// The condition `f` on rows aliased `row`, its values added to `sql` as parameters.
-    /// Never NULL: a comparison with a missing value is false.
+    /// Never NULL: a comparison with a missing value is false (`… AND column IS NOT NULL`,
+    /// not COALESCE, which would hide `lower(column)` from an index on it).
     pub fn condition(&self, row: &str, f: &LdapFilter, sql: &mut Sql) -> String {
         let join = |items: &[LdapFilter], op: &str, empty: &str, sql: &mut Sql| match items {
             [] => empty.to_owned(),
@@ -73,15 +74,16 @@ impl Columns {
             }
         };
         let lower = |c: &str| format!("lower({})", self.text(row, c));
+        let held = |c: &str| format!("{row}.{} IS NOT NULL", ident(c));
         match f {
             LdapFilter::Present(c) | LdapFilter::Equal(c, _) if c == MEMBERS => self.member(row, f, sql),
             LdapFilter::And(items) => join(items, " AND ", "TRUE", sql),
             LdapFilter::Or(items) => join(items, " OR ", "FALSE", sql),
             LdapFilter::Not(inner) => format!("(NOT {})", self.condition(row, inner, sql)),
             LdapFilter::Present(c) => format!("({} IS NOT NULL)", self.text(row, c)),
-            LdapFilter::Equal(c, v) => format!("COALESCE({} = lower({}), FALSE)", lower(c), sql.param(v)),
-            LdapFilter::GreaterOrEqual(c, v) => format!("COALESCE({} >= {}, FALSE)", self.text(row, c), sql.param(v)),
-            LdapFilter::LessOrEqual(c, v) => format!("COALESCE({} <= {}, FALSE)", self.text(row, c), sql.param(v)),
+            LdapFilter::Equal(c, v) => format!("({} = lower({}) AND {})", lower(c), sql.param(v), held(c)),
+            LdapFilter::GreaterOrEqual(c, v) => format!("({} >= {} AND {})", self.text(row, c), sql.param(v), held(c)),
+            LdapFilter::LessOrEqual(c, v) => format!("({} <= {} AND {})", self.text(row, c), sql.param(v), held(c)),
             LdapFilter::Substring { attr, initial, any, last } => {
                 let mut pattern = initial.as_deref().map(like_escape).unwrap_or_default();
                 pattern.push('%');
@@ -93,7 +95,7 @@ impl Columns {
                     pattern.push_str(&like_escape(last));
                 }
                 let p = sql.param(&pattern);
-                format!("COALESCE({} LIKE lower({p}) ESCAPE '\\', FALSE)", lower(attr))
+                format!("({} LIKE lower({p}) ESCAPE '\\' AND {})", lower(attr), held(attr))
             }
             // Binary values and operator-written LDAP filters have no column form: nothing
             // in a table's mapping produces them, and matching nothing is the safe answer.
@@ -217,12 +219,12 @@ mod tests {
     #[test]
     fn comparisons_ignore_case_and_bind_values() {
         let s = render(&LdapFilter::eq("user_name", "Bob"));
-        assert_eq!(s.text, "COALESCE(lower(t.\"user_name\"::text) = lower($1::text), FALSE)");
+        assert_eq!(s.text, "(lower(t.\"user_name\"::text) = lower($1::text) AND t.\"user_name\" IS NOT NULL)");
         assert_eq!(s.params, ["Bob"]);
         let s = render(&LdapFilter::And(vec![LdapFilter::present("email"), LdapFilter::eq("a", "1")]));
         assert_eq!(
             s.text,
-            "((t.\"email\"::text IS NOT NULL) AND COALESCE(lower(t.\"a\"::text) = lower($1::text), FALSE))"
+            "((t.\"email\"::text IS NOT NULL) AND (lower(t.\"a\"::text) = lower($1::text) AND t.\"a\" IS NOT NULL))"
         );
         assert_eq!(render(&LdapFilter::none()).text, "FALSE");
         assert_eq!(render(&LdapFilter::And(vec![])).text, "TRUE");
@@ -244,7 +246,7 @@ mod tests {
     #[test]
     fn timestamps_compare_as_generalized_time() {
         let s = render(&LdapFilter::GreaterOrEqual("created_at".into(), "20260101000000Z".into()));
-        assert!(s.text.starts_with("COALESCE(to_char(t.\"created_at\" AT TIME ZONE 'UTC'"), "{}", s.text);
+        assert!(s.text.starts_with("(to_char(t.\"created_at\" AT TIME ZONE 'UTC'"), "{}", s.text);
     }
 
     #[test]

@@ -86,9 +86,13 @@ pub fn insert_sql(t: &Table, values: &Set) -> Sql {
 
 /// `UPDATE … RETURNING` the row: the columns in `set`, the modified column to now(); the
 /// row's other columns as they are (the JSON is applied over the row itself).
-pub fn update_sql(t: &Table, id: &str, set: &Set) -> Sql {
+pub fn update_sql(t: &Table, id: &str, version: Option<&str>, set: &Set) -> Sql {
     let mut sql = Sql::default();
-    let key = typed(&t.name, &t.id, id, &mut sql);
+    let mut key = typed(&t.name, &t.id, id, &mut sql);
+    if let Some(v) = version {
+        let p = sql.param(v);
+        key = format!("{key} AND {} = {p}", t.text.text("r", &t.version));
+    }
     let mut cols: Vec<String> = set.iter().map(|(c, _)| ident(c)).collect();
     let mut from: Vec<String> = set.iter().map(|(c, _)| format!("x.{}", ident(c))).collect();
     if let Some(m) = t.modified.as_ref().filter(|m| !set.iter().any(|(c, _)| c == *m)) {
@@ -158,6 +162,7 @@ mod tests {
             id: "id".into(),
             columns: vec!["id".into(), "user_name".into(), "created_at".into(), "xmin".into()],
             modified: Some("updated_at".into()),
+            version: "xmin".into(),
             password: None,
             text: Columns { times: vec!["created_at".into()], members: None },
         }
@@ -174,7 +179,7 @@ mod tests {
         };
         let (count, list) = page_sql(&users(), &q);
         assert_eq!(count.params, ["x"]);
-        assert!(count.text.starts_with("SELECT count(*) FROM \"users\" r WHERE COALESCE("), "{}", count.text);
+        assert!(count.text.starts_with("SELECT count(*) FROM \"users\" r WHERE (lower("), "{}", count.text);
         assert!(list.text.ends_with("LIMIT 100 OFFSET 0"), "keyset, not OFFSET: {}", list.text);
         assert!(
             list.text.contains("ORDER BY (lower(r.\"user_name\"::text) COLLATE \"C\") ASC NULLS LAST, r.\"id\" ASC"),
@@ -184,6 +189,16 @@ mod tests {
         assert_eq!(list.params, ["x", "id", "0c5b…", "bob"]);
         let first = PageQuery { after: None, offset: 200, ..q };
         assert!(page_sql(&users(), &first).1.text.ends_with("LIMIT 100 OFFSET 200"));
+    }
+
+    #[test]
+    fn if_match_is_decided_in_the_update_itself() {
+        let set = vec![("user_name".to_owned(), Some("x'; --".to_owned()))];
+        let s = update_sql(&users(), "id1", Some("1234"), &set);
+        assert!(s.text.contains("AND r.\"xmin\"::text = $3::text"), "{}", s.text);
+        assert!(s.text.contains("\"updated_at\") = (SELECT x.\"user_name\", now()"), "{}", s.text);
+        assert_eq!(s.params, ["id", "id1", "1234", r#"{"user_name":"x'; --"}"#]);
+        assert!(!update_sql(&users(), "id1", None, &set).text.contains("xmin\"::text ="));
     }
 
     #[test]

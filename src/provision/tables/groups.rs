@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::users::columns;
-use super::{found, row_of, set_of, unique, Keys, Listing};
+use super::{expected, found, row_of, set_of, unique, updated, Keys, Listing};
 use crate::directory::records::{Kind, MemberChange, Records};
 use crate::directory::Entry;
 use crate::mapping::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, Translated, UserMapping};
@@ -109,7 +109,9 @@ impl Resources for TableGroups {
         let set = set_of(self.map.changes(&entry, &values))?;
         let add = self.member_ids(get_ci(res, "members"))?;
         let members = MemberChange { replace: true, add, remove: Vec::new() };
-        let entry = self.store.update(Kind::Groups, id, &set, &members).await.map_err(found("group", id))?;
+        let version = expected(&self.map, &entry, if_match);
+        let written = self.store.update(Kind::Groups, id, version, &set, &members).await;
+        let entry = updated(self.store.as_ref(), Kind::Groups, id, version, written).await?;
         audit_line("Group", "replace", id, &with_members(columns(&set), true), "written");
         self.render(&entry, &Projection::default(), root).await
     }
@@ -141,7 +143,9 @@ impl Resources for TableGroups {
         if set.is_empty() && members.is_empty() {
             return Ok(None);
         }
-        let entry = self.store.update(Kind::Groups, id, &set, &members).await.map_err(found("group", id))?;
+        let version = expected(&self.map, &entry, if_match);
+        let written = self.store.update(Kind::Groups, id, version, &set, &members).await;
+        let entry = updated(self.store.as_ref(), Kind::Groups, id, version, written).await?;
         audit_line("Group", "update", id, &with_members(columns(&set), !members.is_empty()), "written");
         match projection.is_empty() {
             true => Ok(None),

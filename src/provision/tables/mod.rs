@@ -147,6 +147,32 @@ fn row_of(attrs: crate::directory::Attributes) -> Set {
     attrs.into_iter().filter_map(|(col, v)| Some((col, Some(v.into_iter().next()?)))).collect()
 }
 
+/// The version an update must still find, when the request has an If-Match (already
+/// checked against `entry`): decided again by the database in the same statement, so a
+/// change between the read and the write is a 412, not overwritten.
+fn expected<'a>(entity: &Entity, entry: &'a Entry, if_match: Option<&str>) -> Option<&'a str> {
+    if_match.map(str::trim).filter(|m| *m != "*").and_then(|_| entry.first(&entity.version_attr))
+}
+
+/// An update that found nothing to write: with an expected version, the record may have
+/// changed (412) rather than gone (404); reading it again tells which.
+async fn updated(
+    store: &dyn Records,
+    kind: Kind,
+    id: &str,
+    version: Option<&str>,
+    result: std::result::Result<Entry, DirectoryError>,
+) -> Result<Entry> {
+    let what = if kind == Kind::Users { "user" } else { "group" };
+    match result {
+        Err(DirectoryError::NoSuchEntry) if version.is_some() => match store.get(kind, id).await {
+            Ok(_) => Err(Error::PreconditionFailed),
+            Err(e) => Err(found(what, id)(e)),
+        },
+        other => other.map_err(found(what, id)),
+    }
+}
+
 /// A store's answer in provision's terms: no row is 404, a unique index 409.
 fn found<'a>(what: &'a str, id: &'a str) -> impl FnOnce(DirectoryError) -> Error + 'a {
     move |e| match e {

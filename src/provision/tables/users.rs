@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::password;
-use super::{found, row_of, set_of, unique, Keys, Listing};
+use super::{expected, found, row_of, set_of, unique, updated, Keys, Listing};
 use crate::cache::{Ticket, UserCache};
 use crate::config::PasswordColumn;
 use crate::directory::records::{Kind, MemberChange, Records, Set};
@@ -118,7 +118,7 @@ impl Resources for TableUsers {
         let before = self.map.patch_base(&entry, &format!("{root}/Users"));
         self.map.check_mutability(Some(&before), res)?;
         let w = self.map.to_write(res)?;
-        self.update(&entry, &w, root).await
+        self.update(&entry, &w, expected(&self.map, &entry, if_match), root).await
     }
 
     async fn patch(
@@ -139,7 +139,7 @@ impl Resources for TableUsers {
         refuse_unmapped(&self.map, &res, &["active", "password", "groups"])?;
         self.map.check_mutability(Some(&before), &res)?;
         let w = self.map.to_write(&res)?;
-        let mut updated = self.update(&entry, &w, root).await?;
+        let mut updated = self.update(&entry, &w, expected(&self.map, &entry, if_match), root).await?;
         if let Value::Object(obj) = &mut updated {
             projection.apply(obj);
         }
@@ -160,14 +160,14 @@ impl Resources for TableUsers {
 impl TableUsers {
     /// Makes the row hold `w` in one UPDATE (every PATCH operation, `active` and the
     /// password together), then answers with the row as stored.
-    async fn update(&self, entry: &Entry, w: &Write, root: &str) -> Result<Value> {
+    async fn update(&self, entry: &Entry, w: &Write, version: Option<&str>, root: &str) -> Result<Value> {
         let id = entry.dn.as_str();
         let mut set = set_of(self.map.user_changes(entry, w))?;
         set.extend(self.password_column(w)?);
         let names: Vec<&str> = self.map.entry_user_name(entry).into_iter().chain(self.map.user_name(w)).collect();
-        let written = self.store.update(Kind::Users, id, &set, &MemberChange::default()).await;
+        let written = self.store.update(Kind::Users, id, version, &set, &MemberChange::default()).await;
         let ticket = self.cache.forget(Some(id), &names).await;
-        let entry = written.map_err(found("user", id))?;
+        let entry = updated(self.store.as_ref(), Kind::Users, id, version, written).await?;
         audit_line("User", "update", id, &columns(&set), "written");
         self.remember(ticket, &entry).await;
         Ok(self.render(&entry, &Projection::default(), root, None))
