@@ -220,7 +220,7 @@ async fn a_client_certificate_for_a_directory_that_demands_one() {
     let (client_cert, client_key, _) = pki.issue("gateway-client");
     let client = format!("client_cert_file = {client_cert:?}\nclient_key_file = {client_key:?}\n");
     let with =
-        TestGateway::start_with(&slapd, |t| over_ldaps(t).replacen("pool_size", &format!("{client}pool_size"), 1))
+        TestGateway::start_with(&slapd, |t| over_ldaps(t).replacen("\npool_size", &format!("\n{client}pool_size"), 1))
             .await;
     let created = with.post("/Users", &okta_user("mtls@example.com", None)).await;
     assert_eq!(created.status, 201, "{:#}", created.body);
