@@ -14,11 +14,18 @@ fn group(name: &str, members: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members})
 }
 
+/// The userName of the user called `n` here. The `it` binary shares one Samba DC between
+/// modules, and userPrincipalName and sAMAccountName are unique across the domain: the
+/// `.grp` keeps these users apart from ad_users' amy, ben and eve.
+fn user_name(n: &str) -> String {
+    format!("{n}.grp@example.test")
+}
+
 /// Creates users (with passwords, so enabled) and returns their ids.
 async fn users(gw: &TestGateway, names: &[&str]) -> Vec<String> {
     let mut ids = Vec::new();
     for n in names {
-        let a = gw.post("/Users", &okta_user(&format!("{n}@example.test"), Some("Group-pass-1"))).await;
+        let a = gw.post("/Users", &okta_user(&user_name(n), Some("Group-pass-1"))).await;
         assert_eq!(a.status, 201, "{:#}", a.body);
         ids.push(a.body["id"].as_str().unwrap().to_owned());
     }
@@ -48,7 +55,7 @@ async fn okta_push_groups() {
     let gw = TestGateway::from_text(samba.preset(&ou)).await;
     let ids = users(&gw, &["amy", "ben", "cal"]).await;
     let (amy, ben, cal) = (&ids[0], &ids[1], &ids[2]);
-    let user_dn = |n: &str| format!("cn={n}@example.test,{ou}").to_lowercase();
+    let user_dn = |n: &str| format!("cn={},{ou}", user_name(n)).to_lowercase();
 
     let none = gw.get(&format!("/Groups?filter={}&startIndex=1&count=100", q(r#"displayName eq "Engineering""#))).await;
     assert_eq!(none.body["totalResults"], 0, "{:#}", none.body);
@@ -141,7 +148,7 @@ async fn entra_group_flows_nested_groups_and_group_types() {
     let gw = TestGateway::from_text(preset).await;
     let ids = users(&gw, &["dee", "eve"]).await;
     let (dee, eve) = (&ids[0], &ids[1]);
-    let user_dn = |n: &str| format!("cn={n}@example.test,{ou}").to_lowercase();
+    let user_dn = |n: &str| format!("cn={},{ou}", user_name(n)).to_lowercase();
     let created = gw.post("/Groups", &group("Sales/EMEA", json!([{"value": dee}]))).await;
     assert_eq!(created.status, 201, "{:#}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();

@@ -69,16 +69,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The soft open-file limit of this process raised to its hard limit (thousands of sockets).
-fn raise_own_file_limit() {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
-    let hard = line.split_whitespace().nth(4).unwrap().to_owned();
-    let pid = std::process::id().to_string();
-    let ok = std::process::Command::new("prlimit").args(["--pid", &pid, &format!("--nofile={hard}:{hard}")]).status();
-    assert!(ok.unwrap().success(), "prlimit --nofile={hard}");
-}
-
 /// The gateway's resident memory in bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -146,7 +136,7 @@ fn user_filter(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_beyond_the_cap_neither_stay_nor_keep_requests_out() {
     let _serial = SERIAL.lock().await;
-    raise_own_file_limit();
+    common::raise_file_limit();
     let slapd = Slapd::start();
     let text = config_text(&slapd, |t| set(set(t, "max_connections", "200"), "header_read_timeout_secs", "3"));
     let gw = GatewayProcess::spawn(&text);
@@ -221,7 +211,7 @@ async fn idle_sockets_beyond_the_cap_neither_stay_nor_keep_requests_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_file_limit_neither_stops_requests_nor_floods_the_log() {
     let _serial = SERIAL.lock().await;
-    raise_own_file_limit();
+    common::raise_file_limit();
     let slapd = Slapd::start();
     let text = config_text(&slapd, |t| set(t, "max_connections", "5000"));
     let gw = GatewayProcess::spawn_with_file_limit(&text, Some(256));
@@ -257,7 +247,7 @@ async fn a_low_file_limit_neither_stops_requests_nor_floods_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_bodies_take_no_slot_and_are_cut_off() {
     let _serial = SERIAL.lock().await;
-    raise_own_file_limit();
+    common::raise_file_limit();
     let slapd = Slapd::start();
     let text = config_text(&slapd, |t| set(t, "body_read_timeout_secs", "4"));
     let gw = GatewayProcess::spawn(&text);
