@@ -60,7 +60,8 @@ async fn schemas_describe_references_required_values_and_stored_types() {
     assert_eq!(def(&name["subAttributes"], "givenName")["required"], false);
     let emails = def(&user["attributes"], "emails");
     assert_eq!(def(&emails["subAttributes"], "type")["canonicalValues"], json!(["work"]));
-    assert_eq!(def(&emails["subAttributes"], "primary")["mutability"], "readOnly");
+    // No rule of gateway.toml stores `primary`: it is not offered (see primary_… below).
+    assert!(emails["subAttributes"].as_array().unwrap().iter().all(|s| s["name"] != "primary"), "{emails:#}");
     assert_eq!(def(&emails["subAttributes"], "value")["mutability"], "readWrite");
     let meta = &def(&user["attributes"], "meta")["subAttributes"];
     assert_eq!(def(meta, "location")["referenceTypes"], json!(["uri"]));
@@ -119,4 +120,42 @@ async fn patch_with_a_path_naming_a_whole_extension() {
     let entry = slapd.entry(dn).await.unwrap();
     assert!(!entry.attrs.contains_key("employeeNumber") && !entry.attrs.contains_key("departmentNumber"));
     gw.stop().await;
+}
+
+/// `primary` is shown only where a rule stores it. The shipped rules keep the work email in
+/// `mail` and nothing about primary: a create without `primary` reads back without it (and
+/// `/Schemas` does not offer it). With `emails[primary eq true].value`, the primary element
+/// has an attribute of its own, and `primary` round-trips.
+#[tokio::test]
+async fn primary_is_shown_only_where_a_rule_stores_it() {
+    let slapd = Slapd::start();
+    let gw = TestGateway::start(&slapd).await;
+    let mut body = okta_user("noprimary@example.com", None);
+    body["emails"] = json!([{"value": "noprimary@example.com", "type": "work"}]);
+    let created = gw.post("/Users", &body).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    assert_eq!(created.body["emails"], body["emails"]);
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(gw.get(&format!("/Users/{id}")).await.body["emails"], body["emails"]);
+    gw.stop().await;
+
+    let stored = TestGateway::start_with(&slapd, |t| {
+        let rule = "scim = 'emails[type eq \"work\"].value'";
+        assert!(t.contains(rule), "gateway.toml maps the work email");
+        t.replace(rule, "scim = 'emails[primary eq true].value'")
+    })
+    .await;
+    let mut body = okta_user("primary@example.com", None);
+    body["emails"] = json!([{"value": "primary@example.com", "primary": true}]);
+    let created = stored.post("/Users", &body).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    assert_eq!(created.body["emails"], body["emails"]);
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(stored.get(&format!("/Users/{id}")).await.body["emails"], body["emails"]);
+    let entry = slapd.entry(&format!("uid=primary@example.com,{}", common::gateway::PEOPLE)).await.unwrap();
+    assert_eq!(entry.attrs["mail"], ["primary@example.com"]);
+    let user = stored.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await.body;
+    let primary = def(&def(&user["attributes"], "emails")["subAttributes"], "primary");
+    assert_eq!(primary["mutability"], "readWrite", "{primary:#}");
+    stored.stop().await;
 }
