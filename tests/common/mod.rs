@@ -1,7 +1,7 @@
 //! Test harness: a private OpenLDAP per test, run by `scripts/slapd` (the one place that knows
 //! how). Every test starts its own `Slapd`, so tests run in parallel; dropping it stops slapd and
 //! deletes its directory. A test that needs slapd and cannot get one panics: it never skips.
-#![allow(dead_code)] // each test binary uses a subset
+#![allow(dead_code)] // the benches use a subset
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -87,7 +87,7 @@ impl Slapd {
 
     /// Two OpenLDAP providers replicating to each other (syncprov + syncrepl, multiprovider):
     /// the second starts as a copy of the first's database, so both hold the same seed with the
-    /// same entryUUIDs. Writes to either reach the other (see tests/replicated.rs).
+    /// same entryUUIDs. Writes to either reach the other (see tests/it/replicated.rs).
     pub fn start_providers() -> [Slapd; 2] {
         let mut failures = String::new();
         for _ in 0..3 {

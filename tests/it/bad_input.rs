@@ -51,7 +51,7 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
     typed["active"] = "sometimes".into();
     gw.post("/Users", &typed).await.assert_error(400, Some("invalidValue"));
     // A value the mapping requires (name.familyName, as person needs sn): 400, and no entry.
-    // (tests/rfc_details.rs has the directory's own refusal, without `required`.)
+    // (tests/it/rfc_details.rs has the directory's own refusal, without `required`.)
     let mut no_sn = okta_user("z@example.com", None);
     no_sn["name"] = json!({"givenName": "Z"});
     let refused = gw.post("/Users", &no_sn).await;
@@ -86,7 +86,7 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
     .await
     .assert_error(400, Some("mutability"));
     // Filters.
-    // Ordering on strings is no longer refused: the gateway checks it (tests/query.rs).
+    // Ordering on strings is no longer refused: the gateway checks it (tests/it/query.rs).
     for bad in [
         r#"userName eq"#,
         r#"userName xx "a""#,

@@ -1,4 +1,4 @@
-//! RFC 7643 / 7644 details that the independent checker (tests/conformance.rs) drove: each is
+//! RFC 7643 / 7644 details that the independent checker (tests/it/conformance.rs) drove: each is
 //! pinned here against slapd so that it holds without the checker too.
 
 use crate::common;

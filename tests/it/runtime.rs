@@ -137,7 +137,7 @@ async fn beyond_the_in_flight_cap_requests_get_429() {
     .await;
     // The pool's one connection opens, then goes silent: requests that need the directory
     // stay in flight until the operation timeout. (A request whose body is still arriving
-    // takes no slot: tests/edge.rs.)
+    // takes no slot: tests/it/edge.rs.)
     assert_eq!(gw.get("/Users?count=1").await.status, 200);
     proxy.freeze();
     let held: Vec<_> = (0..2)

@@ -2,7 +2,7 @@
 //! changes the password; group PATCH operations apply in order and fold into one change;
 //! numbers allocated by two gateway processes at once are all distinct; the in-flight limit
 //! holds across a reload; DELETE leaves no group reference and answers a retry with 404.
-//! The fault matrix is tests/write_faults.rs.
+//! The fault matrix is tests/it/write_faults.rs.
 
 use crate::common;
 
