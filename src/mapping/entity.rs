@@ -261,12 +261,13 @@ impl Entity {
             };
             out.push(at(None));
             out.extend(t.sub.as_deref().map(|s| at(Some(s))));
-            if let Some((key, value)) = t.selector.as_ref().filter(|_| !t.picks_primary()) {
-                out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) });
-            }
-            if t.selector.is_some() {
-                // One value is stored per selector; the gateway reports it as the primary one.
-                out.push(Advertised { computed: true, required: false, ..at(Some("primary")) });
+            match &t.selector {
+                // The element of this rule is the primary one: `primary` is stored, as where it goes.
+                Some(_) if t.picks_primary() => out.push(Advertised { required: false, ..at(Some("primary")) }),
+                Some((key, value)) => {
+                    out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) })
+                }
+                None => {}
             }
             if r.reference {
                 out.extend(["$ref", "displayName"].map(|s| at(Some(s))));
@@ -490,9 +491,10 @@ mod tests {
         let r = e.base_resource(&entry, "http://h/Users");
         assert_eq!(
             r["emails"],
-            json!([{"type": "work", "primary": true, "value": "w@x"}, {"primary": false, "value": "p@x"}, {"primary": false, "value": "h@x"}])
+            json!([{"type": "work", "value": "w@x"}, {"value": "p@x"}, {"value": "h@x"}]),
+            "no rule stores primary: none is shown"
         );
-        assert_eq!(r["phoneNumbers"], json!([{"primary": true, "value": "1"}, {"primary": false, "value": "2"}]));
+        assert_eq!(r["phoneNumbers"], json!([{"value": "1"}, {"value": "2"}]));
         assert_eq!(r["title"], "a,b");
         assert_eq!(r[acme], json!({"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}));
         // One value fewer: the attribute is replaced as a whole; a new photo is written as bytes.
@@ -538,10 +540,7 @@ mod tests {
             .with("otherMailbox", vec!["h@x".into(), "o@x".into()])
             .with("mail", vec!["w@x".into()]);
         let r = e.base_resource(&entry, "http://h/Users");
-        assert_eq!(
-            r["emails"],
-            json!([{"primary": true, "value": "w@x"}, {"primary": false, "value": "h@x"}, {"primary": false, "value": "o@x"}])
-        );
+        assert_eq!(r["emails"], json!([{"primary": true, "value": "w@x"}, {"value": "h@x"}, {"value": "o@x"}]));
     }
 
     proptest::proptest! {
@@ -561,9 +560,10 @@ mod tests {
             let mut others = others;
             others.sort();
             others.dedup();
-            let mut emails = vec![json!({"type": "work", "primary": true, "value": work})];
-            emails.extend(others.iter().map(|o| json!({"primary": false, "value": o})));
-            let phones: Vec<Value> = phones.iter().enumerate().map(|(i, p)| json!({"primary": i == 0, "value": p})).collect();
+            // No `primary`: these rules do not store it (primary_selector_… has one that does).
+            let mut emails = vec![json!({"type": "work", "value": work})];
+            emails.extend(others.iter().map(|o| json!({"value": o})));
+            let phones: Vec<Value> = phones.iter().map(|p| json!({"value": p})).collect();
             let mut units = units;
             units.sort();
             units.dedup();

@@ -1,6 +1,6 @@
 //! Generated SCIM filters whose values are slots, for the property tests that prove client
-//! values never change the query a store runs (tests/ldap_filters.rs for LDAP filters,
-//! tests/postgres/filters.rs for SQL). The paths and operators are the caller's: each store
+//! values never change the query a store runs (tests/it/ldap_filters.rs for LDAP filters,
+//! tests/it/postgres/filters.rs for SQL). The paths and operators are the caller's: each store
 //! maps its own.
 
 use proptest::prelude::*;

@@ -77,6 +77,7 @@ impl TestGateway {
     }
 
     pub async fn from_text(text: String) -> TestGateway {
+        super::raise_file_limit();
         let loaded = Arc::new(Loaded::parse("test.toml", text).expect("test config"));
         let gateway = Gateway::new(&loaded).expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
