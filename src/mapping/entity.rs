@@ -56,10 +56,12 @@ impl Entity {
         super::custom::check_schemas(&cfg.schema, schema).map_err(|(span, message)| RuleError { span, message })?;
         let mut rules: Vec<Rule> = Vec::new();
         let mut computed: Vec<Computed> = Vec::new();
+        // A table's columns were checked as SQL names when the file was loaded.
+        let table = cfg.table.is_some();
         for r in &cfg.attributes {
             let ldap = r.ldap.get_ref();
             let err = |span: Range<usize>| move |message: String| RuleError { span, message };
-            if !valid_ldap_name(ldap) {
+            if !table && !valid_ldap_name(ldap) {
                 return Err(err(r.ldap.span())(format!("{ldap:?} is not an LDAP attribute name")));
             }
             let taken = rules
@@ -156,14 +158,14 @@ impl Entity {
         let rdn = cfg.rdn_attribute.get_ref();
         let written =
             rules.iter().filter(|r| r.direction.writes()).map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap));
-        if !written.into_iter().any(|l| l.eq_ignore_ascii_case(rdn)) {
+        if !table && !written.into_iter().any(|l| l.eq_ignore_ascii_case(rdn)) {
             return Err(RuleError {
                 span: cfg.rdn_attribute.span(),
                 message: format!("rdn_attribute {rdn} must be written by one of the rules"),
             });
         }
         let filter = cfg.filter.get_ref().trim();
-        if ldap3::parse_filter(filter).is_err() {
+        if !table && ldap3::parse_filter(filter).is_err() {
             return Err(RuleError {
                 span: cfg.filter.span(),
                 message: format!("{filter:?} is not a valid LDAP filter"),
@@ -198,7 +200,11 @@ impl Entity {
             rules,
             computed,
             base_dn: cfg.base_dn.as_str().to_owned(),
-            filter: LdapFilter::Configured(filter.to_owned()),
+            // Every row of a table is of its resource type.
+            filter: match table {
+                true => LdapFilter::And(Vec::new()),
+                false => LdapFilter::Configured(filter.to_owned()),
+            },
             rdn_attr: rdn.clone(),
             object_classes: cfg.object_classes.clone(),
             id_attr,

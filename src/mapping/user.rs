@@ -56,7 +56,7 @@ impl UserMapping {
         })?;
         entity.read_attrs.push(match deactivation.get_ref() {
             Deactivation::Attribute { attribute, .. } => {
-                if !super::valid_ldap_name(attribute)
+                if !super::valid_store_name(attribute)
                     || entity.rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(attribute))
                 {
                     return Err(RuleError {
@@ -152,7 +152,18 @@ impl UserMapping {
 
     /// The DN and attributes of a new user entry for `w`, plus `extra` (an allocated number).
     pub fn new_user(&self, w: &Write, extra: Attributes) -> Result<(String, Attributes, Binary)> {
-        let activation = match (&self.deactivation, w.active) {
+        self.new_entry(&w.attrs, [self.initial_activation(w), extra].concat())
+    }
+
+    /// The columns of a new row for `w` (a table has no DN, object classes or binary values).
+    pub fn new_record(&self, w: &Write) -> Attributes {
+        let attrs = w.attrs.iter().map(|(k, v)| (k.clone(), v.clone()));
+        attrs.chain(self.initial_activation(w)).collect()
+    }
+
+    /// What a new account holds to say whether it is active.
+    fn initial_activation(&self, w: &Write) -> Attributes {
+        match (&self.deactivation, w.active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, Some(false)) => {
                 vec![(attribute.clone(), vec![inactive_value.clone()])]
             }
@@ -166,8 +177,7 @@ impl UserMapping {
                 vec![(uac::ATTR.into(), vec![uac::initial(enabled).to_string()])]
             }
             _ => vec![],
-        };
-        self.new_entry(&w.attrs, [activation, extra].concat())
+        }
     }
 
     /// The modifications that make `entry` hold `w` (see [`Entity::changes`]), including `active`.

@@ -63,6 +63,8 @@ pub fn preset(name: &str, ldap_url: &str, bind_password: &str) -> String {
     text.replace("${SCIM_GATEWAY_LDAP_URL}", ldap_url)
         .replace("${SCIM_GATEWAY_TOKEN}", TOKEN)
         .replace("${SCIM_GATEWAY_BIND_PASSWORD}", bind_password)
+        // presets/postgres.toml: the database password (the URL and sslmode have defaults).
+        .replace("${SCIM_GATEWAY_PG_PASSWORD}", bind_password)
 }
 
 impl TestGateway {

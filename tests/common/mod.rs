@@ -258,11 +258,17 @@ pub fn raise_file_limit() {
 pub mod docker;
 pub mod ds389;
 pub mod fault;
+pub mod filter_gen;
 pub mod gateway;
+pub mod ldap_store;
 pub mod metrics;
 pub mod oauth;
+pub mod pki;
+pub mod postgres;
+pub mod postgres_store;
 pub mod process;
 pub mod samba;
+pub mod scenario;
 
 /// LDIF for users `user{first}` … `user{last - 1}` under ou=people, with entryUUIDs left to slapadd.
 pub fn users_ldif(range: std::ops::Range<usize>) -> String {

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use common::filter_gen::{self, Template};
 use common::gateway::{okta_user, TestGateway};
 use common::{users_ldif, Slapd};
 use proptest::prelude::*;
@@ -204,53 +205,12 @@ const PATHS: &[&str] = &[
 ];
 const OPS: &[&str] = &["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"];
 
-/// A SCIM filter whose values are slots `{k}`, filled with hostile text or placeholders.
-#[derive(Debug, Clone)]
-enum Template {
-    Compare(usize, usize, usize),
-    Present(usize),
-    WorkEmail(usize, usize),
-    And(Box<Template>, Box<Template>),
-    Or(Box<Template>, Box<Template>),
-    Not(Box<Template>),
-}
-
-impl Template {
-    fn render(&self, value: &dyn Fn(usize) -> String) -> String {
-        let json = |k| serde_json::to_string(&value(k)).unwrap();
-        match self {
-            Template::Compare(p, o, k) => format!("{} {} {}", PATHS[*p], OPS[*o], json(*k)),
-            Template::Present(p) => format!("{} pr", PATHS[*p]),
-            Template::WorkEmail(o, k) => format!("emails[type eq \"work\" and value {} {}]", OPS[*o], json(*k)),
-            Template::And(a, b) => format!("({}) and ({})", a.render(value), b.render(value)),
-            Template::Or(a, b) => format!("({}) or ({})", a.render(value), b.render(value)),
-            Template::Not(a) => format!("not ({})", a.render(value)),
-        }
-    }
-}
-
 fn template() -> impl Strategy<Value = Template> {
-    let leaf = prop_oneof![
-        (0..PATHS.len(), 0..OPS.len(), 0..4usize).prop_map(|(p, o, k)| Template::Compare(p, o, k)),
-        (0..PATHS.len()).prop_map(Template::Present),
-        (0..OPS.len(), 0..4usize).prop_map(|(o, k)| Template::WorkEmail(o, k)),
-    ];
-    leaf.prop_recursive(4, 16, 2, |inner| {
-        prop_oneof![
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Template::And(Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Template::Or(Box::new(a), Box::new(b))),
-            inner.prop_map(|a| Template::Not(Box::new(a))),
-        ]
-    })
+    filter_gen::template(PATHS.len(), OPS.len())
 }
 
 fn hostile_value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        proptest::sample::select(HOSTILE).prop_map(str::to_owned),
-        // Any text, NUL and control characters included; never empty (`co ""` is `pr`).
-        any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
-        "[()*\\\\\\x00a-z=|&!]{1,12}",
-    ]
+    filter_gen::hostile_value(HOSTILE)
 }
 
 proptest! {
@@ -259,8 +219,8 @@ proptest! {
     #[test]
     fn values_never_change_the_filter(t in template(), values in proptest::collection::vec(hostile_value(), 4)) {
         let mapping = users();
-        let hostile_text = t.render(&|k| values[k].clone());
-        let benign_text = t.render(&|k| format!("v{k}"));
+        let hostile_text = t.render(PATHS, OPS, &|k| values[k].clone());
+        let benign_text = t.render(PATHS, OPS, &|k| format!("v{k}"));
         let hostile = mapping.ldap_filter(&parse_filter(&hostile_text).unwrap()).unwrap().filter.to_string();
         let benign = mapping.ldap_filter(&parse_filter(&benign_text).unwrap()).unwrap().filter.to_string();
         let parsed = parse_ldap(&hostile).map_err(|e| TestCaseError::fail(format!("{hostile}: {e}")))?;

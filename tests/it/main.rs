@@ -26,6 +26,7 @@ mod oauth;
 mod oauth_browser;
 mod oauth_jwt;
 mod okta_users;
+mod postgres;
 mod packaging;
 mod presets;
 mod query;
