@@ -265,17 +265,19 @@ async fn route(app: &App, req: Request<Bytes>) -> Result<Response<Body>> {
             let service = app.resources(endpoint).expect("checked by the guard");
             match (&method, tail) {
                 (&Method::GET, []) => {
-                    Ok(response::json(StatusCode::OK, &service.list(&query_params()?, caller, &root).await?))
+                    Ok(response::text_json(StatusCode::OK, service.list(&query_params()?, caller, &root).await?))
                 }
                 (&Method::POST, [".search"]) => {
                     let q = Query::from_body(&body_json(app, req).await?)?;
-                    Ok(response::json(StatusCode::OK, &service.list(&q, caller, &root).await?))
+                    Ok(response::text_json(StatusCode::OK, service.list(&q, caller, &root).await?))
                 }
                 (&Method::POST, []) => {
                     let body = body_json(app, req).await?;
                     Ok(response::resource(StatusCode::CREATED, &service.create(&body, &root).await?))
                 }
-                (&Method::GET, [id]) => Ok(ok(service.get(id, &query_params()?.projection, &root).await?)),
+                (&Method::GET, [id]) => {
+                    Ok(response::text_json(StatusCode::OK, service.get(id, &query_params()?.projection, &root).await?))
+                }
                 (&Method::PUT, [id]) => {
                     let body = body_json(app, req).await?;
                     Ok(ok(service.replace(id, &body, if_match.as_deref(), &root).await?))
