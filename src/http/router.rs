@@ -154,7 +154,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     .instrument(span.clone())
     .await;
     span.in_scope(|| {
-        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
+        // The access line: its own target, written in batches (see `logs`).
+        tracing::info!(target: "access", status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done")
     });
     app.metrics.request(&app.name, &method, template, resp.status().as_u16(), started.elapsed());
     if resp.status() == StatusCode::REQUEST_TIMEOUT && version < http::Version::HTTP_2 {
