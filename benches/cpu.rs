@@ -193,6 +193,7 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
     let uncached_gw = GatewayProcess::spawn_under(&uncached_config, &wrapper);
     let http = |gw: &GatewayProcess| Http::new(format!("http://127.0.0.1:{}/scim/v2", gw.port), TOKEN);
     let (cached, uncached) = (http(&cached_gw), http(&uncached_gw));
+    let idle_kib = support::rss_kib(cached_gw.pid());
     let slapd_pid = slapd.pid();
     let dump = wrapper.iter().any(|w| w.contains("callgrind"));
     let at_cached = Pids { gateway: cached_gw.pid(), slapd: slapd_pid, dump };
@@ -388,6 +389,21 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
     }
 
     report(&rows, &rows);
+    // Memory of the cached gateway (issue 18: not to regress): idle, after the load (its caches
+    // filled, kept answers included), and with 1,000 connections open, each having been served.
+    let loaded_kib = support::rss_kib(cached_gw.pid());
+    let connections = if support::full() { 1_000 } else { 50 };
+    let open = support::served_connections(cached_gw.port, connections).await;
+    let connected_kib = support::rss_kib(cached_gw.pid());
+    drop(open);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "cached gateway RSS: idle {:.1} MiB, after the load {:.1} MiB, {} open connections {:.1} MiB (targets: idle <= 15, 1,000 connections <= 64)",
+        mib(idle_kib),
+        mib(loaded_kib),
+        connections,
+        mib(connected_kib)
+    );
     if wrk {
         let mut outside = Vec::new();
         for &concurrency in &CONCURRENCY {
