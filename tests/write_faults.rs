@@ -337,3 +337,34 @@ async fn group_membership_patch() {
 async fn group_rename() {
     matrix(Kind::RenameGroup).await;
 }
+
+/// SIGTERM right after a create's answer came back 503 (its add's answer withheld): the process
+/// waits for the write that is still running, so the directory ends whole, and it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_write_running_after_its_answer() {
+    let mut m = Matrix::start(Kind::CreateUser).await;
+    let subject = m.prepare(1).await;
+    let before = m.state(1).await;
+    // The control names the steps; the fault withholds the add's answer.
+    m.proxy.count_from_now();
+    let control = m.request(0, &subject, "control").await;
+    assert_eq!(control.status, 201, "{:#}", control.body);
+    let add = m.proxy.ops().iter().position(|op| *op == "add").expect("a create adds") + 1;
+    m.proxy.arm(add, common::fault::Fault::Stall);
+    let answer = m.request(1, &subject, "cut-by-shutdown").await;
+    assert_eq!(answer.status, 503, "{:#}", answer.body);
+    m.process.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.process.is_running() {
+        assert!(Instant::now() < deadline, "still running 20 s after SIGTERM:\n{}", m.process.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = m.state(1).await;
+    assert!(after == before, "the create, cut by shutdown, left {after:?}");
+    let log = m.process.log();
+    let audit = audit_lines(&log, "cut-by-shutdown");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].contains("outcome=\"undone\""), "{audit:?}");
+    assert!(log.lines().any(|l| l.contains(LATE) && l.contains("cut-by-shutdown")), "{log}");
+    assert!(log.contains("waiting for writes still running after their answer"), "{log}");
+}

@@ -141,6 +141,7 @@ pub async fn serve(
         let _ = a.await;
     }
     tracing::info!("shutting down: finishing requests in flight");
+    let deadline = tokio::time::Instant::now() + DRAIN;
     let drained = async {
         loop {
             let emptied = registry.emptied.notified();
@@ -150,8 +151,20 @@ pub async fn serve(
             emptied.await;
         }
     };
-    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+    if tokio::time::timeout_at(deadline, drained).await.is_err() {
         tracing::warn!("requests still running after {DRAIN:?}; closing anyway");
+        return;
+    }
+    // A write that outlived its answer (a 503 on the request timeout) still holds its in-flight
+    // permit: exiting now would cut it where it stands, the half-write that running it on avoids.
+    let app = apps.load();
+    let running = app.max_in_flight - app.in_flight.available_permits();
+    if running > 0 {
+        tracing::info!(running, "shutting down: waiting for writes still running after their answer");
+        let all = u32::try_from(app.max_in_flight).unwrap_or(u32::MAX);
+        if tokio::time::timeout_at(deadline, app.in_flight.acquire_many(all)).await.is_err() {
+            tracing::warn!("writes still running after {DRAIN:?}; closing anyway");
+        }
     }
 }
 
