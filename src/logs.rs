@@ -33,8 +33,11 @@ struct Shared {
     buffer: Mutex<Vec<u8>>,
     /// Signalled when the buffer receives its first line.
     filled: Condvar,
-    out: Box<dyn Fn(&[u8]) + Send + Sync>,
+    out: Out,
 }
+
+/// Where a batch goes: standard error, or a recorder in the tests.
+type Out = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
