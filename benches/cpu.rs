@@ -202,7 +202,7 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
     // The attributes the gateway reads for a user, for the raw searches.
     let loaded = Loaded::parse("bench.toml", config.clone()).expect("config");
     let built = scim_gateway::Gateway::new(&loaded).expect("gateway");
-    let attrs = Arc::new(built.app.users.mapping().read_attrs.clone());
+    let attrs = Arc::new(built.app.user_mapping.read_attrs.clone());
     let mut conns = Vec::new();
     for _ in 0..RAW_CONNECTIONS {
         conns.push(slapd.bind(&slapd.service_dn, &slapd.service_password).await);

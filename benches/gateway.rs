@@ -129,8 +129,8 @@ async fn run(plan: Plan) {
         // The raw floor: the gateway's own directory code and pool, in this process.
         let loaded = Loaded::parse("bench.toml", config).expect("config");
         let built = scim_gateway::Gateway::new(&loaded).expect("gateway");
-        let dir: Arc<dyn Directory> = built.app.directory.clone();
-        let read_attrs = built.app.users.mapping().read_attrs.clone();
+        let dir: Arc<dyn Directory> = built.app.backend.directory().expect("an LDAP target").clone();
+        let read_attrs = built.app.user_mapping.read_attrs.clone();
         let user_filter =
             |uid: &str| LdapFilter::Configured("(objectClass=inetOrgPerson)".into()).and(LdapFilter::eq("uid", uid));
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 mod oauth;
+mod postgres;
 pub use oauth::{Grant, JwtIssuer, LoginLimit, OAuthClient, OAuthConfig};
+pub use postgres::{is_identifier, is_table_name, MembershipTable, PasswordColumn, PasswordScheme, SslMode, StoreKind};
 
 use crate::dialect::Dialect;
 
@@ -89,6 +91,40 @@ impl Loaded {
                 "{within}[auth] needs at least one [[auth.bearer]], [[auth.basic]], [auth.oauth] or [[auth.jwt]]"
             )));
         }
+        match directory.is_postgres() {
+            true => self.check_postgres_site(site)?,
+            false => self.check_ldap_site(site)?,
+        }
+        let secrets =
+            auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.bearer]] {}: {e}", b.name)));
+        let secrets = secrets
+            .chain(auth.basic.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.basic]] {}: {e}", b.name))))
+            .map(|s| s.map(|_| ()))
+            .chain(std::iter::once(
+                match directory.is_postgres() {
+                    true => directory.database_password().map(|_| ()),
+                    false => directory.bind_password().map(|_| ()),
+                }
+                .map_err(|e| format!("{within}[directory] {e}")),
+            ));
+        for s in secrets {
+            s.map(|_| ()).map_err(|e| self.file_error(&e))?;
+        }
+        if !base.get_ref().starts_with('/') || base.get_ref().ends_with('/') {
+            return Err(self.error_at(base.span(), "base_path must start with '/' and not end with one"));
+        }
+        Ok(())
+    }
+
+    /// The checks of an LDAP target's directory and entries.
+    fn check_ldap_site(&self, site: &Site) -> Result<(), ConfigError> {
+        let (within, directory) = (&site.within, site.directory);
+        for (section, r) in std::iter::once(("users", site.users)).chain(site.groups.map(|g| ("groups", g))) {
+            r.check_not_table(section).map_err(|e| self.file_error(&format!("{within}{e}")))?;
+        }
+        if directory.bind_dn.as_str().is_empty() {
+            return Err(self.file_error(&format!("{within}[directory] needs bind_dn")));
+        }
         let urls = &directory.url;
         if urls.get_ref().0.is_empty()
             || !urls.get_ref().0.iter().all(|u| u.starts_with("ldap://") || u.starts_with("ldaps://"))
@@ -100,16 +136,19 @@ impl Loaded {
                 "{within}[directory] give both client_cert_file and client_key_file, or neither"
             )));
         }
-        let secrets =
-            auth.bearer.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.bearer]] {}: {e}", b.name)));
-        let secrets = secrets
-            .chain(auth.basic.iter().map(|b| b.secret().map_err(|e| format!("{within}[[auth.basic]] {}: {e}", b.name))))
-            .chain(std::iter::once(directory.bind_password().map_err(|e| format!("{within}[directory] {e}"))));
-        for s in secrets {
-            s.map_err(|e| self.file_error(&e))?;
-        }
-        if !base.get_ref().starts_with('/') || base.get_ref().ends_with('/') {
-            return Err(self.error_at(base.span(), "base_path must start with '/' and not end with one"));
+        Ok(())
+    }
+
+    /// The checks of a `kind = "postgres"` target: its connection and its tables.
+    fn check_postgres_site(&self, site: &Site) -> Result<(), ConfigError> {
+        let fail = |e: String| self.file_error(&format!("{}{e}", site.within));
+        site.directory.check_postgres().map_err(|e| fail(format!("[directory] {e}")))?;
+        site.users.check_table("users", false).map_err(fail)?;
+        if let Some(g) = site.groups {
+            g.check_table("groups", true).map_err(fail)?;
+            if g.password.is_some() {
+                return Err(fail("[groups] has no password".into()));
+            }
         }
         Ok(())
     }
@@ -410,11 +449,23 @@ impl BasicCredential {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
+    /// `ldap` (the default) or `postgres`.
+    #[serde(default)]
+    pub kind: StoreKind,
     /// Tried in order when connecting: the first that answers serves the connection.
+    /// PostgreSQL: one `postgres://user@host:port/dbname` (no password in it).
     pub url: Spanned<Urls>,
+    #[serde(default)]
     pub bind_dn: Text,
     bind_password: Option<Text>,
     bind_password_file: Option<Text>,
+    /// PostgreSQL: the database user's password.
+    password: Option<Text>,
+    password_file: Option<Text>,
+    /// PostgreSQL: `disable`, `require` or `verify-full` (the default; `ca_file` or the
+    /// system's CAs).
+    #[serde(default)]
+    pub sslmode: SslMode,
     /// Upgrade `ldap://` with StartTLS before binding.
     #[serde(default)]
     pub starttls: bool,
@@ -452,6 +503,9 @@ pub struct DirectoryConfig {
 impl DirectoryConfig {
     pub fn bind_password(&self) -> Result<Secret, String> {
         secret("bind_password", &self.bind_password, &self.bind_password_file)
+    }
+    fn has_bind_password(&self) -> bool {
+        self.bind_password.is_some() || self.bind_password_file.is_some()
     }
     /// The DN attribute: as configured, or the dialect's.
     pub fn dn_attribute(&self) -> String {
@@ -561,20 +615,38 @@ mod defaults {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
+    /// PostgreSQL: the table of this resource type (`users`, `app.users`). LDAP targets
+    /// leave it out and give the next four instead.
+    pub table: Option<Spanned<String>>,
     /// Where new entries are created, and the search base for existing ones.
+    #[serde(default)]
     pub base_dn: Text,
     /// Which entries under `base_dn` are of this resource type (operator-written LDAP filter).
+    #[serde(default = "postgres::empty")]
     pub filter: Spanned<String>,
     /// The RDN attribute of new entries; its value comes from the attribute rules.
+    #[serde(default = "postgres::empty")]
     pub rdn_attribute: Spanned<String>,
+    #[serde(default)]
     pub object_classes: Vec<String>,
     /// Source of the SCIM `id`: must be stable across renames. This and the next three
     /// default to the dialect's (`entryUUID`, `createTimestamp`, `modifyTimestamp`,
     /// `entryCSN`; AD: `objectGUID`, `whenCreated`, `whenChanged`, `uSNChanged`).
+    /// PostgreSQL: `id_column` (generated by the database), `created_column`,
+    /// `modified_column`, `version_column`: `id`, `created_at`, `updated_at`, `updated_at`.
+    #[serde(alias = "id_column")]
     pub id_attribute: Option<String>,
+    #[serde(alias = "created_column")]
     pub created_attribute: Option<String>,
+    #[serde(alias = "modified_column")]
     pub modified_attribute: Option<String>,
+    #[serde(alias = "version_column")]
     pub version_attribute: Option<String>,
+    /// PostgreSQL groups: the membership table.
+    pub membership: Option<Spanned<MembershipTable>>,
+    /// PostgreSQL users: where and how the gateway stores a password's hash; without it a
+    /// password is refused.
+    pub password: Option<Spanned<PasswordColumn>>,
     /// Users only.
     pub deactivation: Option<Spanned<Deactivation>>,
     /// Groups only.
@@ -611,6 +683,19 @@ fn complete(
     users: &mut ResourceConfig,
     groups: Option<&mut ResourceConfig>,
 ) -> Result<(), String> {
+    if directory.is_postgres() {
+        for r in std::iter::once(&mut *users).chain(groups) {
+            let [id, created, modified, version] = postgres::META_COLUMNS.map(String::from);
+            r.id_attribute.get_or_insert(id);
+            r.created_attribute.get_or_insert(created);
+            r.modified_attribute.get_or_insert(modified);
+            r.version_attribute.get_or_insert(version);
+        }
+        if users.deactivation.is_none() {
+            return Err("[users] needs deactivation = { strategy = \"column\", column = \"active\", inactive_value = \"false\", active_value = \"true\" }".into());
+        }
+        return Ok(());
+    }
     let (dialect, range_size) = (directory.dialect, directory.range_size);
     for r in std::iter::once(&mut *users).chain(groups) {
         let [id, created, modified, version] = r.meta_attributes(dialect);
@@ -728,7 +813,15 @@ pub enum UserGroups {
 pub enum Deactivation {
     /// Set `attribute` to `inactive_value`; active means any other value (or none). On
     /// reactivation the attribute is set to `active_value`, or removed when there is none.
-    Attribute { attribute: String, inactive_value: String, active_value: Option<String> },
+    /// PostgreSQL: `strategy = "column"`, `column = "active"` (a boolean: `"false"`/`"true"`,
+    /// or a status column: `"disabled"`/`"active"`).
+    #[serde(alias = "column")]
+    Attribute {
+        #[serde(alias = "column")]
+        attribute: String,
+        inactive_value: String,
+        active_value: Option<String>,
+    },
     /// OpenLDAP ppolicy: a permanent `pwdAccountLockedTime` blocks binds.
     Ppolicy,
     /// Active Directory: bit 0x2 (ACCOUNTDISABLE) of `userAccountControl`, other bits kept.
@@ -740,6 +833,8 @@ pub enum Deactivation {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeRule {
+    /// The LDAP attribute, or on a PostgreSQL target the column (`column = "…"`).
+    #[serde(alias = "column")]
     pub ldap: Spanned<String>,
     pub scim: Option<Spanned<String>>,
     /// Written from other SCIM values, e.g. `"{name.givenName} {name.familyName}"`.

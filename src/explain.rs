@@ -8,8 +8,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::directory::ldif::Write;
+use crate::directory::records::{Catalog, Kind, MemberChange, Page, PageQuery, Records, Set, Write as RecordWrite};
 use crate::directory::schema::Subschema;
-use crate::directory::{Attributes, Binary, Change, Directory, DirectoryError, Entry, Result, Scope, Search};
+use crate::directory::{
+    Attributes, Binary, Change, Directory, DirectoryError, Entry, LdapFilter, Result, Scope, Search,
+};
 use crate::http::App;
 use crate::mapping::Entity;
 use crate::scim::list::Projection;
@@ -160,7 +163,7 @@ pub async fn request(app: &App, method: &str, path: &str, body: Option<Value>) -
 /// The candidates each unique rule would try for a new user, as LDIF comments (the write
 /// below shows the one taken).
 fn candidates(app: &App, body: &Value) -> String {
-    let map = app.users.mapping();
+    let map = &app.user_mapping;
     let Some(res) = body.as_object() else { return String::new() };
     let Ok(w) = map.to_write(res) else { return String::new() };
     let mut out = String::new();
@@ -177,8 +180,9 @@ fn candidates(app: &App, body: &Value) -> String {
 /// The SCIM resource the entry at `dn` maps to, user or group.
 pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
     let root = root(app);
-    let mut kinds = vec![("Users", app.users.mapping() as &Entity)];
-    kinds.extend(app.groups.as_ref().map(|g| ("Groups", g.mapping() as &Entity)));
+    let directory = app.backend.directory().ok_or("--dn names LDAP entries; this target keeps its users in tables")?;
+    let mut kinds = vec![("Users", &*app.user_mapping as &Entity)];
+    kinds.extend(app.group_mapping.as_ref().map(|g| ("Groups", &**g as &Entity)));
     for (endpoint, entity) in kinds {
         let search = Search {
             base: dn.into(),
@@ -186,7 +190,7 @@ pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
             filter: entity.filter.clone(),
             attrs: vec![entity.id_attr.clone()],
         };
-        let found = app.directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
+        let found = directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
         if let Some(id) = found.first().and_then(|e| e.first(&entity.id_attr)) {
             let service = app.resources(endpoint).expect("configured");
             return service.get(id, &Projection::default(), &root).await.map(|j| j.value()).map_err(|e| e.to_string());
@@ -218,4 +222,90 @@ pub fn read_body(source: &str) -> std::result::Result<Value, String> {
         std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?
     };
     serde_json::from_str(&text).map_err(|e| format!("{source}: not JSON: {e}"))
+}
+
+/// A record store that performs reads and describes writes (`explain` of a PostgreSQL
+/// target): the request runs through the real provisioning code, the statements it would
+/// run are printed with their parameters, and no table changes.
+pub struct TableRecorder {
+    inner: Arc<dyn Records>,
+    described: Mutex<Vec<String>>,
+}
+
+impl TableRecorder {
+    pub fn new(inner: Arc<dyn Records>) -> Self {
+        TableRecorder { inner, described: Mutex::new(Vec::new()) }
+    }
+
+    /// Every write described, in order.
+    pub fn statements(&self) -> String {
+        self.described.lock().expect("recorder lock").join("\n")
+    }
+
+    fn describe(&self, write: RecordWrite<'_>) -> Result<()> {
+        let text = self.inner.describe(&write)?;
+        self.described.lock().expect("recorder lock").push(text);
+        Ok(())
+    }
+}
+
+/// A row as a write would leave it: `base`'s columns with `set` applied.
+fn row_after(mut base: Entry, set: &Set) -> Entry {
+    for (column, value) in set {
+        base.remove(column);
+        if let Some(v) = value {
+            base.insert(column, vec![v.clone()]);
+        }
+    }
+    base
+}
+
+#[async_trait]
+impl Records for TableRecorder {
+    async fn get(&self, kind: Kind, id: &str) -> Result<Entry> {
+        self.inner.get(kind, id).await
+    }
+    async fn find(&self, kind: Kind, filter: &LdapFilter, max: usize) -> Result<Option<Vec<Entry>>> {
+        self.inner.find(kind, filter, max).await
+    }
+    async fn page(&self, kind: Kind, query: &PageQuery) -> Result<Page> {
+        self.inner.page(kind, query).await
+    }
+    async fn create(&self, kind: Kind, values: &Set, members: &[String]) -> Result<Entry> {
+        self.describe(RecordWrite::Create { kind, values, members })?;
+        // Not yet assigned by the database: shown as such in the resource.
+        let id = "00000000-0000-0000-0000-000000000000";
+        Ok(row_after(Entry::new(id).with("id", vec![id.into()]), values))
+    }
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: Option<&str>,
+        set: &Set,
+        members: &MemberChange,
+    ) -> Result<Entry> {
+        let before = self.inner.get(kind, id).await?;
+        self.describe(RecordWrite::Update { kind, id, version, set, members })?;
+        Ok(row_after(before, set))
+    }
+    async fn delete(&self, kind: Kind, id: &str) -> Result<()> {
+        self.inner.get(kind, id).await?;
+        self.describe(RecordWrite::Delete { kind, id })
+    }
+    async fn members(&self, group_id: &str, max: usize) -> Result<Vec<Entry>> {
+        self.inner.members(group_id, max).await
+    }
+    async fn groups_of(&self, user_ids: &[String]) -> Result<Vec<(String, Entry)>> {
+        self.inner.groups_of(user_ids).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn catalog(&self) -> Result<Vec<Catalog>> {
+        self.inner.catalog().await
+    }
+    fn describe(&self, write: &RecordWrite<'_>) -> Result<String> {
+        self.inner.describe(write)
+    }
 }

@@ -103,8 +103,24 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Explain { method: Some(method), path: Some(path), body, dn: None, target } => {
             let body = body.as_deref().map(explain::read_body).transpose()?;
-            let recorder = Arc::new(explain::Recorder::new(gateway.app_named(&target)?.directory.clone()));
-            let dry = Gateway::with_directory(&loaded, &target, recorder.clone()).map_err(|e| e.to_string())?;
+            let app = gateway.app_named(&target)?;
+            let directory = match &app.backend {
+                scim_gateway::http::Backend::Directory(d) => d,
+                scim_gateway::http::Backend::Records(store) => {
+                    let recorder = Arc::new(explain::TableRecorder::new(store.clone()));
+                    let backend = scim_gateway::http::Backend::Records(recorder.clone());
+                    let dry = Gateway::with_backend(&loaded, &target, backend).map_err(|e| e.to_string())?;
+                    explain::request(dry.app_named(&target)?, &method, &path, body).await?;
+                    match recorder.statements() {
+                        text if text.is_empty() => println!("-- no change to the tables"),
+                        text => print!("{text}"),
+                    }
+                    return Ok(());
+                }
+            };
+            let recorder = Arc::new(explain::Recorder::new(directory.clone()));
+            let dry = Gateway::with_backend(&loaded, &target, scim_gateway::http::Backend::Directory(recorder.clone()))
+                .map_err(|e| e.to_string())?;
             explain::request(dry.app_named(&target)?, &method, &path, body).await?;
             match recorder.ldif() {
                 ldif if ldif.is_empty() => println!("# no change to the directory"),
@@ -122,8 +138,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let directory = |e: scim_gateway::directory::DirectoryError| format!("{}: directory: {e}", loaded.path);
             for (site, app) in loaded.config.sites().zip(gateway.apps()) {
                 let at = |e| format!("{}: {}directory: {e}", loaded.path, site.within);
-                app.directory.ping().await.map_err(at)?;
+                app.backend.ping().await.map_err(at)?;
                 let (url, dn) = (site.directory.url.get_ref().0.join(" or "), site.directory.bind_dn.as_str());
+                let dn = if site.directory.is_postgres() { "the URL's user" } else { dn };
                 match site.name_span {
                     None => println!("{}: configuration valid; bound to {url} as {dn}", loaded.path),
                     Some(_) => println!("{}: {}bound to {url} as {dn}", loaded.path, site.within),
@@ -152,7 +169,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             tracing::info!(%addr, base_path = %loaded.config.server.base_path.get_ref(), "serving SCIM");
             for app in gateway.apps() {
-                if let Err(e) = app.directory.ping().await {
+                if let Err(e) = app.backend.ping().await {
                     // Not fatal: the directory may come up after the gateway; requests get 503 until then.
                     tracing::warn!(site = %app.name, error = %e, "directory not reachable yet");
                 }

@@ -160,3 +160,27 @@ fn clock_ticks() -> u64 {
         String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK is a number")
     })
 }
+
+/// CPU time of a process and of its children, as [`cpu_us`]: its own, its children's that it
+/// has reaped (`cutime + cstime`), and its live children's. For servers that fork a process
+/// per connection (PostgreSQL's backends under the postmaster).
+pub fn cpu_us_tree(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    let field = |i: usize| rest.split_whitespace().nth(i).and_then(|v| v.parse::<u64>().ok()).expect("stat field");
+    // cutime and cstime (16, 17) follow utime and stime.
+    let reaped = (field(13) + field(14)) * 1_000_000 / clock_ticks();
+    let children: u64 = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| {
+            // A child may end between the listing and the read (an autovacuum worker): skipped,
+            // its time is in the parent's cutime by the next reading.
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+            let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            (number(1)? == u64::from(pid)).then_some((number(11)? + number(12)?) * 1_000_000 / clock_ticks())
+        })
+        .sum();
+    cpu_us(pid) + reaped + children
+}

@@ -11,6 +11,8 @@ pub mod ldap;
 pub mod ldif;
 #[cfg(test)]
 pub mod memory;
+pub mod postgres;
+pub mod records;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -107,6 +109,12 @@ impl Entry {
         if !values.is_empty() {
             self.attrs.insert(attr.to_ascii_lowercase(), values);
         }
+    }
+
+    /// Drops every value of `attr`.
+    pub fn remove(&mut self, attr: &str) {
+        self.attrs.remove(&attr.to_ascii_lowercase());
+        self.bin.remove(&attr.to_ascii_lowercase());
     }
 
     pub fn insert_binary(&mut self, attr: &str, values: Vec<Vec<u8>>) {

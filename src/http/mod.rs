@@ -2,6 +2,7 @@
 //! leave as SCIM responses; everything below speaks in SCIM and directory terms.
 
 mod auth;
+mod backend;
 mod connection;
 mod listener;
 pub mod oauth;
@@ -11,6 +12,7 @@ mod router;
 mod server;
 
 pub use auth::Authenticator;
+pub use backend::Backend;
 pub use connection::{Deadlines, Surface};
 pub use listener::{serve, Limits};
 pub use probe::Readiness;

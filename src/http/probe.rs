@@ -2,13 +2,12 @@
 //! rate. Each check was one LDAP operation: 16 callers made 38,478 in 10 s and slowed every
 //! other request. Callers that arrive while a check runs wait for its answer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::directory::Directory;
+use super::Backend;
 
 /// How long one check's answer serves.
 const FRESH: Duration = Duration::from_secs(1);
@@ -21,7 +20,7 @@ pub struct Readiness {
 impl Readiness {
     /// Ready when every directory answers. Why one does not goes to the log only: the
     /// answer names no URL, DN or LDAP code, since the probe needs no credentials.
-    pub async fn check(&self, directories: impl Iterator<Item = (&str, &Arc<dyn Directory>)>) -> bool {
+    pub async fn check(&self, directories: impl Iterator<Item = (&str, &Backend)>) -> bool {
         let mut last = self.last.lock().await;
         if let Some((at, ready)) = *last {
             if at.elapsed() < FRESH {

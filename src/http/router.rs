@@ -15,13 +15,14 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::auth::Authenticator;
+use super::backend::Backend;
 use super::connection::{Arrival, Surface};
 use super::probe::Readiness;
 use super::response::{self, Body, Error};
 use crate::config::Secret;
-use crate::directory::Directory;
+use crate::mapping::{GroupMapping, UserMapping};
 use crate::metrics::{self, Metrics};
-use crate::provision::{self, Groups, Resources, Users};
+use crate::provision::{self, Resources};
 use crate::scim::discovery::{Advertised, Discovery, ResourceType};
 use crate::scim::limits::Limits;
 use crate::scim::list::Query;
@@ -43,14 +44,17 @@ pub struct App {
     pub in_flight: Arc<Semaphore>,
     pub max_in_flight: usize,
     pub auth: Authenticator,
-    /// For `/readyz`.
-    pub directory: Arc<dyn Directory>,
+    /// What the users and groups live in (`/readyz`, `check`, `explain`).
+    pub backend: Backend,
     pub readiness: Readiness,
     /// Asked of `/metrics` callers when set.
     pub metrics_token: Option<Secret>,
     pub metrics: Arc<Metrics>,
-    pub users: Users,
-    pub groups: Option<Groups>,
+    pub users: Arc<dyn Resources>,
+    pub groups: Option<Arc<dyn Resources>>,
+    /// The compiled rules, for `check` and `explain`.
+    pub user_mapping: UserMapping,
+    pub group_mapping: Option<GroupMapping>,
     /// What discovery offers per resource type; documents are built per request since
     /// their URLs follow the Host.
     pub advertised: Vec<(ResourceType, Vec<Advertised>)>,
@@ -77,8 +81,8 @@ impl App {
     /// The service behind `/Users` or `/Groups`.
     pub fn resources(&self, endpoint: &str) -> Option<&dyn Resources> {
         match endpoint {
-            "Users" => Some(&self.users),
-            "Groups" => self.groups.as_ref().map(|g| g as &dyn Resources),
+            "Users" => Some(self.users.as_ref()),
+            "Groups" => self.groups.as_deref(),
             _ => None,
         }
     }
@@ -190,7 +194,7 @@ async fn route(app: &App, req: Request<Bytes>) -> Result<Response<Body>> {
             "/readyz" => {
                 // Ready when every target's directory answers.
                 let all = std::iter::once(app).chain(app.targets.iter().map(|t| t.as_ref()));
-                return match app.readiness.check(all.map(|a| (a.name.as_str(), &a.directory))).await {
+                return match app.readiness.check(all.map(|a| (a.name.as_str(), &a.backend))).await {
                     true => Ok(response::empty(StatusCode::OK)),
                     false => Err(Error::NotReady),
                 };

@@ -56,10 +56,12 @@ impl Entity {
         super::custom::check_schemas(&cfg.schema, schema).map_err(|(span, message)| RuleError { span, message })?;
         let mut rules: Vec<Rule> = Vec::new();
         let mut computed: Vec<Computed> = Vec::new();
+        // A table's columns were checked as SQL names when the file was loaded.
+        let table = cfg.table.is_some();
         for r in &cfg.attributes {
             let ldap = r.ldap.get_ref();
             let err = |span: Range<usize>| move |message: String| RuleError { span, message };
-            if !valid_ldap_name(ldap) {
+            if !table && !valid_ldap_name(ldap) {
                 return Err(err(r.ldap.span())(format!("{ldap:?} is not an LDAP attribute name")));
             }
             let taken = rules
@@ -156,14 +158,14 @@ impl Entity {
         let rdn = cfg.rdn_attribute.get_ref();
         let written =
             rules.iter().filter(|r| r.direction.writes()).map(|r| &r.ldap).chain(computed.iter().map(|c| &c.ldap));
-        if !written.into_iter().any(|l| l.eq_ignore_ascii_case(rdn)) {
+        if !table && !written.into_iter().any(|l| l.eq_ignore_ascii_case(rdn)) {
             return Err(RuleError {
                 span: cfg.rdn_attribute.span(),
                 message: format!("rdn_attribute {rdn} must be written by one of the rules"),
             });
         }
         let filter = cfg.filter.get_ref().trim();
-        if ldap3::parse_filter(filter).is_err() {
+        if !table && ldap3::parse_filter(filter).is_err() {
             return Err(RuleError {
                 span: cfg.filter.span(),
                 message: format!("{filter:?} is not a valid LDAP filter"),
@@ -198,7 +200,11 @@ impl Entity {
             rules,
             computed,
             base_dn: cfg.base_dn.as_str().to_owned(),
-            filter: LdapFilter::Configured(filter.to_owned()),
+            // Every row of a table is of its resource type.
+            filter: match table {
+                true => LdapFilter::And(Vec::new()),
+                false => LdapFilter::Configured(filter.to_owned()),
+            },
             rdn_attr: rdn.clone(),
             object_classes: cfg.object_classes.clone(),
             id_attr,
@@ -255,12 +261,13 @@ impl Entity {
             };
             out.push(at(None));
             out.extend(t.sub.as_deref().map(|s| at(Some(s))));
-            if let Some((key, value)) = t.selector.as_ref().filter(|_| !t.picks_primary()) {
-                out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) });
-            }
-            if t.selector.is_some() {
-                // One value is stored per selector; the gateway reports it as the primary one.
-                out.push(Advertised { computed: true, required: false, ..at(Some("primary")) });
+            match &t.selector {
+                // The element of this rule is the primary one: `primary` is stored, as where it goes.
+                Some(_) if t.picks_primary() => out.push(Advertised { required: false, ..at(Some("primary")) }),
+                Some((key, value)) => {
+                    out.push(Advertised { canonical: Some(value.clone()), required: false, ..at(Some(key)) })
+                }
+                None => {}
             }
             if r.reference {
                 out.extend(["$ref", "displayName"].map(|s| at(Some(s))));
@@ -484,9 +491,10 @@ mod tests {
         let r = e.base_resource(&entry, "http://h/Users");
         assert_eq!(
             r["emails"],
-            json!([{"type": "work", "primary": true, "value": "w@x"}, {"primary": false, "value": "p@x"}, {"primary": false, "value": "h@x"}])
+            json!([{"type": "work", "value": "w@x"}, {"value": "p@x"}, {"value": "h@x"}]),
+            "no rule stores primary: none is shown"
         );
-        assert_eq!(r["phoneNumbers"], json!([{"primary": true, "value": "1"}, {"primary": false, "value": "2"}]));
+        assert_eq!(r["phoneNumbers"], json!([{"value": "1"}, {"value": "2"}]));
         assert_eq!(r["title"], "a,b");
         assert_eq!(r[acme], json!({"hired": "2026-11-22T22:05:30Z", "badge": "/9g=", "tags": ["x", "y"]}));
         // One value fewer: the attribute is replaced as a whole; a new photo is written as bytes.
@@ -532,10 +540,7 @@ mod tests {
             .with("otherMailbox", vec!["h@x".into(), "o@x".into()])
             .with("mail", vec!["w@x".into()]);
         let r = e.base_resource(&entry, "http://h/Users");
-        assert_eq!(
-            r["emails"],
-            json!([{"primary": true, "value": "w@x"}, {"primary": false, "value": "h@x"}, {"primary": false, "value": "o@x"}])
-        );
+        assert_eq!(r["emails"], json!([{"primary": true, "value": "w@x"}, {"value": "h@x"}, {"value": "o@x"}]));
     }
 
     proptest::proptest! {
@@ -555,9 +560,10 @@ mod tests {
             let mut others = others;
             others.sort();
             others.dedup();
-            let mut emails = vec![json!({"type": "work", "primary": true, "value": work})];
-            emails.extend(others.iter().map(|o| json!({"primary": false, "value": o})));
-            let phones: Vec<Value> = phones.iter().enumerate().map(|(i, p)| json!({"primary": i == 0, "value": p})).collect();
+            // No `primary`: these rules do not store it (primary_selector_… has one that does).
+            let mut emails = vec![json!({"type": "work", "value": work})];
+            emails.extend(others.iter().map(|o| json!({"value": o})));
+            let phones: Vec<Value> = phones.iter().map(|p| json!({"value": p})).collect();
             let mut units = units;
             units.sort();
             units.dedup();

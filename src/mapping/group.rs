@@ -60,6 +60,18 @@ impl GroupMapping {
         if let Some(u) = cfg.attributes.iter().find_map(|r| r.unique.as_ref()) {
             return Err(RuleError { span: u.span(), message: "unique candidates are for [users] rules".into() });
         }
+        if cfg.table.is_some() {
+            // Membership lives in its own table (config checked it); nothing LDAP-shaped.
+            let members = Members {
+                attr: crate::directory::postgres::sql::MEMBERS.into(),
+                by_value_of: None,
+                empty_member: None,
+                user_groups: UserGroups::Search,
+                remove_deleted_users: false,
+                on_create: Vec::new(),
+            };
+            return Ok(GroupMapping { entity, members });
+        }
         let spanned = cfg.members.as_ref().ok_or_else(|| RuleError {
             span: cfg.rdn_attribute.span(),
             message: "[groups] needs members = { flavour = \"groupOfNames\", ... }".into(),

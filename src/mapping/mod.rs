@@ -4,6 +4,7 @@
 
 mod account;
 mod check;
+mod columns;
 mod custom;
 mod entity;
 mod filter;
@@ -26,6 +27,7 @@ use crate::scim::ENTERPRISE_USER_SCHEMA;
 
 pub use account::check_user;
 pub use check::Finding;
+pub use columns::check_membership;
 pub use entity::{Allocation, Entity};
 pub use filter::Translated;
 pub use group::{member_json, member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Members};
@@ -181,11 +183,16 @@ pub(crate) fn valid_ldap_name(name: &str) -> bool {
     parts.next().is_some_and(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()) && word(n)) && parts.all(word)
 }
 
+/// An LDAP attribute or a SQL column (the configuration checks which one a target has).
+pub(crate) fn valid_store_name(name: &str) -> bool {
+    valid_ldap_name(name) || crate::config::is_identifier(name)
+}
+
 /// Reads one rule: a SCIM path of a shape the gateway can store, and an LDAP attribute name.
 /// `core` is the resource's core schema URN; the enterprise extension applies to users.
 fn compile_rule(scim: &str, ldap: &str, core: &str) -> std::result::Result<Rule, String> {
     use crate::scim::filter::{CompareOp, Filter};
-    if !valid_ldap_name(ldap) {
+    if !valid_store_name(ldap) {
         return Err(format!("{ldap:?} is not an LDAP attribute name"));
     }
     let path = parse_path(scim).map_err(|e| format!("{scim:?} is not a SCIM path: {e}"))?;

@@ -32,10 +32,9 @@ impl Entity {
         res.insert("id".into(), id.into());
         for rule in self.rules.iter().filter(|r| hidden || (r.direction.reads() && !r.hidden())) {
             let values: Vec<Value> = rule.to_scim(entry).iter().map(|v| typed(rule, v)).collect();
-            // Without a [primary eq true] rule, the first value shown is the primary one.
-            let auto_primary = !self.rules.iter().any(|o| o.target.same_attr(&rule.target) && o.target.picks_primary());
+            let primary_rule = self.rules.iter().any(|o| o.target.same_attr(&rule.target) && o.target.picks_primary());
             if !values.is_empty() {
-                put(&mut res, rule, values, auto_primary);
+                put(&mut res, rule, values, primary_rule);
             }
         }
         let mut meta = json!({"resourceType": self.resource_type, "location": format!("{location}/{id}")});
@@ -84,7 +83,10 @@ fn typed(rule: &Rule, v: &str) -> Value {
 }
 
 /// Places `values` where the rule's target says, creating objects and elements on the way.
-fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>, auto_primary: bool) {
+/// `primary_rule`: a `[primary eq true]` rule stores the primary element of this attribute.
+/// An element shows `primary` only when a rule stores it (that selector, or a `.primary`
+/// rule): the gateway never claims a primary the directory does not hold.
+fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>, primary_rule: bool) {
     let t = &rule.target;
     let container = match &t.schema {
         Some(urn) => object_ci(res, urn),
@@ -112,20 +114,16 @@ fn put(res: &mut Map<String, Value>, rule: &Rule, mut values: Vec<Value>, auto_p
             // the elements without a type, in order (streetAddress and locality of one address).
             let mut slots: Vec<usize> = match selector {
                 Some(_) => items.iter().position(|i| t.picks(i)).into_iter().collect(),
-                // Not the element of a [primary eq true] rule (there is one when !auto_primary).
+                // Not the element of a [primary eq true] rule.
                 None => (0..items.len())
-                    .filter(|&i| items[i].get("type").is_none() && (auto_primary || items[i]["primary"] != true))
+                    .filter(|&i| items[i].get("type").is_none() && !(primary_rule && items[i]["primary"] == true))
                     .collect(),
             };
             for (n, value) in values.into_iter().enumerate() {
                 let idx = match slots.get(n) {
                     Some(&i) => i,
                     None => {
-                        let mut element = json!({ "primary": auto_primary && items.is_empty() });
-                        if let Some(Value::Object(picked)) = t.selector_element() {
-                            element.as_object_mut().into_iter().for_each(|e| e.extend(picked.clone()));
-                        }
-                        items.push(element);
+                        items.push(t.selector_element().unwrap_or_else(|| json!({})));
                         slots.push(items.len() - 1);
                         items.len() - 1
                     }

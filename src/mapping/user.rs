@@ -56,7 +56,7 @@ impl UserMapping {
         })?;
         entity.read_attrs.push(match deactivation.get_ref() {
             Deactivation::Attribute { attribute, .. } => {
-                if !super::valid_ldap_name(attribute)
+                if !super::valid_store_name(attribute)
                     || entity.rules.iter().any(|r| r.ldap.eq_ignore_ascii_case(attribute))
                 {
                     return Err(RuleError {
@@ -152,7 +152,18 @@ impl UserMapping {
 
     /// The DN and attributes of a new user entry for `w`, plus `extra` (an allocated number).
     pub fn new_user(&self, w: &Write, extra: Attributes) -> Result<(String, Attributes, Binary)> {
-        let activation = match (&self.deactivation, w.active) {
+        self.new_entry(&w.attrs, [self.initial_activation(w), extra].concat())
+    }
+
+    /// The columns of a new row for `w` (a table has no DN, object classes or binary values).
+    pub fn new_record(&self, w: &Write) -> Attributes {
+        let attrs = w.attrs.iter().map(|(k, v)| (k.clone(), v.clone()));
+        attrs.chain(self.initial_activation(w)).collect()
+    }
+
+    /// What a new account holds to say whether it is active.
+    fn initial_activation(&self, w: &Write) -> Attributes {
+        match (&self.deactivation, w.active) {
             (Deactivation::Attribute { attribute, inactive_value, .. }, Some(false)) => {
                 vec![(attribute.clone(), vec![inactive_value.clone()])]
             }
@@ -166,8 +177,7 @@ impl UserMapping {
                 vec![(uac::ATTR.into(), vec![uac::initial(enabled).to_string()])]
             }
             _ => vec![],
-        };
-        self.new_entry(&w.attrs, [activation, extra].concat())
+        }
     }
 
     /// The modifications that make `entry` hold `w` (see [`Entity::changes`]), including `active`.
@@ -236,7 +246,7 @@ mod tests {
         assert_eq!(r["id"], "6f1c2a8e-1111-4e2b-9a57-0e7b0f6c1a11");
         assert_eq!(r["userName"], "jdoe@example.com");
         assert_eq!(r["name"], json!({"givenName": "John", "familyName": "Doe"}));
-        assert_eq!(r["emails"], json!([{"type": "work", "primary": true, "value": "jdoe@example.com"}]));
+        assert_eq!(r["emails"], json!([{"type": "work", "value": "jdoe@example.com"}]));
         assert_eq!(r["active"], false);
         assert_eq!(r["meta"]["created"], "2026-11-22T22:05:30Z");
         assert_eq!(r["meta"]["version"], "W/\"20261122220531.000001Z#000000#000#000000\"");
@@ -344,7 +354,8 @@ mod tests {
             let mut res = json!({
                 "schemas": [crate::scim::USER_SCHEMA], "userName": user_name, "active": active,
                 "name": {"givenName": given, "familyName": family},
-                "emails": [{"type": "work", "primary": true, "value": email}],
+                // No `primary`: the example's rules do not store it, so it does not come back.
+                "emails": [{"type": "work", "value": email}],
             });
             if let Some(t) = &title {
                 res["title"] = t.clone().into();

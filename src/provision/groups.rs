@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::body;
 use super::members::net_change;
@@ -20,9 +20,7 @@ use super::{audit, unconfirmed, Error, Resources, Result};
 use crate::cache::UserCache;
 use crate::config::UserGroups;
 use crate::directory::{dn, Change, Directory, DirectoryError, Entry};
-use crate::mapping::{
-    member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, Translated, UserMapping, Values,
-};
+use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, UserMapping, Values};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
 use crate::scim::{self, patch, Json, GROUP_SCHEMA};
@@ -76,23 +74,14 @@ impl Resources for Groups {
                     )
                     .into());
                 }
-                t
+                Some(t)
             }
-            None => Translated { filter: self.map.filter.clone(), exact: true },
+            None => None,
         };
         let with_members = query.projection.wants("members");
-        let resource = |e: &Entry| match self.map.to_resource(e, "", None) {
-            Value::Object(r) => r,
-            _ => Map::new(),
-        };
-        let plan = Plan {
-            translated,
-            query,
-            key: format!("Group\n{caller}\n{}", query.result_key()),
-            resource: &resource,
-            schema: GROUP_SCHEMA,
-            attrs: self.attrs_for(&query.projection, with_members),
-        };
+        let resource = |e: &Entry| self.map.to_resource(e, "", None);
+        let attrs = self.attrs_for(&query.projection, with_members);
+        let plan = Plan::new(&self.map, query, caller, translated, &resource, attrs);
         let (total, entries) = self.lister.page(&self.store(), plan).await?;
         let mut resources = Vec::with_capacity(entries.len());
         for e in &entries {

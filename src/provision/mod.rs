@@ -9,6 +9,7 @@ mod naming;
 mod paging;
 mod snapshot;
 mod store;
+mod tables;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -17,6 +18,7 @@ mod write;
 pub use admins::{Admin, Admins, Refusal};
 pub use groups::Groups;
 pub use paging::Lister;
+pub use tables::{Keys, TableGroups, TableUsers};
 pub use users::Users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,7 +114,11 @@ fn unconfirmed(e: Error) -> Error {
 /// password, ever reaches this line.
 fn audit(resource: &str, action: &str, id: &str, record: &write::Record, failed: bool) {
     let Some(outcome) = record.outcome(failed) else { return };
-    let attributes = record.attributes().join(",");
+    audit_line(resource, action, id, &record.attributes().join(","), outcome);
+}
+
+/// The audit line itself, for every store: a table's transaction is `written` or nothing.
+fn audit_line(resource: &str, action: &str, id: &str, attributes: &str, outcome: &str) {
     let after_answer = ANSWERED.try_with(|a| a.load(Ordering::Acquire)).unwrap_or(false);
     tracing::info!(target: "audit", resource, action, id, attributes, outcome, after_answer, "write");
 }

@@ -12,7 +12,7 @@ use super::store::Store;
 use super::Result;
 use crate::config::QueryConfig;
 use crate::directory::{Entry, LdapFilter, Scope, Search};
-use crate::mapping::Translated;
+use crate::mapping::{Entity, Translated};
 use crate::metrics::Metrics;
 use crate::scim::eval;
 use crate::scim::filter::Filter;
@@ -29,15 +29,41 @@ pub struct Lister {
 /// How a resource type answers one list request.
 pub struct Plan<'a> {
     /// The directory's part: exactly the result, or a superset when `translated.exact` is false.
-    pub translated: Translated,
-    pub query: &'a Query,
+    translated: Translated,
+    query: &'a Query,
     /// Who asks, and what: snapshots are never shared across callers or resource types.
-    pub key: String,
+    key: String,
     /// The resource an entry maps to, for checking the filter and sorting in the gateway.
-    pub resource: &'a (dyn Fn(&Entry) -> Map<String, Value> + Send + Sync),
-    pub schema: &'static str,
+    resource: &'a Resource<'a>,
+    schema: &'static str,
     /// The attributes of the page's entries (what the answer shows).
-    pub attrs: Vec<String>,
+    attrs: Vec<String>,
+}
+
+/// An entry as its resource type's mapping shows it (a JSON object).
+pub type Resource<'a> = dyn Fn(&Entry) -> Value + Send + Sync + 'a;
+
+impl<'a> Plan<'a> {
+    /// `caller`'s list `query` of the resource type `entity` maps: `translated` is the
+    /// directory's part of the query's filter, `None` without a filter (every entry of the
+    /// type); `attrs`, what the page's entries are read with.
+    pub fn new(
+        entity: &Entity,
+        query: &'a Query,
+        caller: &str,
+        translated: Option<Translated>,
+        resource: &'a Resource<'a>,
+        attrs: Vec<String>,
+    ) -> Plan<'a> {
+        Plan {
+            translated: translated.unwrap_or_else(|| Translated { filter: entity.filter.clone(), exact: true }),
+            query,
+            key: format!("{}\n{caller}\n{}", entity.resource_type, query.result_key()),
+            resource,
+            schema: entity.schema,
+            attrs,
+        }
+    }
 }
 
 impl Lister {
@@ -91,7 +117,10 @@ impl Lister {
             store.dir.search_at_most(&search, self.max_candidates).await?.ok_or_else(|| too_many(self, check))?;
         let mut kept: Vec<(&str, Map<String, Value>)> = found
             .iter()
-            .filter_map(|e| Some((e.first(id_attr)?, (plan.resource)(e))))
+            .filter_map(|e| match (plan.resource)(e) {
+                Value::Object(r) => Some((e.first(id_attr)?, r)),
+                _ => None,
+            })
             .filter(|(_, r)| check.is_none_or(|f| eval::matches(r, f, plan.schema)))
             .collect();
         if let Some(sort) = &q.sort {

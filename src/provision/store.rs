@@ -104,12 +104,17 @@ impl Store<'_> {
 
     /// 412 unless `if_match` is absent, `*`, or the entry's current version.
     pub fn check_version(&self, entry: &Entry, if_match: Option<&str>) -> Result<()> {
-        match if_match.map(str::trim) {
-            Some(wanted) if wanted != "*" && self.entity.version(entry).as_deref() != Some(wanted) => {
-                Err(Error::PreconditionFailed)
-            }
-            _ => Ok(()),
+        check_version(self.entity, entry, if_match)
+    }
+}
+
+/// 412 unless `if_match` is absent, `*`, or `entry`'s current version.
+pub(super) fn check_version(entity: &Entity, entry: &Entry, if_match: Option<&str>) -> Result<()> {
+    match if_match.map(str::trim) {
+        Some(wanted) if wanted != "*" && entity.version(entry).as_deref() != Some(wanted) => {
+            Err(Error::PreconditionFailed)
         }
+        _ => Ok(()),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::cache::{Ticket, UserCache};
 use crate::config::UserGroups;
 use crate::dialect::Dialect;
 use crate::directory::{dn, Attributes, Change, Directory, DirectoryError, Entry, Scope};
-use crate::mapping::{self, Entity, GroupMapping, Translated, UserMapping, Write};
+use crate::mapping::{self, Entity, GroupMapping, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::limits::Limits;
 use crate::scim::list::{list_response, list_text, Projection, Query};
@@ -76,22 +76,9 @@ impl Resources for Users {
             }
             return Ok(list_text(&resources, found.len(), query.start_index));
         }
-        let translated = match &query.filter {
-            Some(f) => self.map.ldap_filter(f)?,
-            None => Translated { filter: self.map.filter.clone(), exact: true },
-        };
-        let resource = |e: &Entry| match self.map.to_resource(e, "") {
-            Value::Object(r) => r,
-            _ => Map::new(),
-        };
-        let plan = Plan {
-            translated,
-            query,
-            key: format!("User\n{caller}\n{}", query.result_key()),
-            resource: &resource,
-            schema: USER_SCHEMA,
-            attrs: self.attrs_for(&query.projection),
-        };
+        let translated = query.filter.as_ref().map(|f| self.map.ldap_filter(f)).transpose()?;
+        let resource = |e: &Entry| self.map.to_resource(e, "");
+        let plan = Plan::new(&self.map, query, caller, translated, &resource, self.attrs_for(&query.projection));
         let (total, entries) = self.lister.page(&self.store(), plan).await?;
         let groups = match self.members().filter(|_| query.projection.wants("groups")) {
             Some(m) => m.groups_of_page(&entries, root).await?.into_iter().map(Some).collect(),

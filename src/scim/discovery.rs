@@ -19,8 +19,6 @@ pub struct Advertised {
     /// A value it takes (advertised as one of `canonicalValues`): the `type` a rule's
     /// selector picks, `emails[type eq "work"]`, since values of other types are not stored.
     pub canonical: Option<String>,
-    /// Computed by the gateway, never stored: advertised read-only.
-    pub computed: bool,
     /// The definition of a declared extension attribute (RFC 7643 §7), as `/Schemas` shows it.
     pub doc: Option<Value>,
 }
@@ -184,9 +182,6 @@ fn annotate(attr: &mut Value, mine: &[&Advertised]) {
         if of(sub.clone()).any(|a| a.required) {
             s["required"] = true.into();
             any_sub = true;
-        }
-        if of(sub.clone()).all(|a| a.computed) {
-            s["mutability"] = "readOnly".into();
         }
         let canonical: Vec<&String> = of(sub).filter_map(|a| a.canonical.as_ref()).collect();
         if !canonical.is_empty() {

@@ -63,6 +63,8 @@ pub fn preset(name: &str, ldap_url: &str, bind_password: &str) -> String {
     text.replace("${SCIM_GATEWAY_LDAP_URL}", ldap_url)
         .replace("${SCIM_GATEWAY_TOKEN}", TOKEN)
         .replace("${SCIM_GATEWAY_BIND_PASSWORD}", bind_password)
+        // presets/postgres.toml: the database password (the URL and sslmode have defaults).
+        .replace("${SCIM_GATEWAY_PG_PASSWORD}", bind_password)
 }
 
 impl TestGateway {
@@ -75,6 +77,7 @@ impl TestGateway {
     }
 
     pub async fn from_text(text: String) -> TestGateway {
+        super::raise_file_limit();
         let loaded = Arc::new(Loaded::parse("test.toml", text).expect("test config"));
         let gateway = Gateway::new(&loaded).expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,7 +1,7 @@
 //! Test harness: a private OpenLDAP per test, run by `scripts/slapd` (the one place that knows
 //! how). Every test starts its own `Slapd`, so tests run in parallel; dropping it stops slapd and
 //! deletes its directory. A test that needs slapd and cannot get one panics: it never skips.
-#![allow(dead_code)] // each test binary uses a subset
+#![allow(dead_code)] // the benches use a subset
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -60,6 +60,7 @@ impl Slapd {
         seed: Option<&std::path::Path>,
         client_ca: Option<&std::path::Path>,
     ) -> Slapd {
+        raise_file_limit();
         let mut failures = String::new();
         for _ in 0..3 {
             let port = free_port();
@@ -86,7 +87,7 @@ impl Slapd {
 
     /// Two OpenLDAP providers replicating to each other (syncprov + syncrepl, multiprovider):
     /// the second starts as a copy of the first's database, so both hold the same seed with the
-    /// same entryUUIDs. Writes to either reach the other (see tests/replicated.rs).
+    /// same entryUUIDs. Writes to either reach the other (see tests/it/replicated.rs).
     pub fn start_providers() -> [Slapd; 2] {
         let mut failures = String::new();
         for _ in 0..3 {
@@ -235,14 +236,39 @@ impl Drop for Slapd {
     }
 }
 
+/// The soft open-file limit of the test process raised to its hard limit, capped at 16,384,
+/// once. All integration tests share one process (`tests/it`), and tests/it/edge.rs opens
+/// thousands of sockets: with the usual soft limit of 1,024 the others would run out. The
+/// cap: children (slapd, Samba, gateways) inherit the limit, and slapd sizes its tables by it.
+/// Called by every server start of the harness; tests that want a low limit set it on the
+/// gateway's own process ([`process::GatewayProcess::spawn_with_file_limit`]).
+pub fn raise_file_limit() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = limit.maximum.unwrap_or(u64::MAX).min(16_384);
+        if limit.current.is_some_and(|soft| soft < wanted) {
+            setrlimit(Resource::Nofile, Rlimit { current: Some(wanted), maximum: limit.maximum })
+                .unwrap_or_else(|e| panic!("raise the open-file limit to {wanted}: {e}"));
+        }
+    });
+}
+
 pub mod docker;
 pub mod ds389;
 pub mod fault;
+pub mod filter_gen;
 pub mod gateway;
+pub mod ldap_store;
 pub mod metrics;
 pub mod oauth;
+pub mod pki;
+pub mod postgres;
+pub mod postgres_store;
 pub mod process;
 pub mod samba;
+pub mod scenario;
 
 /// LDIF for users `user{first}` … `user{last - 1}` under ou=people, with entryUUIDs left to slapadd.
 pub fn users_ldif(range: std::ops::Range<usize>) -> String {

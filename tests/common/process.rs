@@ -28,6 +28,7 @@ impl GatewayProcess {
     /// The same, run by `wrapper` (a command and its arguments, e.g. valgrind's or prlimit's)
     /// when not empty; such a start may be slow, so it is given a minute.
     pub fn spawn_under(config: &str, wrapper: &[String]) -> GatewayProcess {
+        super::raise_file_limit();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");

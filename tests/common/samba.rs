@@ -2,8 +2,10 @@
 //!
 //! Samba's ports are fixed, so each DC gets its own loopback address 127.0.0.N (claimed with
 //! `ip addr add`, which fails when another DC holds it). Provisioning takes 5-20 s, so it is
-//! done once into a template under target/tmp that later DCs copy, and a test binary shares ONE
-//! DC ([`Samba::shared`]) among its tests: each test works in its own OU with its own names. The DC follows the test process: `scripts/samba`
+//! done once into a template under target/tmp that later DCs copy, and the test binary shares ONE
+//! DC ([`Samba::shared`]) among its tests: each test works in its own OU. userPrincipalName
+//! and sAMAccountName are unique across the domain, so user and group names must differ
+//! between tests too, across modules (ad_users, ad_groups). The DC follows the test process: `scripts/samba`
 //! stops it, drops the address and deletes its directory once the process has exited.
 //! A test that needs Samba and cannot get it panics: it never skips.
 
@@ -82,6 +84,7 @@ impl Samba {
     }
 
     fn start() -> Samba {
+        super::raise_file_limit();
         let started = Instant::now();
         let addr = claim_address();
         // Not a TempDir: the DC outlives every test; scripts/samba deletes the directory (its

@@ -2,7 +2,7 @@
 
 Usage: python run.py BASE_URL TOKEN
 Discovery (ServiceProviderConfig, ResourceTypes, Schemas), the random-URL check, and the
-CRUD and PATCH checks for Users and Groups. tests/conformance.rs reads the lines.
+CRUD and PATCH checks for Users and Groups. tests/it/conformance.rs reads the lines.
 """
 
 import json

@@ -5,7 +5,7 @@ line per container: {"name": "deployment/container", "config": path, "env": {lit
 
     python mounts.py ROOT MANIFEST...
 
-tests/deploy.rs runs `scim-gateway check --offline` on each printed config.
+tests/it/packaging.rs runs `scim-gateway check --offline` on each printed config.
 """
 import base64
 import json
