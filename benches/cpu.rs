@@ -96,6 +96,9 @@ struct Costed {
 struct Pids {
     gateway: u32,
     slapd: u32,
+    /// Under callgrind: dump the gateway's counts before and after each cell
+    /// (`callgrind_control --dump`), so that every cell's instructions land in a file of their own.
+    dump: bool,
 }
 
 impl Pids {
@@ -108,11 +111,22 @@ impl Pids {
         std::array::from_fn(|i| (after[i] - before[i]) as f64 / requests.max(1) as f64)
     }
 
-    async fn costed(&self, load: impl Future<Output = Cell>) -> Costed {
+    async fn costed(&self, label: String, load: impl Future<Output = Cell>) -> Costed {
+        self.dump(&format!("before {label}"));
         let before = self.now();
         let cell = load.await;
         let [gateway, slapd, client] = self.per_request(before, cell.latencies.len());
+        self.dump(&format!("{label}, {} requests", cell.latencies.len()));
         Costed { cell, gateway, slapd, client }
+    }
+
+    /// The gateway's callgrind counts so far, into a file of their own named `label`.
+    fn dump(&self, label: &str) {
+        if self.dump {
+            let done =
+                Command::new("callgrind_control").arg(format!("--dump={label}")).arg(self.gateway.to_string()).output();
+            assert!(done.is_ok_and(|o| o.status.success()), "callgrind_control --dump");
+        }
     }
 }
 
@@ -179,9 +193,11 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
     let uncached_gw = GatewayProcess::spawn_under(&uncached_config, &wrapper);
     let http = |gw: &GatewayProcess| Http::new(format!("http://127.0.0.1:{}/scim/v2", gw.port), TOKEN);
     let (cached, uncached) = (http(&cached_gw), http(&uncached_gw));
+    let idle_kib = support::rss_kib(cached_gw.pid());
     let slapd_pid = slapd.pid();
-    let at_cached = Pids { gateway: cached_gw.pid(), slapd: slapd_pid };
-    let at_uncached = Pids { gateway: uncached_gw.pid(), slapd: slapd_pid };
+    let dump = wrapper.iter().any(|w| w.contains("callgrind"));
+    let at_cached = Pids { gateway: cached_gw.pid(), slapd: slapd_pid, dump };
+    let at_uncached = Pids { gateway: uncached_gw.pid(), slapd: slapd_pid, dump };
 
     // The attributes the gateway reads for a user, for the raw searches.
     let loaded = Loaded::parse("bench.toml", config.clone()).expect("config");
@@ -208,53 +224,68 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
         let mut row = |op, gateway, raw| rows.push(Row { op, client: "in-process", concurrency, gateway, raw });
         let h = cached.clone();
         let gw = at_cached
-            .costed(measure(plan.cached, concurrency, move |i| {
-                let (h, path) = (h.clone(), lookup(i % WARM.min(size)));
-                async move {
-                    h.send(Method::GET, &path, None, 200).await;
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "cached lookup"),
+                measure(plan.cached, concurrency, move |i| {
+                    let (h, path) = (h.clone(), lookup(i % WARM.min(size)));
+                    async move {
+                        h.send(Method::GET, &path, None, 200).await;
+                    }
+                }),
+            )
             .await;
         let search_uid = |n: usize| {
             let (r, a) = (raw.clone(), attrs.clone());
-            at_uncached.costed(measure(n, concurrency, move |i| {
-                let filter = format!("(&(objectClass=inetOrgPerson)(uid=user{}))", spread(i));
-                let (r, a) = (r.clone(), a.clone());
-                async move { r.search(i, filter, a, 1).await }
-            }))
+            at_uncached.costed(
+                format!("{} c{concurrency}", "raw search"),
+                measure(n, concurrency, move |i| {
+                    let filter = format!("(&(objectClass=inetOrgPerson)(uid=user{}))", spread(i));
+                    let (r, a) = (r.clone(), a.clone());
+                    async move { r.search(i, filter, a, 1).await }
+                }),
+            )
         };
         let floor = search_uid(plan.reads).await;
         row("lookup userName, cached", gw, Some(floor));
 
         let h = uncached.clone();
         let gw = at_uncached
-            .costed(measure(plan.reads, concurrency, move |i| {
-                let (h, path) = (h.clone(), lookup(spread(i)));
-                async move {
-                    h.send(Method::GET, &path, None, 200).await;
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "uncached lookup"),
+                measure(plan.reads, concurrency, move |i| {
+                    let (h, path) = (h.clone(), lookup(spread(i)));
+                    async move {
+                        h.send(Method::GET, &path, None, 200).await;
+                    }
+                }),
+            )
             .await;
         let floor = search_uid(plan.reads).await;
         row("lookup userName, uncached", gw, Some(floor));
 
         let (h, by_uid) = (uncached.clone(), ids.clone());
         let gw = at_uncached
-            .costed(measure(plan.reads, concurrency, move |i| {
-                let (h, path) = (h.clone(), format!("/Users/{}", by_uid[&format!("user{}", spread(i))]));
-                async move {
-                    h.send(Method::GET, &path, None, 200).await;
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "GET by id"),
+                measure(plan.reads, concurrency, move |i| {
+                    let (h, path) = (h.clone(), format!("/Users/{}", by_uid[&format!("user{}", spread(i))]));
+                    async move {
+                        h.send(Method::GET, &path, None, 200).await;
+                    }
+                }),
+            )
             .await;
         let (r, a, by_uid) = (raw.clone(), attrs.clone(), ids.clone());
         let floor = at_uncached
-            .costed(measure(plan.reads, concurrency, move |i| {
-                let id = &by_uid[&format!("user{}", spread(i))];
-                let filter = format!("(&(objectClass=inetOrgPerson)(entryUUID={id}))");
-                let (r, a) = (r.clone(), a.clone());
-                async move { r.search(i, filter, a, 1).await }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "raw search by id"),
+                measure(plan.reads, concurrency, move |i| {
+                    let id = &by_uid[&format!("user{}", spread(i))];
+                    let filter = format!("(&(objectClass=inetOrgPerson)(entryUUID={id}))");
+                    let (r, a) = (r.clone(), a.clone());
+                    async move { r.search(i, filter, a, 1).await }
+                }),
+            )
             .await;
         row("GET /Users/{id}, uncached", gw, Some(floor));
 
@@ -262,83 +293,117 @@ async fn run(plan: Plan, wrk: bool, wrapper: Vec<String>, profile: bool) {
         let deactivated = move |i: usize| size / 2 + c * plan.writes + i;
         let (h, by_uid) = (uncached.clone(), ids.clone());
         let gw = at_uncached
-            .costed(measure(plan.writes, concurrency, move |i| {
-                let (h, path) = (h.clone(), format!("/Users/{}", by_uid[&format!("user{}", deactivated(i))]));
-                let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            .costed(
+                format!("{} c{concurrency}", "PATCH active"),
+                measure(plan.writes, concurrency, move |i| {
+                    let (h, path) = (h.clone(), format!("/Users/{}", by_uid[&format!("user{}", deactivated(i))]));
+                    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                     "Operations": [{"op": "replace", "value": {"active": false}}]});
-                async move {
-                    h.send(Method::PATCH, &path, Some(body), 200).await;
-                }
-            }))
+                    async move {
+                        h.send(Method::PATCH, &path, Some(body), 200).await;
+                    }
+                }),
+            )
             .await;
         let r = raw.clone();
         let floor = at_uncached
-            .costed(measure(plan.writes, concurrency, move |i| {
-                let (mut l, dn) = (r.conn(i), format!("uid=user{},{PEOPLE}", deactivated(i) + 2 * plan.writes));
-                async move {
-                    let lock = Mod::Replace("pwdAccountLockedTime", HashSet::from(["000001010000Z"]));
-                    l.modify(&dn, vec![lock]).await.and_then(|r| r.success()).expect("raw modify");
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "raw modify"),
+                measure(plan.writes, concurrency, move |i| {
+                    let (mut l, dn) = (r.conn(i), format!("uid=user{},{PEOPLE}", deactivated(i) + 2 * plan.writes));
+                    async move {
+                        let lock = Mod::Replace("pwdAccountLockedTime", HashSet::from(["000001010000Z"]));
+                        l.modify(&dn, vec![lock]).await.and_then(|r| r.success()).expect("raw modify");
+                    }
+                }),
+            )
             .await;
         row("PATCH active", gw, Some(floor));
 
         let h = uncached.clone();
         let gw = at_uncached
-            .costed(measure(plan.creates, concurrency, move |i| {
-                let (h, body) = (h.clone(), okta_user(&format!("new-{concurrency}-{i}@example.com"), None));
-                async move {
-                    h.send(Method::POST, "/Users", Some(body), 201).await;
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "POST"),
+                measure(plan.creates, concurrency, move |i| {
+                    let (h, body) = (h.clone(), okta_user(&format!("new-{concurrency}-{i}@example.com"), None));
+                    async move {
+                        h.send(Method::POST, "/Users", Some(body), 201).await;
+                    }
+                }),
+            )
             .await;
         let r = raw.clone();
         let floor = at_uncached
-            .costed(measure(plan.creates, concurrency, move |i| {
-                let (mut l, name) = (r.conn(i), format!("raw-{concurrency}-{i}@example.com"));
-                async move {
-                    let dn = format!("uid={name},{PEOPLE}");
-                    let one = |v: &'static str| HashSet::from([v]);
-                    let attrs = vec![
-                        ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "inetOrgPerson"])),
-                        ("uid", HashSet::from([name.as_str()])),
-                        ("mail", HashSet::from([name.as_str()])),
-                        ("cn", one("John Doe")),
-                        ("sn", one("Doe")),
-                        ("givenName", one("John")),
-                        ("displayName", one("John Doe")),
-                        ("description", one("00u1abcd2EFGH3ijk4l5")),
-                    ];
-                    l.add(&dn, attrs).await.and_then(|r| r.success()).expect("raw add");
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "raw add"),
+                measure(plan.creates, concurrency, move |i| {
+                    let (mut l, name) = (r.conn(i), format!("raw-{concurrency}-{i}@example.com"));
+                    async move {
+                        let dn = format!("uid={name},{PEOPLE}");
+                        let one = |v: &'static str| HashSet::from([v]);
+                        let attrs = vec![
+                            ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "inetOrgPerson"])),
+                            ("uid", HashSet::from([name.as_str()])),
+                            ("mail", HashSet::from([name.as_str()])),
+                            ("cn", one("John Doe")),
+                            ("sn", one("Doe")),
+                            ("givenName", one("John")),
+                            ("displayName", one("John Doe")),
+                            ("description", one("00u1abcd2EFGH3ijk4l5")),
+                        ];
+                        l.add(&dn, attrs).await.and_then(|r| r.success()).expect("raw add");
+                    }
+                }),
+            )
             .await;
         row("POST /Users", gw, Some(floor));
 
         let h = uncached.clone();
         let gw = at_uncached
-            .costed(measure(plan.pages, concurrency, move |i| {
-                let (h, path) = (h.clone(), format!("/Users?startIndex={}&count={PAGE}", 1 + PAGE * (1 + i % pages)));
-                async move {
-                    h.send(Method::GET, &path, None, 200).await;
-                }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "list page"),
+                measure(plan.pages, concurrency, move |i| {
+                    let (h, path) =
+                        (h.clone(), format!("/Users?startIndex={}&count={PAGE}", 1 + PAGE * (1 + i % pages)));
+                    async move {
+                        h.send(Method::GET, &path, None, 200).await;
+                    }
+                }),
+            )
             .await;
         let (r, a, by_uid) = (raw.clone(), attrs.clone(), ids.clone());
         let floor = at_uncached
-            .costed(measure(plan.pages, concurrency, move |i| {
-                let first = PAGE * (1 + i % pages);
-                let any: String =
-                    (first..first + PAGE).map(|k| format!("(entryUUID={})", by_uid[&format!("user{k}")])).collect();
-                let filter = format!("(&(objectClass=inetOrgPerson)(|{any}))");
-                let (r, a) = (r.clone(), a.clone());
-                async move { r.search(i, filter, a, PAGE).await }
-            }))
+            .costed(
+                format!("{} c{concurrency}", "raw page"),
+                measure(plan.pages, concurrency, move |i| {
+                    let first = PAGE * (1 + i % pages);
+                    let any: String =
+                        (first..first + PAGE).map(|k| format!("(entryUUID={})", by_uid[&format!("user{k}")])).collect();
+                    let filter = format!("(&(objectClass=inetOrgPerson)(|{any}))");
+                    let (r, a) = (r.clone(), a.clone());
+                    async move { r.search(i, filter, a, PAGE).await }
+                }),
+            )
             .await;
         row("list page of 100", gw, Some(floor));
     }
 
     report(&rows, &rows);
+    // Memory of the cached gateway (issue 18: not to regress): idle, after the load (its caches
+    // filled, kept answers included), and with 1,000 connections open, each having been served.
+    let loaded_kib = support::rss_kib(cached_gw.pid());
+    let connections = if support::full() { 1_000 } else { 50 };
+    let open = support::served_connections(cached_gw.port, connections).await;
+    let connected_kib = support::rss_kib(cached_gw.pid());
+    drop(open);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "cached gateway RSS: idle {:.1} MiB, after the load {:.1} MiB, {} open connections {:.1} MiB (targets: idle <= 15, 1,000 connections <= 64)",
+        mib(idle_kib),
+        mib(loaded_kib),
+        connections,
+        mib(connected_kib)
+    );
     if wrk {
         let mut outside = Vec::new();
         for &concurrency in &CONCURRENCY {

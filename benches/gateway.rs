@@ -27,8 +27,7 @@ use http::Method;
 use scim_gateway::config::Loaded;
 use scim_gateway::directory::{Change, Directory, LdapFilter, Scope, Search};
 use serde_json::{json, Value};
-use support::{measure, ms, percentile, Cell, Http};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{measure, ms, percentile, rss_kib, served_connections, Cell, Http};
 
 const PEOPLE: &str = "ou=people,dc=example,dc=test";
 const GROUPS: &str = "ou=groups,dc=example,dc=test";
@@ -87,12 +86,6 @@ fn target_group(k: usize, groups: usize) -> usize {
     } else {
         g
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
 }
 
 struct Row {
@@ -288,15 +281,7 @@ async fn run(plan: Plan) {
 
         // Memory: after the load, idle, and with many connections open, each having been served.
         let loaded_rss = rss_kib(gateway.pid());
-        let mut open = Vec::with_capacity(plan.connections);
-        for _ in 0..plan.connections {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n").await.expect("write");
-            let mut buf = [0u8; 256];
-            let got = s.read(&mut buf).await.expect("read");
-            assert!(buf[..got].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..got]));
-            open.push(s);
-        }
+        let open = served_connections(gateway.port, plan.connections).await;
         let connected = rss_kib(gateway.pid());
         drop(open);
         memory.push((size, idle, loaded_rss, connected));

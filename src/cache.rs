@@ -11,7 +11,7 @@
 //! write happened since its [`Ticket`] was taken, so a stale read never outlives a write.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -19,13 +19,20 @@ use moka::future::Cache;
 use crate::config::CacheConfig;
 use crate::directory::Entry;
 use crate::metrics::Metrics;
+use crate::scim::Json;
 
-/// Share of `[cache] max_bytes` each cache may hold, in quarters: entries are the bulk.
-const USERS_SHARE: u64 = 2;
+/// Share of `[cache] max_bytes` each cache may hold, in eighths: entries and their rendered
+/// JSON are the bulk.
+const USERS_SHARE: u64 = 3;
+const RENDERED_SHARE: u64 = 3;
 const NAMES_SHARE: u64 = 1;
 const GROUPS_SHARE: u64 = 1;
 /// What moka itself keeps per entry (hash, timestamps, list links), on top of key and value.
 const PER_ENTRY: usize = 96;
+
+fn rendered_key(id: &str, how: &str) -> String {
+    format!("{id}\n{how}")
+}
 
 /// A cache's weight for one entry: bytes of key and value plus the bookkeeping, so that
 /// keys taken from client strings (userNames from filters) count like everything else.
@@ -46,9 +53,28 @@ struct Caches {
     /// Lower-cased group DN → the group's id and display name: what a user's `groups` shows
     /// for each `memberOf` value, so that a cached user renders without a directory search.
     groups: Cache<String, Arc<GroupRef>>,
+    /// Id and how it was asked for (see [`UserCache::rendered`]) → a cached user's JSON.
+    rendered: Cache<String, Arc<Rendering>>,
     generation: AtomicU64,
 }
 
+/// A user's JSON, and what it was rendered from: valid only while the cache still holds that
+/// very entry and those very groups (compared by address; the weak references keep the
+/// addresses from being reused). Any write, expiry or eviction of either replaces or drops
+/// them, so a rendering can never outlive what it shows.
+struct Rendering {
+    json: Json,
+    entry: Weak<Entry>,
+    /// Lower-cased group DN and the group the rendering named.
+    groups: Vec<(String, Weak<GroupRef>)>,
+}
+
+impl Rendering {
+    fn weight(&self) -> usize {
+        let groups: usize = self.groups.iter().map(|(dn, _)| dn.len() + 16).sum();
+        self.json.text.len() + self.json.version.as_ref().map_or(0, |v| v.len()) + groups
+    }
+}
 /// A group as a user's `groups` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRef {
@@ -63,23 +89,28 @@ pub struct Ticket(u64);
 impl UserCache {
     pub fn new(cfg: &CacheConfig, metrics: Arc<Metrics>) -> UserCache {
         let ttl = Duration::from_secs(cfg.ttl_secs);
-        let quarter = cfg.max_bytes / 4;
+        let eighth = cfg.max_bytes / 8;
         let caches = cfg.enabled.then(|| Caches {
             users: Cache::builder()
-                .max_capacity(quarter * USERS_SHARE)
+                .max_capacity(eighth * USERS_SHARE)
                 .weigher(|k: &String, e: &Arc<Entry>| weight(k, e.weight()))
                 .time_to_live(ttl)
                 .build(),
             names: Cache::builder()
-                .max_capacity(quarter * NAMES_SHARE)
+                .max_capacity(eighth * NAMES_SHARE)
                 .weigher(|k: &String, id: &Option<String>| weight(k, id.as_ref().map_or(0, String::len)))
                 .time_to_live(ttl)
                 .build(),
             groups: Cache::builder()
-                .max_capacity(quarter * GROUPS_SHARE)
+                .max_capacity(eighth * GROUPS_SHARE)
                 .weigher(|k: &String, g: &Arc<GroupRef>| {
                     weight(k, g.id.len() + g.display.as_ref().map_or(0, String::len))
                 })
+                .time_to_live(ttl)
+                .build(),
+            rendered: Cache::builder()
+                .max_capacity(eighth * RENDERED_SHARE)
+                .weigher(|k: &String, r: &Arc<Rendering>| weight(k, r.weight()))
                 .time_to_live(ttl)
                 .build(),
             generation: AtomicU64::new(0),
@@ -141,7 +172,57 @@ impl UserCache {
         if let Some(c) = &self.caches {
             c.generation.fetch_add(1, SeqCst);
             c.users.invalidate_all();
+            c.rendered.invalidate_all();
         }
+    }
+
+    /// The JSON kept for user `id` asked for as `how` (the projection and base URL: whatever
+    /// else changes the text), if it was rendered from `entry` — the entry the cache holds
+    /// now — and from the groups the cache holds now.
+    pub async fn rendered(&self, id: &str, how: &str, entry: &Arc<Entry>) -> Option<Json> {
+        let c = self.caches.as_ref()?;
+        let found = c.rendered.get(&rendered_key(id, how)).await;
+        let mut valid = found.filter(|r| std::ptr::eq(r.entry.as_ptr(), Arc::as_ptr(entry)));
+        if let Some(r) = &valid {
+            for (dn, group) in &r.groups {
+                let now = c.groups.get(dn).await;
+                if !now.is_some_and(|now| std::ptr::eq(group.as_ptr(), Arc::as_ptr(&now))) {
+                    valid = None;
+                    break;
+                }
+            }
+        }
+        self.metrics.cache_lookup("rendered", valid.is_some());
+        valid.map(|r| r.json.clone())
+    }
+
+    /// Keeps `json`, rendered from `entry` and `groups` (each with its lower-cased DN, as
+    /// [`Self::group`] gave it), for [`Self::rendered`] — unless the cache holds another entry
+    /// for `id` by now (a write happened, or `entry` was never the cached one).
+    pub async fn keep_rendered(
+        &self,
+        id: &str,
+        how: &str,
+        entry: &Arc<Entry>,
+        groups: &[(String, Arc<GroupRef>)],
+        json: &Json,
+    ) {
+        let Some(c) = &self.caches else { return };
+        let current = c.users.get(id).await;
+        if !current.is_some_and(|now| Arc::ptr_eq(&now, entry)) {
+            return;
+        }
+        let groups = groups.iter().map(|(dn, g)| (dn.clone(), Arc::downgrade(g))).collect();
+        let rendering = Rendering { json: json.clone(), entry: Arc::downgrade(entry), groups };
+        c.rendered.insert(rendered_key(id, how), Arc::new(rendering)).await;
+    }
+
+    /// The group at `dn` with the DN it is cached under, as [`Self::keep_rendered`] takes it.
+    pub async fn group_at(&self, dn: &str) -> Option<(String, Arc<GroupRef>)> {
+        let key = dn.to_lowercase();
+        let found = self.caches.as_ref()?.groups.get(&key).await;
+        self.metrics.cache_lookup("group", found.is_some());
+        found.map(|g| (key, g))
     }
 
     pub async fn group(&self, dn: &str) -> Option<Arc<GroupRef>> {
@@ -166,6 +247,7 @@ impl UserCache {
         if let Some(c) = &self.caches {
             c.generation.fetch_add(1, SeqCst);
             c.groups.invalidate_all();
+            c.rendered.invalidate_all();
         }
     }
 

@@ -193,7 +193,7 @@ pub async fn entry(app: &App, dn: &str) -> std::result::Result<Value, String> {
         let found = directory.search(&search).await.map_err(|e| format!("{dn}: {e}"))?;
         if let Some(id) = found.first().and_then(|e| e.first(&entity.id_attr)) {
             let service = app.resources(endpoint).expect("configured");
-            return service.get(id, &Projection::default(), &root).await.map_err(|e| e.to_string());
+            return service.get(id, &Projection::default(), &root).await.map(|j| j.value()).map_err(|e| e.to_string());
         }
     }
     Err(format!("{dn} is neither a user nor a group the configuration serves"))

@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod directory;
 pub mod explain;
 pub mod http;
+pub mod logs;
 pub mod mapping;
 pub mod metrics;
 pub mod provision;

@@ -119,6 +119,28 @@ impl Http {
     }
 }
 
+/// Resident memory of a process (`VmRSS`), KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+}
+
+/// `n` connections to `port`, each having been served a request (`/healthz`), kept open.
+pub async fn served_connections(port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n").await.expect("write");
+        let mut buf = [0u8; 256];
+        let got = s.read(&mut buf).await.expect("read");
+        assert!(buf[..got].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..got]));
+        open.push(s);
+    }
+    open
+}
+
 /// CPU time (user + system) a process has used so far, all its threads, dead ones included:
 /// `utime + stime` from `/proc/PID/stat`, in clock ticks turned into microseconds.
 pub fn cpu_us(pid: u32) -> u64 {

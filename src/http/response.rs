@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::directory::DirectoryError;
 use crate::provision;
 use crate::scim;
-use crate::scim::{ScimType, ERROR_SCHEMA};
+use crate::scim::{Json, ScimType, ERROR_SCHEMA};
 
 pub type Body = Full<Bytes>;
 
@@ -58,11 +58,17 @@ impl From<scim::Error> for Error {
 }
 
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    // to_vec writes straight into the buffer; Display would go through fmt's machinery.
-    let body = serde_json::to_vec(value).expect("a JSON value always serialises");
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    text_json(status, Json { version: None, ..Json::of(value) })
+}
+
+/// JSON already serialised (a read's answer), with its `ETag` when it has a version.
+pub fn text_json(status: StatusCode, json: Json) -> Response<Body> {
+    let mut r = Response::new(Full::new(json.text));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+    if let Some(v) = json.version.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
     r
 }
 

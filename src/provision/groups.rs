@@ -23,7 +23,7 @@ use crate::directory::{dn, Change, Directory, DirectoryError, Entry};
 use crate::mapping::{member_refs, split_member_ops, GroupMapping, MemberOp, MemberRef, UserMapping, Values};
 use crate::scim::json::get_ci;
 use crate::scim::list::{list_response, Projection, Query};
-use crate::scim::{self, patch, GROUP_SCHEMA};
+use crate::scim::{self, patch, Json, GROUP_SCHEMA};
 
 pub struct Groups {
     dir: Arc<dyn Directory>,
@@ -55,13 +55,13 @@ impl Groups {
 #[async_trait]
 impl Resources for Groups {
     /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
-    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Json> {
         let with_members = projection.wants("members");
         let entry = self.store().find(id, self.attrs_for(projection, with_members)).await?;
-        self.render(&entry, projection, root, with_members).await
+        Ok(Json::of(&self.render(&entry, projection, root, with_members).await?))
     }
 
-    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Json> {
         let translated = match &query.filter {
             Some(f) => {
                 let ids = self.map.member_ids(f);
@@ -87,7 +87,7 @@ impl Resources for Groups {
         for e in &entries {
             resources.push(self.render(e, &query.projection, root, with_members).await?);
         }
-        Ok(list_response(resources, total, query.start_index))
+        Ok(Json::of(&list_response(resources, total, query.start_index)))
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {

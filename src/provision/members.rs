@@ -3,6 +3,7 @@
 //! hundred, not by the member.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -13,6 +14,9 @@ use crate::cache::{GroupRef, UserCache};
 use crate::config::UserGroups;
 use crate::directory::{Change, Directory, Entry, LdapFilter, Scope};
 use crate::mapping::{member_json, GroupMapping, MemberOp, MemberRef, UserMapping};
+
+/// A cached group with the DN it is cached under.
+pub type Cached = (String, Arc<GroupRef>);
 
 /// Values per search filter: keeps filters well under servers' request size limits.
 const BATCH: usize = 200;
@@ -215,6 +219,28 @@ impl Members<'_> {
         };
         let location = format!("{root}/Groups");
         Ok(found.iter().map(|g| member_json(&g.id, "direct", &location, g.display.as_deref())).collect())
+    }
+
+    /// [`Self::groups_of`], and when each of them came from the cache (`memberOf` naming only
+    /// cached groups), those cached groups: what a rendering of `user` kept for later
+    /// depends on (see [`UserCache::keep_rendered`]).
+    pub async fn groups_of_cached(&self, user: &Entry, root: &str) -> Result<(Vec<Value>, Option<Vec<Cached>>)> {
+        if self.groups.members.user_groups == UserGroups::MemberOf {
+            let mut cached = Vec::new();
+            for dn in user.values("memberOf") {
+                match self.cache.group_at(dn).await {
+                    Some(g) => cached.push(g),
+                    None => break,
+                }
+            }
+            if cached.len() == user.values("memberOf").len() {
+                let location = format!("{root}/Groups");
+                let values =
+                    cached.iter().map(|(_, g)| member_json(&g.id, "direct", &location, g.display.as_deref())).collect();
+                return Ok((values, Some(cached)));
+            }
+        }
+        Ok((self.groups_of(user, root).await?, None))
     }
 
     /// The groups a user's `memberOf` names: from the cache, and the rest from the directory

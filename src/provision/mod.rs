@@ -29,14 +29,16 @@ use serde_json::Value;
 use crate::directory::DirectoryError;
 use crate::scim;
 use crate::scim::list::{Projection, Query};
+use crate::scim::Json;
 
 /// The SCIM operations on one resource type. `root` is the absolute URL of the SCIM base
 /// (`https://host/scim/v2`), for `meta.location` and references.
 #[async_trait::async_trait]
 pub trait Resources: Send + Sync {
-    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value>;
+    /// Reads answer with JSON text: a cached user's is kept, not rebuilt (see [`Json`]).
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Json>;
     /// `caller` names the credential: results are remembered per caller (see [`Lister`]).
-    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value>;
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Json>;
     async fn create(&self, body: &Value, root: &str) -> Result<Value>;
     /// PUT.
     async fn replace(&self, id: &str, body: &Value, if_match: Option<&str>, root: &str) -> Result<Value>;

@@ -20,8 +20,8 @@ use crate::directory::{dn, Attributes, Change, Directory, DirectoryError, Entry,
 use crate::mapping::{self, Entity, GroupMapping, UserMapping, Write};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::limits::Limits;
-use crate::scim::list::{list_response, Projection, Query};
-use crate::scim::{self, patch, USER_SCHEMA};
+use crate::scim::list::{list_response, list_text, Projection, Query};
+use crate::scim::{self, patch, Json, USER_SCHEMA};
 
 pub struct Users {
     dir: Arc<dyn Directory>,
@@ -57,24 +57,24 @@ impl Users {
 #[async_trait]
 impl Resources for Users {
     /// `root` is the absolute URL of the SCIM base (`https://host/scim/v2`).
-    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Json> {
         if let Some(entry) = self.cache.user(id).await {
-            return self.render(&entry, projection, root).await;
+            return self.answer(&entry, projection, root).await;
         }
         let ticket = self.cache.ticket();
         let entry = self.find(id).await?;
         self.remember(ticket, &entry).await;
-        self.render(&entry, projection, root).await
+        Ok(Json::of(&self.render(&entry, projection, root).await?))
     }
 
-    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Json> {
         if let Some(name) = query.filter.as_ref().and_then(exact_user_name) {
             let found = self.by_user_name(&self.map.stored_user_name(name)).await?;
             let mut resources = Vec::new();
             for e in found.iter().skip(query.start_index - 1).take(query.count) {
-                resources.push(self.render(e, &query.projection, root).await?);
+                resources.push(self.answer(e, &query.projection, root).await?);
             }
-            return Ok(list_response(resources, found.len(), query.start_index));
+            return Ok(list_text(&resources, found.len(), query.start_index));
         }
         let translated = query.filter.as_ref().map(|f| self.map.ldap_filter(f)).transpose()?;
         let resource = |e: &Entry| self.map.to_resource(e, "");
@@ -88,7 +88,7 @@ impl Resources for Users {
         for (e, groups) in entries.iter().zip(groups) {
             resources.push(self.render_with(e, &query.projection, root, groups).await?);
         }
-        Ok(list_response(resources, total, query.start_index))
+        Ok(Json::of(&list_response(resources, total, query.start_index)))
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {
@@ -399,6 +399,35 @@ impl Users {
             return Err(Error::Uniqueness(format!("userName {name:?} is already taken")));
         }
         Ok(())
+    }
+
+    /// The answer for `entry`, which may be the cached one: the JSON kept from an identical
+    /// earlier request while the cache still holds this entry and the groups it showed, else
+    /// rendered now and kept. Not kept when it shows references (a manager), which are read
+    /// from the directory for every answer.
+    async fn answer(&self, entry: &Arc<Entry>, projection: &Projection, root: &str) -> Result<Json> {
+        let Some(id) = entry.first(&self.map.id_attr) else {
+            return Ok(Json::of(&self.render(entry, projection, root).await?));
+        };
+        // Everything besides the entry and its groups that the text depends on. The mapping
+        // is the target's own (each target has its cache), and a reload starts a new cache.
+        let how = format!("{root}\n{}\n{}", projection.attributes.join(","), projection.excluded.join(","));
+        if let Some(json) = self.cache.rendered(id, &how, entry).await {
+            return Ok(json);
+        }
+        let (groups, cached) = match self.members().filter(|_| projection.wants("groups")) {
+            Some(m) => {
+                let (groups, cached) = m.groups_of_cached(entry, root).await?;
+                (Some(groups), cached)
+            }
+            None => (None, Some(Vec::new())),
+        };
+        let json = Json::of(&self.render_with(entry, projection, root, groups).await?);
+        let references = self.map.references().any(|r| entry.first(&r.ldap).is_some());
+        if let Some(cached) = cached.filter(|_| !references) {
+            self.cache.keep_rendered(id, &how, entry, &cached, &json).await;
+        }
+        Ok(json)
     }
 
     async fn render(&self, entry: &Entry, projection: &Projection, root: &str) -> Result<Value> {

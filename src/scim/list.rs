@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::filter::{parse_filter, parse_path, AttrPath, Filter};
 use super::json::{key_ci, remove_ci};
-use super::{Error, Result, ScimType, LIST_RESPONSE_SCHEMA};
+use super::{Error, Json, Result, ScimType, LIST_RESPONSE_SCHEMA};
 
 /// The largest page the gateway returns; advertised as `filter.maxResults`.
 pub const MAX_COUNT: usize = 1000;
@@ -289,9 +289,38 @@ pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) ->
     list
 }
 
+/// [`list_response`] of resources already serialised, as the same text `serde_json` writes for
+/// it (keys in order, no spaces): a cached user's text is copied in, not parsed and rebuilt.
+pub fn list_text(resources: &[Json], total: usize, start_index: usize) -> Json {
+    let mut text = Vec::with_capacity(160 + resources.iter().map(|r| r.text.len() + 1).sum::<usize>());
+    text.extend_from_slice(b"{\"Resources\":[");
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        text.extend_from_slice(&r.text);
+    }
+    let tail = format!(
+        "],\"itemsPerPage\":{},\"schemas\":[\"{LIST_RESPONSE_SCHEMA}\"],\"startIndex\":{start_index},\"totalResults\":{total}}}",
+        resources.len()
+    );
+    text.extend_from_slice(tail.as_bytes());
+    Json { text: text.into(), version: None }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_text_is_list_response_serialised() {
+        let users = [json!({"id": "1", "userName": "a\"b", "meta": {"version": "W/\"1\""}}), json!({"id": "2"})];
+        for n in 0..=2 {
+            let texts: Vec<Json> = users[..n].iter().map(Json::of).collect();
+            let expected = Json::of(&list_response(users[..n].to_vec(), 7, 3));
+            assert_eq!(list_text(&texts, 7, 3), expected, "{n} resources");
+        }
+    }
 
     #[test]
     fn query_parameters() {

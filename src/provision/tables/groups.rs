@@ -18,7 +18,7 @@ use crate::provision::{audit_line, off_worker, Resources, Result};
 use crate::scim::json::get_ci;
 use crate::scim::limits::Limits;
 use crate::scim::list::{list_response, Projection, Query};
-use crate::scim::{self, patch, GROUP_SCHEMA};
+use crate::scim::{self, patch, Json, GROUP_SCHEMA};
 
 pub struct TableGroups {
     store: Arc<dyn Records>,
@@ -48,12 +48,12 @@ impl TableGroups {
 
 #[async_trait]
 impl Resources for TableGroups {
-    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Json> {
         let entry = self.find(id).await?;
-        self.render(&entry, projection, root).await
+        Ok(Json::of(&self.render(&entry, projection, root).await?))
     }
 
-    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Json> {
         let translated = match &query.filter {
             // A member is named by its id, which is what the membership table holds.
             Some(f) => {
@@ -80,7 +80,7 @@ impl Resources for TableGroups {
         for e in &entries {
             resources.push(self.render(e, &query.projection, root).await?);
         }
-        Ok(list_response(resources, total, query.start_index))
+        Ok(Json::of(&list_response(resources, total, query.start_index)))
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {

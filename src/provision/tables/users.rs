@@ -19,7 +19,7 @@ use crate::provision::users::refuse_unmapped;
 use crate::provision::{audit_line, off_worker, Resources, Result};
 use crate::scim::limits::Limits;
 use crate::scim::list::{list_response, Projection, Query};
-use crate::scim::{self, patch, USER_SCHEMA};
+use crate::scim::{self, patch, Json, USER_SCHEMA};
 
 pub struct TableUsers {
     store: Arc<dyn Records>,
@@ -55,7 +55,7 @@ impl TableUsers {
 
 #[async_trait]
 impl Resources for TableUsers {
-    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Value> {
+    async fn get(&self, id: &str, projection: &Projection, root: &str) -> Result<Json> {
         let entry = match self.cache.user(id).await {
             Some(e) => e.as_ref().clone(),
             None => {
@@ -66,10 +66,10 @@ impl Resources for TableUsers {
             }
         };
         let groups = self.groups_of(std::slice::from_ref(&entry), projection, root).await?;
-        Ok(self.render(&entry, projection, root, groups.into_iter().next().flatten()))
+        Ok(Json::of(&self.render(&entry, projection, root, groups.into_iter().next().flatten())))
     }
 
-    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Value> {
+    async fn list(&self, query: &Query, caller: &str, root: &str) -> Result<Json> {
         let translated = match &query.filter {
             Some(f) => self.map.ldap_filter(f)?,
             None => Translated { filter: self.map.filter.clone(), exact: true },
@@ -90,7 +90,7 @@ impl Resources for TableUsers {
         let (total, entries) = listing.page(translated, query).await?;
         let groups = self.groups_of(&entries, &query.projection, root).await?;
         let resources = entries.iter().zip(groups).map(|(e, g)| self.render(e, &query.projection, root, g)).collect();
-        Ok(list_response(resources, total, query.start_index))
+        Ok(Json::of(&list_response(resources, total, query.start_index)))
     }
 
     async fn create(&self, body: &Value, root: &str) -> Result<Value> {

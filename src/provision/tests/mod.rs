@@ -91,7 +91,7 @@ impl Site {
     }
 
     async fn get_user(&self, id: &str) -> super::Result<Value> {
-        self.users.get(id, &Projection::default(), ROOT).await
+        self.users.get(id, &Projection::default(), ROOT).await.map(|j| j.value())
     }
 
     /// The entries below `base`, as stored.

@@ -153,7 +153,7 @@ async fn the_cache_forgets_what_a_write_changes() {
     // Okta's lookup before a create: a cached "no such user" is forgotten by a create that
     // conflicts, so the next lookup finds the user someone else made.
     let lookup = filter("userName eq \"bob@example.com\"");
-    let none = s.users.list(&lookup, "okta", ROOT).await.unwrap();
+    let none = s.users.list(&lookup, "okta", ROOT).await.unwrap().value();
     assert_eq!(none["totalResults"], 0);
     let behind = okta_user("bob@example.com");
     let attrs: crate::directory::Attributes =
@@ -165,6 +165,6 @@ async fn the_cache_forgets_what_a_write_changes() {
     crate::directory::Directory::add(&*s.dir, &dn, &attrs, &vec![], None).await.unwrap();
     let e = s.users.create(&behind, ROOT).await.unwrap_err();
     assert!(matches!(e, Error::Uniqueness(_)), "{e}");
-    let found = s.users.list(&lookup, "okta", ROOT).await.unwrap();
+    let found = s.users.list(&lookup, "okta", ROOT).await.unwrap().value();
     assert_eq!(found["totalResults"], 1, "{found:#}");
 }
