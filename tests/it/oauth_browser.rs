@@ -151,7 +151,10 @@ async fn okta_authorization_code_flow_in_chromium() {
 
     // A wrong password: the page again, with the failure, and no redirect.
     fill_and_submit(&browser, "alice", "not-her-password").await;
+    // A click returns before the page the POST answers with has loaded: wait for it.
+    let alert = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("p.error")).await;
     let source = browser.source().await.unwrap();
+    assert!(alert.is_ok(), "no sign-in failure shown: {source}");
     assert!(source.contains("Sign-in failed"), "{source}");
     screenshot(&browser, "login-failed").await;
     let name = browser.find(Locator::Id("username")).await.unwrap();
