@@ -29,6 +29,20 @@ impl GatewayProcess {
     /// when not empty; such a start may be slow, so it is given a minute.
     pub fn spawn_under(config: &str, wrapper: &[String]) -> GatewayProcess {
         super::raise_file_limit();
+        // The free port is found by binding and releasing it, so something else may take it
+        // before the gateway binds it (the edge tests open thousands of sockets): try again.
+        for _ in 0..3 {
+            match Self::try_spawn(config, wrapper) {
+                Ok(process) => return process,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("scim-gateway exited at start:\n{log}"),
+            }
+        }
+        panic!("scim-gateway found no free port in three tries");
+    }
+
+    /// One start; the log of a gateway that exited before it listened.
+    fn try_spawn(config: &str, wrapper: &[String]) -> Result<GatewayProcess, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
@@ -51,14 +65,17 @@ impl GatewayProcess {
             .spawn()
             .expect("start scim-gateway");
         let mut process = GatewayProcess { child, port, _dir: dir };
-        let wait = Duration::from_secs(if wrapper.is_empty() { 10 } else { 60 });
+        // A debug build starting beside a busy test run: 30 s (a minute under a wrapper).
+        let wait = Duration::from_secs(if wrapper.is_empty() { 30 } else { 60 });
         let deadline = Instant::now() + wait;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(process.child.try_wait().unwrap().is_none(), "scim-gateway exited at start");
+            if process.child.try_wait().unwrap().is_some() {
+                return Err(process.log());
+            }
             assert!(Instant::now() < deadline, "scim-gateway did not listen on {port} within {wait:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        process
+        Ok(process)
     }
 
     /// The configuration file it serves with (rewrite it, then send HUP).
@@ -69,6 +86,23 @@ impl GatewayProcess {
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The log once the access lines of every request answered so far are in it. They are
+    /// written in batches, in order, so once a marker request's line is in, theirs are.
+    pub async fn settled_log(&self) -> String {
+        static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let marker = format!("log-settled-{}", MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.client().raw("GET", "/ServiceProviderConfig", Vec::new(), None, &[("x-request-id", &marker)]).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if log.contains(&marker) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no access line for {marker} within 30 s:\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn client(&self) -> TestGateway {

@@ -195,7 +195,9 @@ async fn slapd_killed_and_restarted_under_load() {
     assert!(other.is_empty(), "unexpected answers: {other:#?}");
     assert!(!while_down.is_empty(), "no request was sent while slapd was down");
     assert!(while_down.iter().all(|e| matches!(e.outcome, Outcome::Unavailable)));
-    assert!(recovered < Duration::from_secs(10), "recovered only after {recovered:?}");
+    // Reconnects back off 2 s at most; 30 s leaves room for requests stuck in their timeouts
+    // on a loaded machine and still catches a gateway that needs a restart.
+    assert!(recovered < Duration::from_secs(30), "recovered only after {recovered:?}");
 
     // Everything acknowledged is in the directory: each user, with at least its last
     // acknowledged title (a later update that got a 503 may still have been applied), and

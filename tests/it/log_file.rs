@@ -13,8 +13,8 @@ async fn logs_to_a_file_have_no_escape_codes() {
     let gateway = GatewayProcess::spawn(&config_text(&slapd, |t| t));
     let answer = gateway.client().get("/Users?count=1").await;
     assert_eq!(answer.status, 200, "{:#}", answer.body);
-    // Access lines are written in batches, at most 50 ms late.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Access lines are written in batches, at most 50 ms late on an idle machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !gateway.log().contains("done") && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -347,8 +347,7 @@ async fn grants_and_refusals_are_audited_without_secrets() {
         .json();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     web.token_at(&gw, "revoke", "okta", OKTA_SECRET, &[("token", &refresh)]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let log = process.log();
+    let log = process.settled_log().await;
     for line in [
         "action=\"client_credentials\" client=\"entra\"",
         "client=\"entra\" subject=\"\" address=\"127.0.0.1\" outcome=\"refused: wrong secret\"",

@@ -86,6 +86,7 @@ async fn sighup_reloads_valid_files_and_keeps_serving_on_invalid_ones() {
     let statuses = load.await.unwrap();
     assert!(statuses.len() >= 15, "the load ran ({} requests)", statuses.len());
     assert!(statuses.iter().all(|s| *s == 200), "a request failed during the reloads: {statuses:?}");
-    assert!(!gw.log().contains(ROTATED) && !gw.log().contains(TOKEN), "no token in the logs");
+    let log = gw.settled_log().await;
+    assert!(!log.contains(ROTATED) && !log.contains(TOKEN), "no token in the logs");
     assert!(gw.terminate().success());
 }

@@ -133,7 +133,8 @@ async fn slow_clients_and_a_stalled_directory_get_bounded_answers() {
     let a = gw.get("/Users").await;
     a.assert_error(503, None);
     assert_eq!(a.header("retry-after"), Some("5"));
-    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    // Bounds with room for a loaded machine, short of the defaults (30 s, 10 s) the 1 s replaced.
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
 
     // A client that never finishes its headers is disconnected.
     let addr = gw.origin().trim_start_matches("http://").to_owned();
@@ -141,9 +142,8 @@ async fn slow_clients_and_a_stalled_directory_get_bounded_answers() {
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection was not closed");
-    assert!(started.elapsed() < Duration::from_secs(4));
+    let read = tokio::time::timeout(Duration::from_secs(8), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was not closed within 8 s");
     gw.stop().await;
 }
 
