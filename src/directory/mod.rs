@@ -33,8 +33,10 @@ pub enum DirectoryError {
     NotUnique(String),
     #[error("no such entry")]
     NoSuchEntry,
-    /// The server refused the data itself (schema, syntax, constraint, policy).
-    #[error("the directory refused the change: {text} (LDAP result {code})")]
+    /// The server refused the data itself (schema, syntax, constraint, policy). `code` is in
+    /// LDAP's result-code terms (RFC 4511), which every store maps its refusals into, because
+    /// provision acts on a few of them; `text` is what an operator reads, in the store's terms.
+    #[error("the directory refused the change: {text}")]
     Rejected { code: u32, text: String },
     #[error(
         "the service account is not allowed to do this ({0}); grant it the rights on the users' and groups' \

@@ -284,6 +284,15 @@ mod tests {
             assert!(e.contains("blank") || e.contains("control characters"), "{bad:?}: {e}");
         }
         assert!(write(json!({"userName": "a", "active": "maybe"})).is_err());
+        // A string attribute of a known schema takes strings only (RFC 7643 §2.3.1).
+        for (body, name) in [
+            (json!({"userName": 7, "name": {"familyName": "x"}}), "userName"),
+            (json!({"userName": "a", "name": {"familyName": true}}), "name.familyName"),
+            (json!({"userName": "a", "name": {"familyName": "x"}, "displayName": 1.5}), "displayName"),
+        ] {
+            let e = write(body).unwrap_err().to_string();
+            assert!(e.contains(&format!("{name} must be a string")), "{e}");
+        }
         let e = write(json!({"userName": "a", "password": 42})).unwrap_err().to_string();
         assert!(!e.contains("42"));
         assert_eq!(

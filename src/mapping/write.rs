@@ -228,8 +228,10 @@ fn ldap_value(rule: &Rule, v: &Value) -> Result<Option<String>> {
             (Some(b), None) => Ok(Some(if b { "TRUE" } else { "FALSE" }.into())),
             (None, _) => Err(Error::value(format!("{} must be a boolean, not {v}", rule.target))),
         },
-        // A declared extension attribute: its type decides.
-        _ if rule.custom.is_some() => rule.checked(v).map(Some),
+        // An attribute of a known schema (core, enterprise, or declared in gateway.toml): its
+        // type decides, so `"userName": 7` is refused (RFC 7644 §3.12 invalidValue) rather
+        // than stored as the text "7".
+        _ if rule.kind().is_some() => rule.checked(v).map(Some),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),

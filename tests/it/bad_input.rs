@@ -50,6 +50,13 @@ async fn each_bad_request_gets_its_error_and_changes_nothing() {
     let mut typed = okta_user("y@example.com", None);
     typed["active"] = "sometimes".into();
     gw.post("/Users", &typed).await.assert_error(400, Some("invalidValue"));
+    // A number where the schema says string: refused, not stored as text.
+    let mut numeric = okta_user("n@example.com", None);
+    numeric["userName"] = 7.into();
+    gw.post("/Users", &numeric).await.assert_error(400, Some("invalidValue"));
+    gw.patch(&user, json!([{"op": "replace", "path": "title", "value": 42}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
     // A value the mapping requires (name.familyName, as person needs sn): 400, and no entry.
     // (tests/it/rfc_details.rs has the directory's own refusal, without `required`.)
     let mut no_sn = okta_user("z@example.com", None);

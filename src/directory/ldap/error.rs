@@ -20,8 +20,15 @@ pub fn from_ldap(e: LdapError) -> DirectoryError {
 }
 
 pub fn from_result(r: LdapResult) -> DirectoryError {
-    let text = if r.text.is_empty() { format!("result code {}", r.rc) } else { r.text };
-    match r.rc {
+    let (rc, said) = (r.rc, !r.text.is_empty());
+    let text = if said { r.text } else { format!("result code {rc}") };
+    // A refusal of the data names its LDAP result code for the operator; the code itself
+    // stays in LDAP terms for provision.
+    let rejected = |code, text: String| {
+        let text = if said { format!("{text} (LDAP result {rc})") } else { text };
+        DirectoryError::Rejected { code, text }
+    };
+    match rc {
         4 => DirectoryError::SizeLimit,
         32 => DirectoryError::NoSuchEntry,
         // Samba refuses a duplicate sAMAccountName with entryAlreadyExists too, and names it:
@@ -46,11 +53,9 @@ pub fn from_result(r: LdapResult) -> DirectoryError {
         // AD refuses to remove a non-member with unwillingToPerform: Windows says 00000561
         // (ERROR_MEMBER_NOT_IN_GROUP), Samba "Attribute member already deleted". That is
         // noSuchAttribute's meaning.
-        53 if text.contains("00000561") || text.contains("already deleted") => {
-            DirectoryError::Rejected { code: 16, text }
-        }
+        53 if text.contains("00000561") || text.contains("already deleted") => rejected(16, text),
         // schema, syntax, constraint and naming problems: the data was refused
-        16..=21 | 34 | 53 | 64..=67 | 69 => DirectoryError::Rejected { code: r.rc, text },
+        16..=21 | 34 | 53 | 64..=67 | 69 => rejected(rc, text),
         code => DirectoryError::Other { code, text },
     }
 }
@@ -61,6 +66,20 @@ mod tests {
 
     fn result(rc: u32, text: &str) -> LdapResult {
         LdapResult { rc, matched: String::new(), text: text.into(), refs: vec![], ctrls: vec![] }
+    }
+
+    #[test]
+    fn a_refusal_names_its_result_code_once() {
+        let e = from_result(result(21, "mail: value #0 invalid per syntax"));
+        assert_eq!(
+            e.to_string(),
+            "the directory refused the change: mail: value #0 invalid per syntax (LDAP result 21)"
+        );
+        let e = from_result(result(65, ""));
+        assert_eq!(e.to_string(), "the directory refused the change: result code 65");
+        let member = from_result(result(53, "Attribute member already deleted"));
+        assert!(matches!(member, DirectoryError::Rejected { code: 16, .. }), "{member}");
+        assert!(member.to_string().ends_with("(LDAP result 53)"), "{member}");
     }
 
     #[test]

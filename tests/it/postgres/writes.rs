@@ -60,6 +60,28 @@ async fn user_patch_is_all_or_nothing() {
     gw.stop().await;
 }
 
+/// A value the table itself refuses (an app's CHECK constraint): 400 invalidValue, in the
+/// database's terms (the constraint's name, never an LDAP result code), and nothing lands.
+#[tokio::test]
+async fn a_value_the_table_refuses_is_400_and_changes_nothing() {
+    let pg = Postgres::start();
+    pg.execute("ALTER TABLE users ADD CONSTRAINT title_short CHECK (length(title) <= 20)").await;
+    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    let ids = create_users(&gw, &["amy"]).await;
+    let before = pg.snapshot().await;
+    let ops = json!([
+        {"op": "replace", "path": "active", "value": false},
+        {"op": "replace", "path": "title", "value": "Senior Vice President of Everything"},
+    ]);
+    let refused = gw.patch(&format!("/Users/{}", ids[0]), ops).await;
+    refused.assert_error(400, Some("invalidValue"));
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("title_short"), "{detail}");
+    assert!(!detail.contains("LDAP"), "{detail}");
+    assert_eq!(pg.snapshot().await, before, "neither operation landed");
+    gw.stop().await;
+}
+
 /// A group PATCH that adds a member and then renames onto a taken name: neither lands.
 #[tokio::test]
 async fn group_patch_is_all_or_nothing() {
