@@ -140,7 +140,6 @@ async fn slow_clients_and_a_stalled_directory_get_bounded_answers() {
     let addr = gw.origin().trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let started = Instant::now();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(8), slow.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the connection was not closed within 8 s");
