@@ -29,8 +29,15 @@ impl Write for Captured {
 /// is not the global subscriber but the default of this test's runtime: its one thread, where
 /// the in-process gateway's tasks run, and its blocking pool (CPU-bound PATCH work). ldap3's
 /// `log` records reach it through the bridge, which follows the current default.
+///
+/// tracing-core decides whether a callsite is on once, when some thread first reaches it, and
+/// while a single dispatcher is registered it asks only *that thread's* default. A span first
+/// reached by another test's thread (which has none) would then be off for this capture too:
+/// audit lines without their request span, no `caller` (seen once on CI). A second registered
+/// dispatcher, kept for the test's life, makes tracing-core ask every registered one.
 #[test]
 fn secrets_stay_out_of_logs_and_answers() {
+    let _ask_every_dispatcher = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let logs = Captured::default();
     let writer = logs.clone();
     let capture: tracing::Dispatch = tracing_subscriber::fmt()
