@@ -302,3 +302,45 @@ async fn paging_through_thousands() {
     assert_eq!(names, ["user02300", "user02301", "user02302"], "{:#}", late.body);
     gw.stop().await;
 }
+
+/// Okta's lookup by userName reads the row without a transaction or a count: a first page
+/// with fewer rows than asked for holds them all. A full first page still counts, in one
+/// snapshot with its rows. (PostgreSQL's own statement log says what ran.)
+#[tokio::test]
+async fn a_short_first_page_is_one_statement() {
+    let pg = Postgres::start();
+    pg.execute("ALTER SYSTEM SET log_statement = 'all'").await;
+    pg.execute("SELECT pg_reload_conf()").await;
+    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    for name in ["amy", "ben"] {
+        assert_eq!(gw.post("/Users", &okta_user(&format!("{name}@example.com"), None)).await.status, 201);
+    }
+    let ran = |from: usize| -> Vec<String> {
+        let log = pg.log();
+        let lines = log.get(from..).unwrap_or_default().lines();
+        lines.filter(|l| l.contains("LOG:  statement:") || l.contains("LOG:  execute")).map(str::to_owned).collect()
+    };
+
+    let from = pg.log().len();
+    for (name, total) in [("amy@example.com", 1), ("nobody@example.com", 0)] {
+        let found = gw.get(&format!("/Users?filter={}", q(&format!("userName eq \"{name}\"")))).await;
+        assert_eq!(found.body["totalResults"], total, "{:#}", found.body);
+    }
+    let lookups = ran(from);
+    assert!(lookups.iter().any(|l| l.contains("LIMIT")), "the rows were read: {lookups:#?}");
+    assert!(!lookups.iter().any(|l| l.contains("count(") || l.contains("START TRANSACTION")), "{lookups:#?}");
+
+    let from = pg.log().len();
+    let page = gw.get("/Users?count=1").await;
+    assert_eq!(
+        (page.body["totalResults"].as_u64(), page.body["Resources"].as_array().map(Vec::len)),
+        (Some(2), Some(1))
+    );
+    let full = ran(from);
+    assert!(
+        full.iter().any(|l| l.contains("count(")) && full.iter().any(|l| l.contains("START TRANSACTION")),
+        "{full:#?}"
+    );
+    println!("statements per lookup: {} for two lookups", lookups.len());
+    gw.stop().await;
+}
