@@ -46,6 +46,12 @@ pub struct Tables {
     pub membership: Option<MembershipTable>,
 }
 
+/// Prepared statements a connection keeps. A statement is prepared once per connection: an
+/// unprepared one costs PostgreSQL a parse and a plan, and the client one more round trip, on
+/// every call. Texts come from the mapping and a filter's shape, never from a value, but
+/// clients choose the shapes: past this many a connection starts afresh.
+const STATEMENTS_KEPT: usize = 256;
+
 pub struct PgStore {
     pool: Pool,
     tables: Tables,
@@ -147,6 +153,9 @@ impl PgStore {
     ) -> Result<T> {
         let run = async {
             let mut client = self.pool.get().await.map_err(pool_error)?;
+            if client.statement_cache.size() > STATEMENTS_KEPT {
+                client.statement_cache.clear();
+            }
             work(&mut client).await.map_err(db_error)
         };
         match tokio::time::timeout(self.deadline, run).await {
@@ -193,8 +202,10 @@ impl Records for PgStore {
         let mut sql = Sql::default();
         let key = typed(&t.name, &t.id, id, &mut sql);
         sql.text = format!("SELECT {} FROM {} r WHERE r.{} = {key}", select_list(t), table(&t.name), ident(&t.id));
-        let row =
-            self.with(async |c| c.query_opt(&sql.text, &params(&sql)).await).await.map_err(missing_when_invalid)?;
+        let row = self
+            .with(async |c| c.query_opt(&c.prepare_cached(&sql.text).await?, &params(&sql)).await)
+            .await
+            .map_err(missing_when_invalid)?;
         row.map(|r| entry(t, &r)).ok_or(DirectoryError::NoSuchEntry)
     }
 
@@ -203,7 +214,7 @@ impl Records for PgStore {
         let mut sql = Sql::default();
         let cond = t.text.condition("r", &sql::without_nul(filter), &mut sql);
         sql.text = format!("SELECT {} FROM {} r WHERE {cond} LIMIT {}", select_list(t), table(&t.name), max + 1);
-        let rows = self.with(async |c| c.query(&sql.text, &params(&sql)).await).await?;
+        let rows = self.with(async |c| c.query(&c.prepare_cached(&sql.text).await?, &params(&sql)).await).await?;
         Ok((rows.len() <= max).then(|| rows.iter().map(|r| entry(t, r)).collect()))
     }
 
@@ -218,7 +229,7 @@ impl Records for PgStore {
         let (total, rows) = self
             .with(async |c| {
                 if first {
-                    let rows = c.query(&list.text, &params(&list)).await?;
+                    let rows = c.query(&c.prepare_cached(&list.text).await?, &params(&list)).await?;
                     if rows.len() < q.limit {
                         return Ok((rows.len() as i64, rows));
                     }
@@ -230,8 +241,8 @@ impl Records for PgStore {
                     .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
                     .start()
                     .await?;
-                let total: i64 = tx.query_one(&count.text, &params(&count)).await?.get(0);
-                let rows = tx.query(&list.text, &params(&list)).await?;
+                let total: i64 = tx.query_one(&tx.prepare_cached(&count.text).await?, &params(&count)).await?.get(0);
+                let rows = tx.query(&tx.prepare_cached(&list.text).await?, &params(&list)).await?;
                 tx.commit().await?;
                 Ok((total, rows))
             })
@@ -250,10 +261,10 @@ impl Records for PgStore {
         let add = MemberChange { add: members.to_vec(), ..MemberChange::default() };
         self.with(async |c| {
             let tx = c.transaction().await?;
-            let created = entry(t, &tx.query_one(&insert.text, &params(&insert)).await?);
+            let created = entry(t, &tx.query_one(&tx.prepare_cached(&insert.text).await?, &params(&insert)).await?);
             if let Some(m) = membership {
                 for s in member_sqls(m, &created.dn, &add) {
-                    tx.execute(&s.text, &params(&s)).await?;
+                    tx.execute(&tx.prepare_cached(&s.text).await?, &params(&s)).await?;
                 }
             }
             tx.commit().await?;
@@ -279,9 +290,11 @@ impl Records for PgStore {
         let updated = self
             .with(async |c| {
                 let tx = c.transaction().await?;
-                let Some(row) = tx.query_opt(&update.text, &params(&update)).await? else { return Ok(None) };
+                let Some(row) = tx.query_opt(&tx.prepare_cached(&update.text).await?, &params(&update)).await? else {
+                    return Ok(None);
+                };
                 for s in &changes {
-                    tx.execute(&s.text, &params(s)).await?;
+                    tx.execute(&tx.prepare_cached(&s.text).await?, &params(s)).await?;
                 }
                 tx.commit().await?;
                 Ok(Some(entry(t, &row)))
@@ -298,7 +311,7 @@ impl Records for PgStore {
                 let tx = c.transaction().await?;
                 let mut n = 0;
                 for s in &statements {
-                    n = tx.execute(&s.text, &params(s)).await?;
+                    n = tx.execute(&tx.prepare_cached(&s.text).await?, &params(s)).await?;
                 }
                 tx.commit().await?;
                 Ok(n)
@@ -326,7 +339,10 @@ impl Records for PgStore {
             ident(&m.group_column),
             ident(&u.id),
         );
-        let rows = self.with(async |c| c.query(&sql.text, &params(&sql)).await).await.map_err(missing_when_invalid)?;
+        let rows = self
+            .with(async |c| c.query(&c.prepare_cached(&sql.text).await?, &params(&sql)).await)
+            .await
+            .map_err(missing_when_invalid)?;
         Ok(rows.iter().map(|r| entry(u, r)).collect())
     }
 
@@ -349,7 +365,7 @@ impl Records for PgStore {
             ident(&g.id),
         );
         let n = g.columns.len();
-        let rows = self.with(async |c| c.query(&sql.text, &params(&sql)).await).await?;
+        let rows = self.with(async |c| c.query(&c.prepare_cached(&sql.text).await?, &params(&sql)).await).await?;
         Ok(rows.iter().map(|r| (r.get::<_, Option<String>>(n).unwrap_or_default(), entry(g, r))).collect())
     }
 

@@ -305,7 +305,8 @@ async fn paging_through_thousands() {
 
 /// Okta's lookup by userName reads the row without a transaction or a count: a first page
 /// with fewer rows than asked for holds them all. A full first page still counts, in one
-/// snapshot with its rows. (PostgreSQL's own statement log says what ran.)
+/// snapshot with its rows. Statements are prepared once per connection. (PostgreSQL's own
+/// statement log says what ran.)
 #[tokio::test]
 async fn a_short_first_page_is_one_statement() {
     let pg = Postgres::start();
@@ -342,5 +343,19 @@ async fn a_short_first_page_is_one_statement() {
         "{full:#?}"
     );
     println!("statements per lookup: {} for two lookups", lookups.len());
+
+    // Each connection prepares a statement once: twenty lookups by twenty names run one
+    // statement per connection used (tokio-postgres names each preparation anew), not twenty.
+    let from = pg.log().len();
+    for i in 0..20 {
+        let found = gw.get(&format!("/Users?filter={}", q(&format!("userName eq \"nobody{i}@example.com\"")))).await;
+        assert_eq!(found.body["totalResults"], 0, "{:#}", found.body);
+    }
+    let names: std::collections::BTreeSet<String> = ran(from)
+        .iter()
+        .filter(|l| l.contains("LIMIT"))
+        .filter_map(|l| l.split("execute ").nth(1)?.split(':').next().map(str::to_owned))
+        .collect();
+    assert!((1..=8).contains(&names.len()), "at most one per connection of the pool of 8: {names:?}");
     gw.stop().await;
 }
