@@ -359,3 +359,29 @@ async fn a_short_first_page_is_one_statement() {
     assert!((1..=8).contains(&names.len()), "at most one per connection of the pool of 8: {names:?}");
     gw.stop().await;
 }
+
+/// A connection keeps a bounded number of prepared statements: statement texts follow what
+/// clients ask (here 300 page sizes), and past 256 the connection starts afresh, so a lookup
+/// prepared before is prepared again (under a new name in PostgreSQL's statement log).
+#[tokio::test]
+async fn prepared_statements_are_bounded_per_connection() {
+    let pg = Postgres::start();
+    pg.execute("ALTER SYSTEM SET log_statement = 'all'").await;
+    pg.execute("SELECT pg_reload_conf()").await;
+    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    let lookup = format!("/Users?filter={}", q("userName eq \"amy@example.com\""));
+    let name_of_lookup = async || {
+        let from = pg.log().len();
+        assert_eq!(gw.get(&lookup).await.status, 200);
+        let log = pg.log();
+        let line = log[from..].lines().find(|l| l.contains("LOG:  execute") && l.contains("LIMIT")).map(str::to_owned);
+        line.and_then(|l| Some(l.split("execute ").nth(1)?.split(':').next()?.to_owned())).expect("the lookup ran")
+    };
+    let first = name_of_lookup().await;
+    assert_eq!(name_of_lookup().await, first, "one connection, one preparation: the control");
+    for n in 1..=300 {
+        assert_eq!(gw.get(&format!("/Users?count={n}")).await.status, 200);
+    }
+    assert_ne!(name_of_lookup().await, first, "the 300 page sizes emptied the connection's statements");
+    gw.stop().await;
+}
