@@ -303,31 +303,45 @@ async fn paging_through_thousands() {
     gw.stop().await;
 }
 
+/// A private PostgreSQL that logs every statement, and a gateway in front of it.
+async fn logging_every_statement() -> (Postgres, TestGateway) {
+    let pg = Postgres::start();
+    pg.execute("ALTER SYSTEM SET log_statement = 'all'").await;
+    pg.execute("SELECT pg_reload_conf()").await;
+    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    (pg, gw)
+}
+
+/// The statements PostgreSQL logged from byte `from` of its log on.
+fn ran_since(pg: &Postgres, from: usize) -> Vec<String> {
+    let log = pg.log();
+    let lines = log.get(from..).unwrap_or_default().lines();
+    lines.filter(|l| l.contains("LOG:  statement:") || l.contains("LOG:  execute")).map(str::to_owned).collect()
+}
+
+/// The prepared statement's name in an `execute sN: …` line (tokio-postgres names each
+/// preparation anew).
+fn statement_name(line: &str) -> Option<String> {
+    Some(line.split("execute ").nth(1)?.split(':').next()?.to_owned())
+}
+
 /// Okta's lookup by userName reads the row without a transaction or a count: a first page
 /// with fewer rows than asked for holds them all. A full first page still counts, in one
 /// snapshot with its rows. Statements are prepared once per connection. (PostgreSQL's own
 /// statement log says what ran.)
 #[tokio::test]
 async fn a_short_first_page_is_one_statement() {
-    let pg = Postgres::start();
-    pg.execute("ALTER SYSTEM SET log_statement = 'all'").await;
-    pg.execute("SELECT pg_reload_conf()").await;
-    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    let (pg, gw) = logging_every_statement().await;
     for name in ["amy", "ben"] {
         assert_eq!(gw.post("/Users", &okta_user(&format!("{name}@example.com"), None)).await.status, 201);
     }
-    let ran = |from: usize| -> Vec<String> {
-        let log = pg.log();
-        let lines = log.get(from..).unwrap_or_default().lines();
-        lines.filter(|l| l.contains("LOG:  statement:") || l.contains("LOG:  execute")).map(str::to_owned).collect()
-    };
 
     let from = pg.log().len();
     for (name, total) in [("amy@example.com", 1), ("nobody@example.com", 0)] {
         let found = gw.get(&format!("/Users?filter={}", q(&format!("userName eq \"{name}\"")))).await;
         assert_eq!(found.body["totalResults"], total, "{:#}", found.body);
     }
-    let lookups = ran(from);
+    let lookups = ran_since(&pg, from);
     assert!(lookups.iter().any(|l| l.contains("LIMIT")), "the rows were read: {lookups:#?}");
     assert!(!lookups.iter().any(|l| l.contains("count(") || l.contains("START TRANSACTION")), "{lookups:#?}");
 
@@ -337,7 +351,7 @@ async fn a_short_first_page_is_one_statement() {
         (page.body["totalResults"].as_u64(), page.body["Resources"].as_array().map(Vec::len)),
         (Some(2), Some(1))
     );
-    let full = ran(from);
+    let full = ran_since(&pg, from);
     assert!(
         full.iter().any(|l| l.contains("count(")) && full.iter().any(|l| l.contains("START TRANSACTION")),
         "{full:#?}"
@@ -345,17 +359,14 @@ async fn a_short_first_page_is_one_statement() {
     println!("statements per lookup: {} for two lookups", lookups.len());
 
     // Each connection prepares a statement once: twenty lookups by twenty names run one
-    // statement per connection used (tokio-postgres names each preparation anew), not twenty.
+    // statement per connection used, not twenty.
     let from = pg.log().len();
     for i in 0..20 {
         let found = gw.get(&format!("/Users?filter={}", q(&format!("userName eq \"nobody{i}@example.com\"")))).await;
         assert_eq!(found.body["totalResults"], 0, "{:#}", found.body);
     }
-    let names: std::collections::BTreeSet<String> = ran(from)
-        .iter()
-        .filter(|l| l.contains("LIMIT"))
-        .filter_map(|l| l.split("execute ").nth(1)?.split(':').next().map(str::to_owned))
-        .collect();
+    let names: BTreeSet<String> =
+        ran_since(&pg, from).iter().filter(|l| l.contains("LIMIT")).filter_map(|l| statement_name(l)).collect();
     assert!((1..=8).contains(&names.len()), "at most one per connection of the pool of 8: {names:?}");
     gw.stop().await;
 }
@@ -365,17 +376,13 @@ async fn a_short_first_page_is_one_statement() {
 /// prepared before is prepared again (under a new name in PostgreSQL's statement log).
 #[tokio::test]
 async fn prepared_statements_are_bounded_per_connection() {
-    let pg = Postgres::start();
-    pg.execute("ALTER SYSTEM SET log_statement = 'all'").await;
-    pg.execute("SELECT pg_reload_conf()").await;
-    let gw = TestGateway::from_text(config(&pg, None, |t| t)).await;
+    let (pg, gw) = logging_every_statement().await;
     let lookup = format!("/Users?filter={}", q("userName eq \"amy@example.com\""));
     let name_of_lookup = async || {
         let from = pg.log().len();
         assert_eq!(gw.get(&lookup).await.status, 200);
-        let log = pg.log();
-        let line = log[from..].lines().find(|l| l.contains("LOG:  execute") && l.contains("LIMIT")).map(str::to_owned);
-        line.and_then(|l| Some(l.split("execute ").nth(1)?.split(':').next()?.to_owned())).expect("the lookup ran")
+        let ran = ran_since(&pg, from);
+        ran.iter().find(|l| l.contains("LIMIT")).and_then(|l| statement_name(l)).expect("the lookup ran")
     };
     let first = name_of_lookup().await;
     assert_eq!(name_of_lookup().await, first, "one connection, one preparation: the control");
