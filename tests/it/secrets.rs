@@ -33,7 +33,7 @@ impl Write for Captured {
 /// tracing-core decides whether a callsite is on once, when some thread first reaches it, and
 /// while a single dispatcher is registered it asks only *that thread's* default. A span first
 /// reached by another test's thread (which has none) would then be off for this capture too:
-/// audit lines without their request span, no `caller` (seen once on CI). A second registered
+/// audit lines without their request span, no `caller` (seen once in a full local run). A second registered
 /// dispatcher, kept for the test's life, makes tracing-core ask every registered one.
 #[test]
 fn secrets_stay_out_of_logs_and_answers() {
